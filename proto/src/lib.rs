@@ -1,0 +1,21 @@
+//! egress-proto: every byte format egress-audit relies on, with no I/O.
+//!
+//! Layout:
+//! - `frame`: the datagram frame (magic, format version, message kind) and the
+//!   one place where bincode encodes and decodes, with its size limit.
+//! - `event`: the messages a hook sends (`Hello`, `Call`, `Drops`, `ConfigChange`).
+//! - `journal`: the journal row, its canonical encoding and the chain hash.
+//! - `error`: the crate's one error type.
+//!
+//! The byte formats are specified in `docs/WIRE_FORMAT.md` and
+//! `docs/JOURNAL_FORMAT.md`; golden vectors live in `proto/vectors/`.
+
+pub mod error;
+pub mod event;
+pub mod frame;
+pub mod journal;
+
+pub use error::Error;
+pub use event::{Call, ConfigChange, DropCount, Drops, Hello, SeqCursor, StackFrame, Trigger};
+pub use frame::{decode, encode, Message, MessageKind, FORMAT_VERSION, MAGIC, MAX_DATAGRAM_SIZE};
+pub use journal::{chain_hash, EntryKind, JournalRow, GENESIS_HASH};
