@@ -1,1 +1,40 @@
-//! placeholder
+//! egress-tests: the harness every end-to-end test uses, with nothing mocked.
+//!
+//! Layout:
+//! - `bins`: where the built `egress-collector` and `egress-loadgen` binaries are.
+//! - `scratch`: a per-test temporary directory, kept when a test fails.
+//! - `db`: `TestDb`, a fresh PostgreSQL database prepared by `egress-collector
+//!   setup` and dropped afterwards, and `Sql`, a blocking SQL client.
+//! - `collector`: `Collector`, the real service process (start, SIGTERM, kill -9,
+//!   restart), and its `status`, `verify` and `watch` subcommands.
+//! - `loadgen`: runs `egress-loadgen` and parses its report.
+//! - `datagram`: a raw datagram sender for hand-made (and malformed) frames.
+//! - `wait`: bounded polling, and the lock that runs tests one at a time.
+
+pub mod bins;
+pub mod collector;
+pub mod datagram;
+pub mod db;
+pub mod loadgen;
+pub mod scratch;
+pub mod wait;
+
+pub use collector::{verify, Collector, CollectorBuilder, Status, Verify, Watch};
+pub use datagram::DatagramSender;
+pub use db::{Sql, TestDb};
+pub use loadgen::{Loadgen, LoadgenReport, RunningLoadgen};
+pub use scratch::Scratch;
+pub use wait::{require_dgram_qlen, serial, wait_for_value, wait_until};
+
+/// Gap reasons a hook reports about itself (DESIGN §3); every other reason
+/// is the collector's.
+pub const HOOK_GAP_REASONS: &[&str] = &[
+    "socket_missing",
+    "buffer_full",
+    "too_large",
+    "permission_denied",
+    "send_error",
+];
+
+/// Unix socket of the local PostgreSQL.
+pub const PG_SOCKET_DIR: &str = "/var/run/postgresql";

@@ -1,0 +1,64 @@
+//! Odoo's database role can read the log and nothing more: even a rogue
+//! addon's `cr.execute("DELETE …")` fails.
+
+use std::time::Duration;
+
+use egress_tests::db::{conninfo, describe};
+use egress_tests::{serial, verify, Collector, Loadgen, Sql, TestDb};
+
+const ODOO_ROLE: &str = "odoo";
+
+#[test]
+fn the_odoo_role_cannot_change_the_journal_but_can_read_the_log() {
+    let _serial = serial();
+    let db = TestDb::new("perms");
+    let mut collector = Collector::start(db.name());
+    Loadgen::new(collector.socket(), db.name())
+        .events(10)
+        .rate(200)
+        .run();
+    let rows = db.wait_accounted(10, Duration::from_secs(60));
+    assert_eq!(rows, 10, "calls + gaps ({})", db.gap_summary());
+    collector.stop();
+    let rows = db.rows();
+
+    let odoo = Sql::connect(&conninfo("postgres", db.name())).expect("connect");
+    odoo.batch(&format!("SET ROLE {ODOO_ROLE}"))
+        .unwrap_or_else(|e| panic!("SET ROLE {ODOO_ROLE}: {}", describe(&e)));
+
+    let attempts = [
+        "INSERT INTO egress.journal (seq, prev_hash, row_hash, database, kind, recorded_at, collector) \
+         VALUES (1000000, '\\x00', '\\x00', current_database(), 'call', now(), 'rogue')",
+        "UPDATE egress.journal SET host = 'evil.example' WHERE seq = 1",
+        "DELETE FROM egress.journal WHERE seq = 1",
+        "TRUNCATE egress.journal",
+    ];
+    for statement in attempts {
+        match odoo.batch(statement) {
+            Ok(()) => panic!("as {ODOO_ROLE}, `{statement}` succeeded"),
+            Err(e) => {
+                let code = e.code().map(|c| c.code().to_string());
+                assert_eq!(
+                    code.as_deref(),
+                    Some("42501"),
+                    "as {ODOO_ROLE}, `{statement}` must fail with permission denied, got {}",
+                    describe(&e)
+                );
+            }
+        }
+    }
+
+    let visible = odoo
+        .query("SELECT count(*) FROM public.network_egress_log")
+        .first()
+        .map(|r| r.get::<_, i64>(0))
+        .expect("one row");
+    assert_eq!(
+        visible, rows,
+        "{ODOO_ROLE} reads every journal row through the view"
+    );
+
+    assert_eq!(db.rows(), rows, "the journal is unchanged");
+    let outcome = verify(&db.superuser_url());
+    assert!(outcome.verified(), "verify:\n{outcome}");
+}

@@ -1,0 +1,100 @@
+//! `egress-collector setup` creates the roles, schema, journal and view, and
+//! running it again changes nothing.
+
+use egress_tests::{serial, TestDb};
+
+/// Everything setup is responsible for, as text: objects with their owners
+/// and privileges, columns, triggers, functions, the view's definition, the
+/// roles' attributes, and the row count of every table in the schema.
+const SNAPSHOT: &str = r#"
+SELECT string_agg(line, E'\n' ORDER BY line) FROM (
+  SELECT format('rel %s.%s kind=%s owner=%s acl=%s', n.nspname, c.relname, c.relkind,
+                pg_get_userbyid(c.relowner), coalesce(c.relacl::text, '-'))
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE n.nspname = 'egress' OR (n.nspname = 'public' AND c.relname = 'network_egress_log')
+  UNION ALL
+  SELECT format('col %s.%s.%s %s', table_schema, table_name, column_name, data_type)
+    FROM information_schema.columns
+   WHERE table_schema = 'egress' OR (table_schema = 'public' AND table_name = 'network_egress_log')
+  UNION ALL
+  SELECT format('trg %s %s %s', t.tgrelid::regclass, t.tgname, t.tgenabled)
+    FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+   WHERE NOT t.tgisinternal AND c.relnamespace = 'egress'::regnamespace
+  UNION ALL
+  SELECT format('fn %s owner=%s', p.oid::regprocedure, pg_get_userbyid(p.proowner))
+    FROM pg_proc p WHERE p.pronamespace = 'egress'::regnamespace
+  UNION ALL
+  SELECT format('nsp %s owner=%s acl=%s', nspname, pg_get_userbyid(nspowner), coalesce(nspacl::text, '-'))
+    FROM pg_namespace WHERE nspname = 'egress'
+  UNION ALL
+  SELECT 'view ' || pg_get_viewdef('public.network_egress_log'::regclass)
+  UNION ALL
+  SELECT format('role %s login=%s super=%s', rolname, rolcanlogin, rolsuper)
+    FROM pg_roles WHERE rolname IN ('egress_owner', 'egress_collector', 'odoo')
+  UNION ALL
+  SELECT format('rows %s.%s %s', n.nspname, c.relname,
+                (xpath('/row/n/text()', query_to_xml(
+                    format('SELECT count(*) AS n FROM %I.%I', n.nspname, c.relname),
+                    false, true, '')))[1]::text)
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE n.nspname = 'egress' AND c.relkind = 'r'
+) AS objects(line)
+"#;
+
+#[test]
+fn setup_creates_the_schema_and_is_idempotent() {
+    let _serial = serial();
+    let db = TestDb::new("setup");
+    let sql = db.sql();
+
+    for (role, login) in [("egress_owner", false), ("egress_collector", true)] {
+        let found = sql.int(&format!(
+            "SELECT count(*) FROM pg_roles WHERE rolname = '{role}' AND rolcanlogin = {login}"
+        ));
+        assert_eq!(found, 1, "role {role} with LOGIN = {login}");
+    }
+    assert_eq!(
+        sql.int("SELECT count(*) FROM pg_roles WHERE rolname = 'odoo'"),
+        1,
+        "role odoo"
+    );
+    assert_eq!(
+        sql.text(
+            "SELECT pg_get_userbyid(nspowner)::text FROM pg_namespace WHERE nspname = 'egress'"
+        )
+        .as_deref(),
+        Some("egress_owner"),
+        "schema egress is owned by egress_owner"
+    );
+    assert!(
+        sql.bool("SELECT has_table_privilege('odoo', 'public.network_egress_log', 'SELECT')"),
+        "odoo may SELECT public.network_egress_log"
+    );
+    let columns = sql.int(
+        "SELECT count(*) FROM information_schema.columns \
+         WHERE table_schema = 'egress' AND table_name = 'journal'",
+    );
+    assert!(
+        columns >= 45,
+        "egress.journal has the contract's columns ({columns})"
+    );
+
+    let before = sql.text(SNAPSHOT).unwrap_or_default();
+    let again = db.run_setup();
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&again.stdout),
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert!(
+        again.status.success(),
+        "setup run twice failed ({}):\n{output}",
+        again.status
+    );
+    assert!(
+        output.to_lowercase().contains("already"),
+        "a second setup says the migrations are already applied:\n{output}"
+    );
+    let after = sql.text(SNAPSHOT).unwrap_or_default();
+    assert_eq!(before, after, "a second setup changed the database");
+}
