@@ -1,0 +1,228 @@
+#!/usr/bin/env bash
+# bench-ingest.sh: sustained ingest benchmark of egress-collector, in one command.
+#
+# Builds the release binaries, then BENCH_RUNS times (default 3): creates a fresh
+# bench database, runs `egress-collector setup`, starts the release collector,
+# drives it with egress-loadgen at full speed for about BENCH_SECONDS (default 60),
+# and measures
+#   - events/s reaching the database: call rows committed / wall time from the
+#     start of the load to the last commit (polled with SQL every 0.5 s),
+#   - loss, fully accounted: hook-side drops (loadgen's report) and collector-side
+#     gap entries, checked against the identity calls + gaps = events attempted,
+#   - the collector's peak RSS (VmHWM from /proc/<pid>/status).
+# Prints each run and the median, and writes docs/PERFORMANCE.md.
+#
+# Needs: a local PostgreSQL reachable as a superuser (trust auth), psql, cargo.
+# Settings (environment): BENCH_RUNS, BENCH_SECONDS, BENCH_CLIENTS (default 4),
+# BENCH_EVENTS (events per client; default: calibrated for BENCH_SECONDS),
+# BENCH_DB (default egress_bench; dropped and recreated!), PGHOST (default
+# /var/run/postgresql), BENCH_PG_SUPERUSER (default postgres), BENCH_OUTPUT
+# (default docs/PERFORMANCE.md; "-" to skip writing it).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+RUNS=${BENCH_RUNS:-3}
+SECONDS_TARGET=${BENCH_SECONDS:-60}
+CLIENTS=${BENCH_CLIENTS:-4}
+DB=${BENCH_DB:-egress_bench}
+PGHOST=${PGHOST:-/var/run/postgresql}
+SUPERUSER=${BENCH_PG_SUPERUSER:-postgres}
+OUTPUT=${BENCH_OUTPUT:-docs/PERFORMANCE.md}
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+BIN=$TARGET_DIR/release
+
+say() { printf '%s\n' "$*" >&2; }
+die() { say "bench-ingest: $*"; exit 1; }
+
+psql_admin() { psql -X -q -v ON_ERROR_STOP=1 -h "$PGHOST" -U "$SUPERUSER" -d postgres "$@"; }
+psql_bench() { psql -X -q -tA -v ON_ERROR_STOP=1 -h "$PGHOST" -U "$SUPERUSER" -d "$DB" "$@"; }
+
+# Integer field of a flat JSON object: jnum KEY JSON.
+jnum() { printf '%s' "$2" | grep -o "\"$1\":[0-9]*" | head -n1 | cut -d: -f2; }
+
+say "== building release binaries"
+cargo build --release -p egress-collector -p egress-hook --bins >&2
+[ -x "$BIN/egress-collector" ] || die "$BIN/egress-collector missing after the build"
+[ -x "$BIN/egress-loadgen" ] || die "$BIN/egress-loadgen missing after the build"
+psql_admin -c 'SELECT 1' >/dev/null || die "cannot reach PostgreSQL at $PGHOST as $SUPERUSER"
+
+QLEN=$(cat /proc/sys/net/unix/max_dgram_qlen 2>/dev/null || echo unknown)
+if [ "$QLEN" != unknown ] && [ "$QLEN" -lt 512 ]; then
+    say "warning: net.unix.max_dgram_qlen is $QLEN (CI uses 512): expect more hook-side drops"
+fi
+
+WORK=$(mktemp -d /tmp/egress-bench.XXXXXX)
+COLLECTOR_PID=
+cleanup() {
+    if [ -n "$COLLECTOR_PID" ] && kill -0 "$COLLECTOR_PID" 2>/dev/null; then
+        kill -TERM "$COLLECTOR_PID" 2>/dev/null || true
+        wait "$COLLECTOR_PID" 2>/dev/null || true
+    fi
+    psql_admin -c "DROP DATABASE IF EXISTS \"$DB\" WITH (FORCE)" >/dev/null 2>&1 || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+fresh_database() {
+    psql_admin -c "DROP DATABASE IF EXISTS \"$DB\" WITH (FORCE)" -c "CREATE DATABASE \"$DB\"" >/dev/null
+    "$BIN/egress-collector" setup --database-url "host=$PGHOST user=$SUPERUSER dbname=$DB" >/dev/null
+}
+
+start_collector() { # start_collector LOGFILE
+    rm -f "$WORK/ingest.sock" "$WORK/control.sock"
+    mkdir -p "$WORK/state"
+    "$BIN/egress-collector" run \
+        --socket "$WORK/ingest.sock" --control "$WORK/control.sock" --state-dir "$WORK/state" \
+        --database-url "host=$PGHOST user=egress_collector dbname={db}" \
+        --default-db "$DB" 2>"$1" &
+    COLLECTOR_PID=$!
+    for _ in $(seq 300); do
+        [ -S "$WORK/ingest.sock" ] && [ -S "$WORK/control.sock" ] && return 0
+        kill -0 "$COLLECTOR_PID" 2>/dev/null || { cat "$1" >&2; die "the collector exited at start"; }
+        sleep 0.1
+    done
+    cat "$1" >&2
+    die "the collector did not create its sockets within 30 s"
+}
+
+stop_collector() {
+    kill -TERM "$COLLECTOR_PID"
+    wait "$COLLECTOR_PID" || die "the collector did not exit 0 after SIGTERM"
+    COLLECTOR_PID=
+}
+
+peak_rss_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$COLLECTOR_PID/status"; }
+
+now_ns() { date +%s%N; }
+
+# One measured load. Prints: calls attempted sent dropped gaps seconds rate rss_kib reasons
+measure() { # measure EVENTS_PER_CLIENT LOGFILE
+    local events=$1 log=$2
+    fresh_database
+    start_collector "$log"
+    local attempted=$((events * CLIENTS))
+    local t0 report
+    t0=$(now_ns)
+    report=$("$BIN/egress-loadgen" --socket "$WORK/ingest.sock" --db "$DB" \
+        --events "$events" --clients "$CLIENTS" --linger-ms 10000 --json)
+    # Poll until every event is accounted for; the load's end is the last
+    # moment the count of committed rows grew.
+    local calls=0 gaps=0 last=-1 t_last=$t0 stable_since
+    stable_since=$(now_ns)
+    while :; do
+        read -r calls gaps < <(psql_bench -F ' ' -c \
+            "SELECT count(*) FILTER (WHERE kind = 'call'), coalesce(sum(gap_count), 0) FROM egress.journal")
+        local t
+        t=$(now_ns)
+        if [ "$calls" != "$last" ]; then
+            last=$calls
+            t_last=$t
+            stable_since=$t
+        fi
+        [ $((calls + gaps)) -ge "$attempted" ] && break
+        # Nothing new for 30 s: report what is there (the accounting check fails).
+        [ $((t - stable_since)) -gt 30000000000 ] && break
+        sleep 0.5
+    done
+    local rss
+    rss=$(peak_rss_kib)
+    stop_collector
+    local secs rate reasons
+    secs=$(awk -v a="$t0" -v b="$t_last" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')
+    rate=$(awk -v n="$calls" -v s="$secs" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }')
+    reasons=$(printf '%s' "$report" | grep -o '"dropped_by_reason":{[^}]*}' | sed 's/"dropped_by_reason"://; s/[{}"]//g')
+    echo "$calls $attempted $(jnum sent "$report") $(jnum dropped "$report") $gaps $secs $rate $rss ${reasons:-none}"
+}
+
+if [ -n "${BENCH_EVENTS:-}" ]; then
+    EVENTS=$BENCH_EVENTS
+else
+    say "== calibrating (a short run to size a ~${SECONDS_TARGET} s load)"
+    measure 20000 "$WORK/calibration.log" >"$WORK/calibration"
+    read -r c _ _ _ _ s r _ _ <"$WORK/calibration"
+    [ "$r" -gt 0 ] || die "calibration committed nothing ($c rows in $s s); see the collector log"
+    EVENTS=$(( r * SECONDS_TARGET / CLIENTS ))
+    say "   $c calls in $s s = $r/s -> $EVENTS events per client"
+fi
+
+say "== $RUNS runs: $CLIENTS clients x $EVENTS events, full speed"
+RESULTS=()
+for i in $(seq "$RUNS"); do
+    measure "$EVENTS" "$WORK/run-$i.log" >"$WORK/result-$i"
+    line=$(cat "$WORK/result-$i")
+    RESULTS+=("$line")
+    read -r calls attempted sent dropped gaps secs rate rss reasons <<<"$line"
+    accounted=no
+    [ $((calls + gaps)) -eq "$attempted" ] && accounted=yes
+    say "   run $i: $rate calls/s ($calls calls in $secs s), attempted $attempted, sent $sent," \
+        "dropped by clients $dropped ($reasons), events in gaps $gaps, accounted: $accounted," \
+        "peak RSS $((rss / 1024)) MiB"
+done
+
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+MEDIAN_RATE=$(for l in "${RESULTS[@]}"; do echo "$l" | awk '{print $7}'; done | median)
+MEDIAN_RSS=$(for l in "${RESULTS[@]}"; do echo "$l" | awk '{print $8}'; done | median)
+MEDIAN_LOSS=$(for l in "${RESULTS[@]}"; do echo "$l" | awk '{ printf "%.2f\n", 100 * ($2 - $1) / $2 }'; done | median)
+say "== median: $MEDIAN_RATE calls/s committed, $MEDIAN_LOSS % of events in gaps, peak RSS $((MEDIAN_RSS / 1024)) MiB"
+
+[ "$OUTPUT" = "-" ] && exit 0
+
+CPU=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+MEM=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
+PGVER=$(psql_admin -tA -c 'SHOW server_version')
+COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+{
+    cat <<EOF
+# Performance
+
+Sustained ingest of \`egress-collector\`, measured by \`scripts/bench-ingest.sh\`
+(run it again to refresh this page; every figure below was written by it).
+
+## What is measured
+
+- **Committed calls per second**: call rows in \`egress.journal\` divided by the
+  wall time from the start of the load to the last commit, with hash chaining,
+  one transaction per batch, on the local PostgreSQL.
+- **Loss, accounted**: events the clients dropped (their own report, by reason)
+  plus events the collector recorded as gap entries; the run checks the
+  accounting identity *call rows + sum(gap_count) = events attempted*.
+- **Peak RSS** of the collector process (\`VmHWM\` from \`/proc/<pid>/status\`).
+
+## How
+
+Release build. For each run: a fresh database, \`egress-collector setup\`, a
+fresh collector (\`run\`, defaults), then \`egress-loadgen\` with $CLIENTS clients
+at full speed (no \`--rate\`), $EVENTS events each (sized by a calibration run
+for about $SECONDS_TARGET s), \`--linger-ms 10000\`. $RUNS runs; the median is
+reported. The load generator, the collector and PostgreSQL share the machine.
+
+## Results
+
+Median: **$MEDIAN_RATE committed calls/s**, $MEDIAN_LOSS % of attempted events
+in gap entries, collector peak RSS $((MEDIAN_RSS / 1024)) MiB.
+
+| run | committed calls/s | calls | seconds | attempted | dropped by clients | events in gaps | accounted | peak RSS (MiB) |
+|---|---|---|---|---|---|---|---|---|
+EOF
+    i=0
+    for l in "${RESULTS[@]}"; do
+        i=$((i + 1))
+        read -r calls attempted sent dropped gaps secs rate rss reasons <<<"$l"
+        accounted=no
+        [ $((calls + gaps)) -eq "$attempted" ] && accounted=yes
+        echo "| $i | $rate | $calls | $secs | $attempted | $dropped ($reasons) | $gaps | $accounted | $((rss / 1024)) |"
+    done
+    cat <<EOF
+
+## Machine
+
+- CPUs: $(nproc) ($CPU)
+- Memory: $MEM
+- PostgreSQL: $PGVER
+- Kernel: $(uname -r); \`net.unix.max_dgram_qlen\` = $QLEN
+- Rust: $(rustc --version)
+- Commit: $COMMIT, measured $(date -u +%Y-%m-%d)
+EOF
+} >"$OUTPUT"
+say "== wrote $OUTPUT"
