@@ -268,3 +268,24 @@ fn drop_stale_databases(admin: &Sql) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_created_database_is_dropped_with_its_value() {
+        let db = TestDb::create("harness");
+        let name = db.name().to_string();
+        assert_eq!(
+            db.sql().text("SELECT current_database()::text").as_deref(),
+            Some(name.as_str())
+        );
+        let admin = Sql::connect(&conninfo("postgres", "postgres")).unwrap();
+        drop(db);
+        let left = admin.int(&format!(
+            "SELECT count(*) FROM pg_database WHERE datname = '{name}'"
+        ));
+        assert_eq!(left, 0, "{name} is dropped");
+    }
+}
