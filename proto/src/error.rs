@@ -14,7 +14,10 @@ pub enum Error {
     #[error("unknown message kind {0}")]
     UnknownKind(u8),
     #[error("payload of a {kind:?} message does not decode: {reason}")]
-    BadPayload { kind: crate::MessageKind, reason: String },
+    BadPayload {
+        kind: crate::MessageKind,
+        reason: String,
+    },
     #[error("message does not encode within {max} bytes: {reason}")]
     Encode { max: usize, reason: String },
 }

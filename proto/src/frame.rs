@@ -39,6 +39,9 @@ impl MessageKind {
 }
 
 /// A decoded datagram.
+// Messages are decoded one at a time and moved once into the pipeline, so
+// boxing the large `Call` variant would only add an allocation per event.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
     Hello(Hello),
@@ -80,7 +83,10 @@ pub fn encode(message: &Message) -> Result<Vec<u8>, Error> {
         Message::Drops(m) => codec().serialize_into(&mut out, m),
         Message::ConfigChange(m) => codec().serialize_into(&mut out, m),
     };
-    written.map_err(|e| Error::Encode { max: MAX_DATAGRAM_SIZE, reason: e.to_string() })?;
+    written.map_err(|e| Error::Encode {
+        max: MAX_DATAGRAM_SIZE,
+        reason: e.to_string(),
+    })?;
     if out.len() > MAX_DATAGRAM_SIZE {
         return Err(Error::Encode {
             max: MAX_DATAGRAM_SIZE,
@@ -93,14 +99,23 @@ pub fn encode(message: &Message) -> Result<Vec<u8>, Error> {
 /// Decodes one datagram. Never panics, whatever the bytes.
 pub fn decode(datagram: &[u8]) -> Result<Message, Error> {
     if datagram.len() > MAX_DATAGRAM_SIZE {
-        return Err(Error::Oversized { len: datagram.len(), max: MAX_DATAGRAM_SIZE });
+        return Err(Error::Oversized {
+            len: datagram.len(),
+            max: MAX_DATAGRAM_SIZE,
+        });
     }
     if datagram.len() < HEADER_LEN {
-        return Err(Error::Truncated { len: datagram.len(), min: HEADER_LEN });
+        return Err(Error::Truncated {
+            len: datagram.len(),
+            min: HEADER_LEN,
+        });
     }
     let magic = [datagram[0], datagram[1]];
     if magic != MAGIC {
-        return Err(Error::BadMagic { found: magic, expected: MAGIC });
+        return Err(Error::BadMagic {
+            found: magic,
+            expected: MAGIC,
+        });
     }
     if datagram[2] != FORMAT_VERSION {
         return Err(Error::UnknownVersion(datagram[2]));
@@ -120,9 +135,10 @@ fn payload_of<T: DeserializeOwned + Serialize>(
     kind: MessageKind,
     payload: &[u8],
 ) -> Result<T, Error> {
-    codec()
-        .deserialize(payload)
-        .map_err(|e| Error::BadPayload { kind, reason: e.to_string() })
+    codec().deserialize(payload).map_err(|e| Error::BadPayload {
+        kind,
+        reason: e.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -144,14 +160,25 @@ mod tests {
     #[test]
     fn round_trips_every_kind() {
         let messages = [
-            Message::Hello(Hello { worker_id: 1, addons_paths: vec!["/a".into()], ..Hello::default() }),
+            Message::Hello(Hello {
+                worker_id: 1,
+                addons_paths: vec!["/a".into()],
+                ..Hello::default()
+            }),
             Message::Call(sample_call()),
             Message::Drops(Drops {
                 worker_id: 1,
-                counts: vec![crate::DropCount { database: "x".into(), reason: "buffer_full".into(), count: 3 }],
+                counts: vec![crate::DropCount {
+                    database: "x".into(),
+                    reason: "buffer_full".into(),
+                    count: 3,
+                }],
                 cursors: vec![],
             }),
-            Message::ConfigChange(ConfigChange { key: "k".into(), ..ConfigChange::default() }),
+            Message::ConfigChange(ConfigChange {
+                key: "k".into(),
+                ..ConfigChange::default()
+            }),
         ];
         for message in messages {
             let bytes = encode(&message).unwrap();
@@ -168,11 +195,17 @@ mod tests {
         assert_eq!(decode(&bad_magic).unwrap_err().reason(), "bad_magic");
         let mut bad_version = good.clone();
         bad_version[2] = 99;
-        assert_eq!(decode(&bad_version).unwrap_err().reason(), "unknown_version");
+        assert_eq!(
+            decode(&bad_version).unwrap_err().reason(),
+            "unknown_version"
+        );
         let mut bad_kind = good.clone();
         bad_kind[3] = 42;
         assert_eq!(decode(&bad_kind).unwrap_err().reason(), "unknown_kind");
-        assert_eq!(decode(&good[..good.len() - 1]).unwrap_err().reason(), "bad_payload");
+        assert_eq!(
+            decode(&good[..good.len() - 1]).unwrap_err().reason(),
+            "bad_payload"
+        );
         let mut trailing = good.clone();
         trailing.push(0);
         assert_eq!(decode(&trailing).unwrap_err().reason(), "bad_payload");

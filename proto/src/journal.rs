@@ -222,9 +222,20 @@ mod tests {
 
     #[test]
     fn absent_and_empty_values_hash_differently() {
-        let base = JournalRow { seq: 1, database: "d".into(), kind: "call".into(), ..Default::default() };
-        let with_empty = JournalRow { path: Some(String::new()), ..base.clone() };
-        let with_empty_list = JournalRow { query_keys: Some(vec![]), ..base.clone() };
+        let base = JournalRow {
+            seq: 1,
+            database: "d".into(),
+            kind: "call".into(),
+            ..Default::default()
+        };
+        let with_empty = JournalRow {
+            path: Some(String::new()),
+            ..base.clone()
+        };
+        let with_empty_list = JournalRow {
+            query_keys: Some(vec![]),
+            ..base.clone()
+        };
         assert_ne!(base.canonical(), with_empty.canonical());
         assert_ne!(base.canonical(), with_empty_list.canonical());
         assert_ne!(with_empty.canonical(), with_empty_list.canonical());
@@ -232,14 +243,25 @@ mod tests {
 
     #[test]
     fn moving_bytes_between_fields_changes_the_hash() {
-        let a = JournalRow { host: Some("ab".into()), path: Some("c".into()), ..Default::default() };
-        let b = JournalRow { host: Some("a".into()), path: Some("bc".into()), ..Default::default() };
+        let a = JournalRow {
+            host: Some("ab".into()),
+            path: Some("c".into()),
+            ..Default::default()
+        };
+        let b = JournalRow {
+            host: Some("a".into()),
+            path: Some("bc".into()),
+            ..Default::default()
+        };
         assert_ne!(a.hash_after(&GENESIS_HASH), b.hash_after(&GENESIS_HASH));
     }
 
     #[test]
     fn the_chain_depends_on_the_previous_hash() {
-        let row = JournalRow { seq: 2, ..Default::default() };
+        let row = JournalRow {
+            seq: 2,
+            ..Default::default()
+        };
         assert_ne!(row.hash_after(&GENESIS_HASH), row.hash_after(&[1u8; 32]));
     }
 }

@@ -56,9 +56,17 @@ fn messages() -> Vec<(&'static str, Message)> {
                 line: 88,
             },
         ],
-        trigger: Trigger { kind: "http".into(), name: "/web/dataset/call_kw".into(), uid: Some(2) },
+        trigger: Trigger {
+            kind: "http".into(),
+            name: "/web/dataset/call_kw".into(),
+            uid: Some(2),
+        },
     };
-    let minimal_call = Call { worker_id: 1, seq: 1, ..Call::default() };
+    let minimal_call = Call {
+        worker_id: 1,
+        seq: 1,
+        ..Call::default()
+    };
     let unicode_call = Call {
         worker_id: u64::MAX,
         seq: u64::MAX,
@@ -69,7 +77,11 @@ fn messages() -> Vec<(&'static str, Message)> {
         port: 587,
         status: Some(250),
         error_class: "SMTPServerDisconnected".into(),
-        trigger: Trigger { kind: "cron".into(), name: "Mail: Email Queue Manager".into(), uid: None },
+        trigger: Trigger {
+            kind: "cron".into(),
+            name: "Mail: Email Queue Manager".into(),
+            uid: None,
+        },
         ..Call::default()
     };
     vec![
@@ -95,10 +107,21 @@ fn messages() -> Vec<(&'static str, Message)> {
             Message::Drops(Drops {
                 worker_id: 99,
                 counts: vec![
-                    DropCount { database: "prod_db".into(), reason: "socket_missing".into(), count: 17 },
-                    DropCount { database: "".into(), reason: "buffer_full".into(), count: 2 },
+                    DropCount {
+                        database: "prod_db".into(),
+                        reason: "socket_missing".into(),
+                        count: 17,
+                    },
+                    DropCount {
+                        database: "".into(),
+                        reason: "buffer_full".into(),
+                        count: 2,
+                    },
                 ],
-                cursors: vec![SeqCursor { database: "prod_db".into(), last_seq: 1_000 }],
+                cursors: vec![SeqCursor {
+                    database: "prod_db".into(),
+                    last_seq: 1_000,
+                }],
             }),
         ),
         (
@@ -139,16 +162,32 @@ fn datagram_vectors_match() {
         })
         .collect();
     if writing() {
-        std::fs::write(&path, serde_json::to_string_pretty(&computed).unwrap() + "\n").unwrap();
+        std::fs::write(
+            &path,
+            serde_json::to_string_pretty(&computed).unwrap() + "\n",
+        )
+        .unwrap();
     }
     let committed: Vec<Value> = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     assert_eq!(committed.len(), computed.len());
     for ((name, message), entry) in messages().iter().zip(&committed) {
         assert_eq!(entry["name"], json!(name));
         let bytes = hex::decode(entry["hex"].as_str().unwrap()).unwrap();
-        assert_eq!(hex::encode(encode(message).unwrap()), entry["hex"], "{name} encodes differently");
-        assert_eq!(&decode(&bytes).unwrap(), message, "{name} decodes differently");
-        assert_eq!(message_json(message)["message"], entry["message"], "{name} JSON differs");
+        assert_eq!(
+            hex::encode(encode(message).unwrap()),
+            entry["hex"],
+            "{name} encodes differently"
+        );
+        assert_eq!(
+            &decode(&bytes).unwrap(),
+            message,
+            "{name} decodes differently"
+        );
+        assert_eq!(
+            message_json(message)["message"],
+            entry["message"],
+            "{name} JSON differs"
+        );
     }
 }
 
@@ -186,7 +225,9 @@ fn journal_rows() -> Vec<JournalRow> {
         fingerprint: Some(vec![0x5a; 32]),
         addon: Some("ai_connector".into()),
         addon_path: Some(vec!["ai_connector".into()]),
-        stack: Some(vec!["/mnt/extra-addons/ai_connector/models/chat.py:88 _ask".into()]),
+        stack: Some(vec![
+            "/mnt/extra-addons/ai_connector/models/chat.py:88 _ask".into(),
+        ]),
         trigger_kind: Some("http".into()),
         trigger_name: Some("/web/dataset/call_kw".into()),
         odoo_uid: Some(2),
@@ -215,7 +256,10 @@ fn journal_rows() -> Vec<JournalRow> {
         kind: "config_change".into(),
         recorded_at_us: 1_764_288_002_000_000,
         collector: "odoo-host-1".into(),
-        detail: Some(r#"{"key":"mit_network_audit.enabled","new":"False","old":"True","user":"admin"}"#.into()),
+        detail: Some(
+            r#"{"key":"mit_network_audit.enabled","new":"False","old":"True","user":"admin"}"#
+                .into(),
+        ),
         ..JournalRow::default()
     };
     vec![call, gap, change]
@@ -237,10 +281,17 @@ fn journal_chain_vectors_match() {
         prev = hash;
     }
     if writing() {
-        std::fs::write(&path, serde_json::to_string_pretty(&computed).unwrap() + "\n").unwrap();
+        std::fs::write(
+            &path,
+            serde_json::to_string_pretty(&computed).unwrap() + "\n",
+        )
+        .unwrap();
     }
     let committed: Vec<Value> = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    assert_eq!(committed, computed, "journal vectors differ from the committed ones");
+    assert_eq!(
+        committed, computed,
+        "journal vectors differ from the committed ones"
+    );
     let mut prev = GENESIS_HASH;
     for entry in &committed {
         let row: JournalRow = serde_json::from_value(entry["row"].clone()).unwrap();

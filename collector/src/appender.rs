@@ -1,0 +1,354 @@
+//! Chain appender actor, one per Odoo database: the chain's single writer in
+//! this collector. Buffers what arrives, and in one transaction at a time
+//! plans gaps, takes the chain lock, reads the head, hashes, COPYs the rows
+//! and moves the worker cursors; then publishes the rows to watchers.
+//! Database down: the buffer is kept (bounded), retried with backoff, and
+//! whatever overflows becomes a gap entry with the exact count.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, ResponseFuture, WrapFuture};
+use deadpool_postgres::Pool;
+use tokio::sync::oneshot;
+use tracing::{error, info, warn};
+
+use crate::chain;
+use crate::config::ChainConfig;
+use crate::databases::Databases;
+use crate::error::{Error, Result};
+use crate::stage::{Batch, Drain, Item, LossSummary, RedactedEntry, Traceable};
+use crate::stats::Stats;
+use crate::store::{self, ChainedRow};
+use crate::watch_hub::{Committed, WatchHub};
+
+/// How long shutdown waits for a database that does not answer.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Repeat a "database still down" warning at most this often.
+const WARN_EVERY: Duration = Duration::from_secs(30);
+
+pub struct ChainAppender {
+    database: String,
+    databases: Arc<Databases>,
+    config: ChainConfig,
+    collector: String,
+    stats: Arc<Stats>,
+    watch: WatchHub,
+    buffer: VecDeque<Item<RedactedEntry>>,
+    /// Losses from a full buffer, kept in order behind the buffer.
+    overflow: LossSummary,
+    /// worker → last accounted sequence number, as committed.
+    cursors: HashMap<u64, u64>,
+    in_flight: bool,
+    failures: u32,
+    retry_at: Option<Instant>,
+    last_warned: Option<Instant>,
+    drain_waiters: Vec<oneshot::Sender<()>>,
+}
+
+impl ChainAppender {
+    pub fn new(
+        database: String,
+        databases: Arc<Databases>,
+        config: ChainConfig,
+        collector: String,
+        stats: Arc<Stats>,
+        watch: WatchHub,
+    ) -> Self {
+        ChainAppender {
+            database,
+            databases,
+            config,
+            collector,
+            stats,
+            watch,
+            buffer: VecDeque::new(),
+            overflow: LossSummary::new("database_unavailable"),
+            cursors: HashMap::new(),
+            in_flight: false,
+            failures: 0,
+            retry_at: None,
+            last_warned: None,
+            drain_waiters: Vec::new(),
+        }
+    }
+
+    fn enqueue(&mut self, items: Vec<Item<RedactedEntry>>) {
+        for item in items {
+            if self.buffer.len() >= self.config.queue_max {
+                let reason = if self.failures > 0 {
+                    "database_unavailable"
+                } else {
+                    "queue_full"
+                };
+                if self.overflow.is_empty() {
+                    self.overflow = LossSummary::new(reason);
+                    error!(db = %self.database, reason, queue_max = self.config.queue_max,
+                        "Journal queue full, events are being dropped and counted as a gap.");
+                }
+                self.overflow.absorb(vec![item]);
+                continue;
+            }
+            if !self.overflow.is_empty() {
+                let summary = std::mem::replace(&mut self.overflow, LossSummary::new(""));
+                self.buffer.push_back(Item::Lost(summary));
+            }
+            self.buffer.push_back(item);
+        }
+        self.report_queue();
+    }
+
+    fn report_queue(&self) {
+        let queued = self.buffer.len() as u64;
+        self.stats
+            .update_database(&self.database, |d| d.queued = queued);
+    }
+
+    fn maybe_flush(&mut self, ctx: &mut Context<Self>) {
+        if self.in_flight {
+            return;
+        }
+        if self.buffer.is_empty() && self.overflow.is_empty() {
+            self.notify_drained();
+            return;
+        }
+        if self.retry_at.is_some_and(|at| Instant::now() < at) {
+            return;
+        }
+        let take = self.buffer.len().min(self.config.batch_max_rows);
+        let mut items: Vec<_> = self.buffer.drain(..take).collect();
+        if self.buffer.is_empty() && !self.overflow.is_empty() {
+            let summary = std::mem::replace(&mut self.overflow, LossSummary::new(""));
+            items.push(Item::Lost(summary));
+        }
+        let mut known = HashMap::new();
+        let mut unknown = Vec::new();
+        for worker in workers_in(&items) {
+            match self.cursors.get(&worker) {
+                Some(last) => drop(known.insert(worker, *last)),
+                None => unknown.push(worker),
+            }
+        }
+        self.in_flight = true;
+        let pool = self.databases.pool(&self.database);
+        let write = write_batch(
+            pool,
+            self.database.clone(),
+            items,
+            known,
+            unknown,
+            self.collector.clone(),
+        );
+        ctx.spawn(
+            write
+                .into_actor(self)
+                .map(|result, act, ctx| act.finish_flush(result, ctx)),
+        );
+    }
+
+    fn finish_flush(&mut self, result: Result<Written, Failed>, ctx: &mut Context<Self>) {
+        self.in_flight = false;
+        match result {
+            Ok(written) => self.committed(written),
+            Err(Failed { items, error }) if error.is_data_rejection() => {
+                // Retrying rows the database refuses would stall the chain
+                // forever: account for them as a gap instead, and say so.
+                error!(db = %self.database, error = %error,
+                    "Database refused a batch of rows; recording them as a gap.");
+                let mut summary = LossSummary::new("database_rejected");
+                summary.absorb(items);
+                self.buffer.push_front(Item::Lost(summary));
+            }
+            Err(Failed { items, error }) => self.failed(items, error),
+        }
+        self.report_queue();
+        let draining = !self.drain_waiters.is_empty();
+        if !self.buffer.is_empty() && (draining || self.buffer.len() >= self.config.batch_max_rows)
+        {
+            self.maybe_flush(ctx);
+        }
+        self.notify_drained();
+    }
+
+    fn committed(&mut self, written: Written) {
+        if self.failures > 0 {
+            info!(db = %self.database, after_failures = self.failures, "Journal writable again.");
+        }
+        self.failures = 0;
+        self.retry_at = None;
+        self.cursors.extend(written.cursors);
+        let head_seq = written.rows.last().map(|r| r.row.seq);
+        self.stats.update_database(&self.database, |d| {
+            d.appended += written.rows.len() as u64;
+            d.gap_entries += written.gap_entries;
+            d.events_in_gaps += written.events_in_gaps;
+            d.head_seq = head_seq.unwrap_or(d.head_seq);
+            d.last_error = None;
+        });
+        self.watch.publish(Committed {
+            database: self.database.clone(),
+            rows: written.rows,
+        });
+    }
+
+    fn failed(&mut self, items: Vec<Item<RedactedEntry>>, error: Error) {
+        for item in items.into_iter().rev() {
+            self.buffer.push_front(item);
+        }
+        self.failures += 1;
+        let backoff = Duration::from_millis(100 * 2u64.pow(self.failures.min(6))).min(MAX_BACKOFF);
+        self.retry_at = Some(Instant::now() + backoff);
+        if self.last_warned.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
+            self.last_warned = Some(Instant::now());
+            warn!(db = %self.database, error = %error, queued = self.buffer.len(),
+                "Cannot write the journal; keeping events and retrying. Check the database and run `egress-collector setup` on it if it was never set up.");
+        }
+        let message = error.to_string();
+        self.stats
+            .update_database(&self.database, |d| d.last_error = Some(message));
+    }
+
+    fn notify_drained(&mut self) {
+        if !self.in_flight && self.buffer.is_empty() && self.overflow.is_empty() {
+            for waiter in self.drain_waiters.drain(..) {
+                let _ = waiter.send(());
+            }
+        }
+    }
+}
+
+impl Actor for ChainAppender {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(self.config.flush_interval(), |act, ctx| {
+            act.maybe_flush(ctx)
+        });
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        if !self.buffer.is_empty() {
+            error!(db = %self.database, items = self.buffer.len(),
+                "Stopped with events not journaled; their workers' next events will show them as a gap.");
+        }
+    }
+}
+
+impl Handler<Batch<RedactedEntry>> for ChainAppender {
+    type Result = ();
+
+    fn handle(&mut self, Batch(items): Batch<RedactedEntry>, ctx: &mut Context<Self>) {
+        self.enqueue(items);
+        if self.buffer.len() >= self.config.batch_max_rows {
+            self.maybe_flush(ctx);
+        }
+    }
+}
+
+impl Handler<Drain> for ChainAppender {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) -> Self::Result {
+        let (done, wait) = oneshot::channel();
+        self.drain_waiters.push(done);
+        self.retry_at = None;
+        self.maybe_flush(ctx);
+        self.notify_drained();
+        Box::pin(async move {
+            let _ = tokio::time::timeout(DRAIN_DEADLINE, wait).await;
+        })
+    }
+}
+
+/// A committed batch.
+struct Written {
+    rows: Vec<ChainedRow>,
+    cursors: HashMap<u64, u64>,
+    gap_entries: u64,
+    events_in_gaps: u64,
+}
+
+/// A batch that did not commit, returned intact.
+struct Failed {
+    items: Vec<Item<RedactedEntry>>,
+    error: Error,
+}
+
+fn workers_in(items: &[Item<RedactedEntry>]) -> Vec<u64> {
+    let mut workers: Vec<u64> = items
+        .iter()
+        .flat_map(|item| -> Vec<u64> {
+            match item {
+                Item::Call(entry) => vec![entry.worker_id()],
+                Item::Drops(_, drops) => vec![drops.worker_id],
+                Item::Lost(summary) => summary.workers.keys().map(|(_, w)| *w).collect(),
+                Item::ConfigChange(..) | Item::Hello(..) => vec![],
+            }
+        })
+        .collect();
+    workers.sort_unstable();
+    workers.dedup();
+    workers
+}
+
+async fn write_batch(
+    pool: Result<Pool>,
+    database: String,
+    items: Vec<Item<RedactedEntry>>,
+    mut known: HashMap<u64, u64>,
+    unknown: Vec<u64>,
+    collector: String,
+) -> Result<Written, Failed> {
+    let attempt = async {
+        let mut client = pool?.get().await.map_err(|e| Error::Pool {
+            database: database.clone(),
+            reason: crate::error::chain_text(&e),
+        })?;
+        if !unknown.is_empty() {
+            let ids: Vec<i64> = unknown.iter().map(|w| *w as i64).collect();
+            let stored = store::fetch_cursors(&client, &ids).await?;
+            for worker in &unknown {
+                let last = stored.get(&(*worker as i64)).map_or(0, |s| *s as u64);
+                known.insert(*worker, last);
+            }
+        }
+        let plan = chain::plan(&database, &items, &known);
+        let tx = client.transaction().await.map_err(|source| Error::Db {
+            stmt: "begin",
+            source,
+        })?;
+        let head = match store::lock_and_read_head(&tx).await? {
+            None => None,
+            Some((seq, hash)) => Some((seq, <[u8; 32]>::try_from(hash.as_slice()).map_err(|_| {
+                Error::Config(format!(
+                    "the journal head (seq {seq}) has a row_hash that is not 32 bytes: run `egress-collector verify`"
+                ))
+            })?)),
+        };
+        let now_us = store::to_micros(SystemTime::now());
+        let rows = chain::chain(plan.rows, head, &collector, now_us);
+        store::copy_rows(&tx, &rows).await?;
+        let cursors: Vec<(i64, i64)> = plan
+            .cursors
+            .iter()
+            .map(|(w, s)| (*w as i64, *s as i64))
+            .collect();
+        store::upsert_cursors(&tx, &cursors).await?;
+        tx.commit().await.map_err(|source| Error::Db {
+            stmt: "commit",
+            source,
+        })?;
+        Ok(Written {
+            rows,
+            cursors: plan.cursors,
+            gap_entries: plan.gap_entries,
+            events_in_gaps: plan.events_in_gaps,
+        })
+    };
+    match attempt.await {
+        Ok(written) => Ok(written),
+        Err(error) => Err(Failed { items, error }),
+    }
+}

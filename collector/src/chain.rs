@@ -1,0 +1,340 @@
+//! Turning what reached the appender into journal rows: gap accounting over
+//! per-worker sequence numbers, then chaining (seq, prev_hash, row_hash).
+//! Pure functions, so every accounting rule is unit-tested without a database.
+
+use std::collections::{BTreeMap, HashMap};
+
+use egress_proto::{JournalRow, GENESIS_HASH};
+use serde_json::json;
+
+use crate::stage::{Item, RedactedEntry, Sender};
+use crate::store::ChainedRow;
+
+pub const SEQUENCE_JUMP: &str = "sequence_jump";
+
+/// Rows to append, with the accounting that goes with them.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub rows: Vec<JournalRow>,
+    /// worker → last sequence number now accounted for.
+    pub cursors: HashMap<u64, u64>,
+    pub gap_entries: u64,
+    pub events_in_gaps: u64,
+}
+
+/// Walks items in arrival order. `known` holds each worker's last accounted
+/// sequence number (absent: never seen, so 0). Every sequence number up to a
+/// worker's newest is either a row or counted in exactly one gap entry.
+pub fn plan(database: &str, items: &[Item<RedactedEntry>], known: &HashMap<u64, u64>) -> Plan {
+    let mut walk = Walk {
+        known,
+        plan: Plan::default(),
+        gaps: BTreeMap::new(),
+        pids: HashMap::new(),
+    };
+    for item in items {
+        match item {
+            Item::Call(entry) => {
+                walk.note_pid(entry.worker_id, entry.row.worker_pid);
+                walk.advance_to(entry.worker_id, entry.worker_seq, 1);
+                let mut row = entry.row.clone();
+                row.kind = "call".into();
+                walk.plan.rows.push(row);
+            }
+            Item::Drops(sender, drops) => {
+                walk.note_sender(drops.worker_id, sender);
+                for count in &drops.counts {
+                    walk.gap(drops.worker_id, &reason_label(&count.reason), count.count);
+                }
+                for cursor in &drops.cursors {
+                    walk.advance_to(drops.worker_id, cursor.last_seq, 0);
+                }
+            }
+            Item::ConfigChange(sender, change) => {
+                walk.note_sender(change.worker_id, sender);
+                walk.plan.rows.push(JournalRow {
+                    kind: "config_change".into(),
+                    worker_id: Some(change.worker_id as i64),
+                    worker_pid: Some(sender.pid),
+                    worker_uid: Some(sender.uid),
+                    odoo_uid: change.uid,
+                    detail: Some(
+                        json!({
+                            "key": change.key,
+                            "old": change.old_value,
+                            "new": change.new_value,
+                            "user": change.user_login,
+                            "changed_at_us": change.changed_at_us,
+                        })
+                        .to_string(),
+                    ),
+                    ..JournalRow::default()
+                });
+            }
+            Item::Lost(summary) => {
+                for ((_, worker), loss) in &summary.workers {
+                    if let Some((low, high)) = loss.seq_range {
+                        // Anything between what we accounted and the first
+                        // lost call vanished before reaching us.
+                        walk.advance_to(*worker, low, 1);
+                        walk.raise(*worker, high);
+                    }
+                    walk.gap(*worker, summary.reason, loss.calls + loss.other);
+                    for (reason, count) in &loss.reported {
+                        walk.gap(*worker, &reason_label(reason), *count);
+                    }
+                    if let Some(cursor) = loss.cursor {
+                        walk.advance_to(*worker, cursor, 0);
+                    }
+                }
+            }
+            Item::Hello(..) => {}
+        }
+    }
+    walk.finish(database)
+}
+
+struct Walk<'a> {
+    known: &'a HashMap<u64, u64>,
+    plan: Plan,
+    /// (worker, reason) → events, in a stable order for the rows.
+    gaps: BTreeMap<(u64, String), u64>,
+    pids: HashMap<u64, i64>,
+}
+
+impl Walk<'_> {
+    fn last(&self, worker: u64) -> u64 {
+        self.plan
+            .cursors
+            .get(&worker)
+            .or_else(|| self.known.get(&worker))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Accounts `seq`: a call (`consumes` = 1) or a cursor (0). Numbers skipped
+    /// since the last accounted one become a `sequence_jump` gap.
+    fn advance_to(&mut self, worker: u64, seq: u64, consumes: u64) {
+        let last = self.last(worker);
+        if seq > last + consumes {
+            self.gap(worker, SEQUENCE_JUMP, seq - last - consumes);
+        }
+        self.raise(worker, seq);
+    }
+
+    /// A call that arrives after a later one was accounted (possible only
+    /// when an in-band loss summary overtook it) is journaled without a gap.
+    fn raise(&mut self, worker: u64, seq: u64) {
+        let last = self.last(worker);
+        self.plan.cursors.insert(worker, last.max(seq));
+    }
+
+    fn gap(&mut self, worker: u64, reason: &str, count: u64) {
+        if count > 0 {
+            *self.gaps.entry((worker, reason.to_owned())).or_default() += count;
+        }
+    }
+
+    fn note_pid(&mut self, worker: u64, pid: Option<i64>) {
+        if let Some(pid) = pid {
+            self.pids.insert(worker, pid);
+        }
+    }
+
+    fn note_sender(&mut self, worker: u64, sender: &Sender) {
+        self.pids.insert(worker, sender.pid);
+    }
+
+    fn finish(mut self, database: &str) -> Plan {
+        for ((worker, reason), count) in std::mem::take(&mut self.gaps) {
+            self.plan.gap_entries += 1;
+            self.plan.events_in_gaps += count;
+            self.plan.rows.push(JournalRow {
+                kind: "gap".into(),
+                worker_id: Some(worker as i64),
+                worker_pid: self.pids.get(&worker).copied(),
+                gap_count: Some(count as i64),
+                gap_reason: Some(reason),
+                ..JournalRow::default()
+            });
+        }
+        for row in &mut self.plan.rows {
+            row.database = database.to_owned();
+        }
+        self.plan
+    }
+}
+
+/// Reasons come from senders: keep them short and plain.
+fn reason_label(reason: &str) -> String {
+    let label: String = reason
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(32)
+        .collect();
+    if label.is_empty() {
+        "unspecified".into()
+    } else {
+        label
+    }
+}
+
+/// Gives rows their chain positions after `head` (seq, row_hash).
+pub fn chain(
+    rows: Vec<JournalRow>,
+    head: Option<(i64, [u8; 32])>,
+    collector: &str,
+    now_us: i64,
+) -> Vec<ChainedRow> {
+    let (mut seq, mut prev) = head.unwrap_or((0, GENESIS_HASH));
+    rows.into_iter()
+        .map(|mut row| {
+            seq += 1;
+            row.seq = seq;
+            row.recorded_at_us = now_us;
+            row.collector = collector.to_owned();
+            let row_hash = row.hash_after(&prev);
+            let chained = ChainedRow {
+                row,
+                prev_hash: prev,
+                row_hash,
+            };
+            prev = row_hash;
+            chained
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stage::LossSummary;
+    use egress_proto::{DropCount, Drops, SeqCursor};
+
+    const W: u64 = 7;
+    const SENDER: Sender = Sender {
+        pid: 100,
+        uid: 1000,
+    };
+
+    fn call(seq: u64) -> Item<RedactedEntry> {
+        Item::Call(RedactedEntry {
+            database: "db".into(),
+            worker_id: W,
+            worker_seq: seq,
+            row: JournalRow {
+                worker_seq: Some(seq as i64),
+                ..JournalRow::default()
+            },
+        })
+    }
+
+    fn gaps(plan: &Plan) -> Vec<(String, i64)> {
+        plan.rows
+            .iter()
+            .filter(|r| r.kind == "gap")
+            .map(|r| (r.gap_reason.clone().unwrap(), r.gap_count.unwrap()))
+            .collect()
+    }
+
+    fn lost(seqs: &[u64], reason: &'static str) -> Item<RedactedEntry> {
+        let mut summary = LossSummary::new(reason);
+        summary.absorb(seqs.iter().map(|s| call(*s)).collect());
+        Item::Lost(summary)
+    }
+
+    #[test]
+    fn a_gapless_run_has_no_gap() {
+        let plan = plan("db", &[call(1), call(2), call(3)], &HashMap::new());
+        assert!(gaps(&plan).is_empty());
+        assert_eq!(plan.cursors[&W], 3);
+    }
+
+    #[test]
+    fn a_jump_counts_exactly_the_missing_numbers() {
+        let plan = plan("db", &[call(1), call(5)], &HashMap::new());
+        assert_eq!(gaps(&plan), [("sequence_jump".into(), 3)]);
+    }
+
+    #[test]
+    fn a_restart_resumes_from_the_stored_cursor() {
+        let known = HashMap::from([(W, 10)]);
+        let plan = plan("db", &[call(14)], &known);
+        assert_eq!(gaps(&plan), [("sequence_jump".into(), 3)]);
+    }
+
+    #[test]
+    fn collector_losses_are_counted_once_not_again_as_a_jump() {
+        let items = [call(1), lost(&[2, 3], "mailbox_full"), call(4)];
+        let plan = plan("db", &items, &HashMap::new());
+        assert_eq!(gaps(&plan), [("mailbox_full".into(), 2)]);
+    }
+
+    #[test]
+    fn losses_before_a_summary_are_a_jump_then_the_summary_counts_its_own() {
+        let known = HashMap::from([(W, 1)]);
+        let plan = plan("db", &[lost(&[5, 6], "mailbox_full"), call(7)], &known);
+        assert_eq!(
+            gaps(&plan),
+            [("mailbox_full".into(), 2), ("sequence_jump".into(), 3)]
+        );
+    }
+
+    #[test]
+    fn reported_drops_and_cursors_reveal_trailing_losses() {
+        let drops = Drops {
+            worker_id: W,
+            counts: vec![DropCount {
+                database: "db".into(),
+                reason: "socket_missing".into(),
+                count: 4,
+            }],
+            cursors: vec![SeqCursor {
+                database: "db".into(),
+                last_seq: 5,
+            }],
+        };
+        let plan = plan(
+            "db",
+            &[call(1), call(2), Item::Drops(SENDER, drops)],
+            &HashMap::new(),
+        );
+        assert_eq!(
+            gaps(&plan),
+            [("sequence_jump".into(), 3), ("socket_missing".into(), 4)]
+        );
+        assert_eq!(plan.events_in_gaps, 7);
+        assert_eq!(plan.cursors[&W], 5);
+    }
+
+    #[test]
+    fn a_cursor_already_accounted_adds_nothing() {
+        let drops = Drops {
+            worker_id: W,
+            counts: vec![],
+            cursors: vec![SeqCursor {
+                database: "db".into(),
+                last_seq: 2,
+            }],
+        };
+        let plan = plan(
+            "db",
+            &[call(1), call(2), Item::Drops(SENDER, drops)],
+            &HashMap::new(),
+        );
+        assert!(gaps(&plan).is_empty());
+    }
+
+    #[test]
+    fn chaining_links_each_row_to_the_previous_hash() {
+        let rows = vec![JournalRow::default(), JournalRow::default()];
+        let chained = chain(rows, Some((41, [9; 32])), "host", 5);
+        assert_eq!(chained[0].row.seq, 42);
+        assert_eq!(chained[0].prev_hash, [9; 32]);
+        assert_eq!(chained[1].prev_hash, chained[0].row_hash);
+        assert_eq!(
+            chained[1].row_hash,
+            chained[1].row.hash_after(&chained[0].row_hash)
+        );
+    }
+}

@@ -1,0 +1,82 @@
+//! Command-line interface: one file per subcommand.
+//!
+//! Exit codes: 0 success; 1 the journal is tampered (`verify`) or the
+//! command failed; 2 `verify` could not check.
+
+mod run;
+mod setup;
+mod status;
+mod time;
+mod verify;
+mod watch;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub const EXIT_FAILURE: u8 = 1;
+
+/// Network-egress auditor for Odoo: journals every outbound call of the Odoo
+/// workers in a hash-chained, append-only journal you can verify.
+#[derive(Debug, Parser)]
+#[command(name = "egress-collector", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create roles, schema, journal and grants in an Odoo database (run once
+    /// per database, as a PostgreSQL superuser; running it again changes nothing).
+    Setup(setup::SetupArgs),
+    /// Run the collector service.
+    Run(Box<run::RunArgs>),
+    /// Tail journal rows live as the collector commits them.
+    Watch(watch::WatchArgs),
+    /// Show the running collector's counters.
+    Status(status::StatusArgs),
+    /// Recompute the whole chain of a database's journal.
+    Verify(verify::VerifyArgs),
+}
+
+pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Setup(args) => setup::main(args),
+        Command::Run(args) => run::main(*args),
+        Command::Watch(args) => watch::main(args),
+        Command::Status(args) => status::main(args),
+        Command::Verify(args) => verify::main(args),
+    }
+}
+
+/// A current-thread runtime for the short-lived subcommands.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Talks to the running collector's control socket: sends one request line,
+/// returns a reader over the reply lines.
+async fn control_request(
+    path: &std::path::Path,
+    request: &egress_collector::control::Request,
+) -> anyhow::Result<tokio::io::Lines<tokio::io::BufReader<tokio::net::UnixStream>>> {
+    use anyhow::Context;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::UnixStream::connect(path)
+        .await
+        .with_context(|| {
+            format!(
+            "cannot reach the collector at {} (is `egress-collector run` running? pass --control)",
+            path.display()
+        )
+        })?;
+    let mut line = serde_json::to_string(request)?;
+    line.push('\n');
+    stream.write_all(line.as_bytes()).await?;
+    Ok(tokio::io::BufReader::new(stream).lines())
+}
+
+const DEFAULT_CONTROL: &str = "/run/egress-collector/control.sock";

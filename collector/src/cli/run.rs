@@ -1,0 +1,121 @@
+//! `egress-collector run`: every setting from the TOML file, overridden by
+//! `EGRESS_*` variables and flags.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use egress_collector::config::Config;
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// TOML configuration file (see docs/CONFIGURATION.md).
+    #[arg(long, env = "EGRESS_CONFIG")]
+    config: Option<PathBuf>,
+    /// [ingest] socket: datagram socket the Odoo workers send to.
+    #[arg(long, env = "EGRESS_SOCKET")]
+    socket: Option<PathBuf>,
+    /// [ingest] socket_mode: permissions of the socket file, octal.
+    #[arg(long, env = "EGRESS_SOCKET_MODE")]
+    socket_mode: Option<String>,
+    /// [ingest] socket_group: group of the socket file.
+    #[arg(long, env = "EGRESS_SOCKET_GROUP")]
+    socket_group: Option<String>,
+    /// [ingest] allow_uids: sender uid allowed (repeat; env: comma-separated).
+    #[arg(long = "allow-uid", env = "EGRESS_ALLOW_UIDS", value_delimiter = ',')]
+    allow_uids: Option<Vec<u32>>,
+    /// [ingest] mailbox_batches: batches a stage may hold before drops are counted.
+    #[arg(long, env = "EGRESS_MAILBOX_BATCHES")]
+    mailbox_batches: Option<usize>,
+    /// [database] url: connection string with {db} for the Odoo database.
+    #[arg(long, env = "EGRESS_DATABASE_URL")]
+    database_url: Option<String>,
+    /// [database] default_db: database for events that name none.
+    #[arg(long, env = "EGRESS_DEFAULT_DB")]
+    default_db: Option<String>,
+    /// [database] max_databases.
+    #[arg(long, env = "EGRESS_MAX_DATABASES")]
+    max_databases: Option<usize>,
+    /// [database] pool_size: connections per database.
+    #[arg(long, env = "EGRESS_POOL_SIZE")]
+    pool_size: Option<usize>,
+    /// [chain] batch_max_rows: most rows per transaction.
+    #[arg(long, env = "EGRESS_BATCH_MAX_ROWS")]
+    batch_max_rows: Option<usize>,
+    /// [chain] flush_interval_ms.
+    #[arg(long, env = "EGRESS_FLUSH_INTERVAL_MS")]
+    flush_interval_ms: Option<u64>,
+    /// [chain] queue_max: events held per database while it is unreachable.
+    #[arg(long, env = "EGRESS_QUEUE_MAX")]
+    queue_max: Option<usize>,
+    /// [control] socket: stream socket for watch and status.
+    #[arg(long, env = "EGRESS_CONTROL")]
+    control: Option<PathBuf>,
+    /// [control] allow_uids: uid allowed on the control socket (repeat).
+    #[arg(
+        long = "control-allow-uid",
+        env = "EGRESS_CONTROL_ALLOW_UIDS",
+        value_delimiter = ','
+    )]
+    control_allow_uids: Option<Vec<u32>>,
+    /// [state] dir: the collector's own state (keys, salts).
+    #[arg(long, env = "EGRESS_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    /// [log] level: error, warn, info, debug, or a tracing filter.
+    #[arg(long, env = "EGRESS_LOG")]
+    log_level: Option<String>,
+}
+
+fn load(args: RunArgs) -> anyhow::Result<Config> {
+    let mut config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read config file {}", path.display()))?;
+            Config::from_toml(&text).with_context(|| format!("in {}", path.display()))?
+        }
+        None => Config::default(),
+    };
+    macro_rules! set {
+        ($($arg:ident => $($field:ident).+;)*) => {
+            $(if let Some(value) = args.$arg { config.$($field).+ = value; })*
+        };
+    }
+    set! {
+        socket => ingest.socket;
+        socket_mode => ingest.socket_mode;
+        allow_uids => ingest.allow_uids;
+        mailbox_batches => ingest.mailbox_batches;
+        database_url => database.url;
+        default_db => database.default_db;
+        max_databases => database.max_databases;
+        pool_size => database.pool_size;
+        batch_max_rows => chain.batch_max_rows;
+        flush_interval_ms => chain.flush_interval_ms;
+        queue_max => chain.queue_max;
+        control => control.socket;
+        control_allow_uids => control.allow_uids;
+        state_dir => state.dir;
+        log_level => log.level;
+    }
+    if args.socket_group.is_some() {
+        config.ingest.socket_group = args.socket_group;
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let config = load(args)?;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log.level))
+        .context("log.level is not a valid level or filter")?;
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .init();
+    egress_collector::topology::run(config)?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,90 @@
+//! `egress-collector status`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use egress_collector::control::Request;
+use serde_json::Value;
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The running collector's control socket.
+    #[arg(long, env = "EGRESS_CONTROL", default_value = super::DEFAULT_CONTROL)]
+    control: PathBuf,
+    /// Print the counters as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn main(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let reply = super::runtime()?.block_on(async {
+        let mut lines = super::control_request(&args.control, &Request::Status).await?;
+        lines
+            .next_line()
+            .await?
+            .context("the collector closed the connection without a reply")
+    })?;
+    let status: Value = serde_json::from_str(&reply).context("unreadable status reply")?;
+    if status["type"] == "error" {
+        bail!("{}", status["message"].as_str().unwrap_or("refused"));
+    }
+    if args.json {
+        println!("{status}");
+    } else {
+        print!("{}", render(&status));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn render(s: &Value) -> String {
+    let n = |v: &Value| v.as_u64().unwrap_or(0);
+    let reasons = |v: &Value| -> String {
+        let map = v.as_object().cloned().unwrap_or_default();
+        if map.is_empty() {
+            return "none".into();
+        }
+        map.iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut out = String::new();
+    let i = &s["ingest"];
+    out += &format!(
+        "ingest       datagrams {}  accepted {}  workers {}\n             rejected: {}\n             dropped:  {}\n",
+        n(&i["datagrams"]), n(&i["accepted"]), n(&i["workers_seen"]), reasons(&i["rejected"]), reasons(&i["dropped"])
+    );
+    for stage in ["attribution", "redaction"] {
+        out += &format!(
+            "{stage:<12} processed {}  dropped: {}\n",
+            n(&s[stage]["processed"]),
+            reasons(&s[stage]["dropped"])
+        );
+    }
+    let c = &s["chain"];
+    out += &format!(
+        "chain        appended {}  gap entries {} ({} events)  queued {}\n",
+        n(&c["appended"]),
+        n(&c["gap_entries"]),
+        n(&c["events_in_gaps"]),
+        n(&c["queued"])
+    );
+    for (db, d) in s["databases"].as_object().cloned().unwrap_or_default() {
+        out += &format!(
+            "  {db:<20} head seq {}  appended {}  gaps {} ({} events)  queued {}{}\n",
+            d["head_seq"],
+            n(&d["appended"]),
+            n(&d["gap_entries"]),
+            n(&d["events_in_gaps"]),
+            n(&d["queued"]),
+            d["last_error"]
+                .as_str()
+                .map(|e| format!("\n    last error: {e}"))
+                .unwrap_or_default()
+        );
+    }
+    out += &format!("watchers     {}\n", n(&s["watchers"]));
+    out
+}

@@ -1,0 +1,257 @@
+//! Collector configuration: one `<Stage>Config` per stage, read from TOML,
+//! then overridden by `EGRESS_*` environment variables and flags (flags win).
+//! Every field's doc comment is its user documentation; `validate` runs once.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub ingest: IngestConfig,
+    pub database: DatabaseConfig,
+    pub chain: ChainConfig,
+    pub control: ControlConfig,
+    pub state: StateConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Unix datagram socket the Odoo workers send to.
+    pub socket: PathBuf,
+    /// Permissions of the socket file, in octal.
+    pub socket_mode: String,
+    /// Group given to the socket file (e.g. the group Odoo runs as).
+    pub socket_group: Option<String>,
+    /// Sender uids accepted, as the kernel reports them. Empty: only the
+    /// collector's own uid.
+    pub allow_uids: Vec<u32>,
+    /// Batches the attribution stage may hold before ingest counts drops.
+    pub mailbox_batches: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// Connection string (libpq key=value or URL); `{db}` is replaced by each
+    /// event's Odoo database, so each database keeps its own journal.
+    pub url: String,
+    /// Database for events that name none.
+    pub default_db: String,
+    /// Most databases this collector writes to.
+    pub max_databases: usize,
+    /// Connections per database.
+    pub pool_size: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChainConfig {
+    /// Most rows written in one transaction.
+    pub batch_max_rows: usize,
+    /// How often held rows are written, in milliseconds.
+    pub flush_interval_ms: u64,
+    /// Events held per database while it cannot be written; beyond this they
+    /// become a gap entry with the exact count.
+    pub queue_max: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlConfig {
+    /// Unix stream socket for `watch` and `status`.
+    pub socket: PathBuf,
+    /// Uids allowed on the control socket besides root and the collector's own.
+    pub allow_uids: Vec<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateConfig {
+    /// Directory for the collector's own state (keys, salts), mode 0700.
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `error`, `warn`, `info`, `debug` or a tracing filter directive.
+    pub level: String,
+}
+
+const fn default_mailbox_batches() -> usize {
+    64
+}
+const fn default_max_databases() -> usize {
+    64
+}
+const fn default_pool_size() -> usize {
+    2
+}
+const fn default_batch_max_rows() -> usize {
+    4096
+}
+const fn default_flush_interval_ms() -> u64 {
+    20
+}
+const fn default_queue_max() -> usize {
+    200_000
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            socket: "/run/egress-collector/ingest.sock".into(),
+            socket_mode: "0660".into(),
+            socket_group: None,
+            allow_uids: Vec::new(),
+            mailbox_batches: default_mailbox_batches(),
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: "host=/var/run/postgresql user=egress_collector dbname={db}".into(),
+            default_db: "odoo".into(),
+            max_databases: default_max_databases(),
+            pool_size: default_pool_size(),
+        }
+    }
+}
+
+impl Default for ChainConfig {
+    fn default() -> Self {
+        ChainConfig {
+            batch_max_rows: default_batch_max_rows(),
+            flush_interval_ms: default_flush_interval_ms(),
+            queue_max: default_queue_max(),
+        }
+    }
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        ControlConfig {
+            socket: "/run/egress-collector/control.sock".into(),
+            allow_uids: Vec::new(),
+        }
+    }
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            dir: "/var/lib/egress-collector".into(),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+        }
+    }
+}
+
+impl ChainConfig {
+    pub fn flush_interval(&self) -> Duration {
+        Duration::from_millis(self.flush_interval_ms)
+    }
+}
+
+impl IngestConfig {
+    pub fn mode(&self) -> Result<u32> {
+        u32::from_str_radix(self.socket_mode.trim_start_matches("0o"), 8)
+            .ok()
+            .filter(|mode| *mode <= 0o777)
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "ingest.socket_mode {:?} is not an octal mode like \"0660\"",
+                    self.socket_mode
+                ))
+            })
+    }
+}
+
+impl Config {
+    pub fn from_toml(text: &str) -> Result<Self> {
+        toml::from_str(text).map_err(|e| Error::Config(e.to_string()))
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let fail = |m: String| Err(Error::Config(m));
+        self.ingest.mode()?;
+        if !self.database.url.contains("{db}") {
+            return fail(
+                "database.url must contain {db}, so each Odoo database keeps its own journal"
+                    .into(),
+            );
+        }
+        if !crate::databases::valid_database_name(&self.database.default_db) {
+            return fail(format!(
+                "database.default_db {:?} is not a valid database name",
+                self.database.default_db
+            ));
+        }
+        crate::databases::config_for(&self.database.url, &self.database.default_db)?;
+        let positive = [
+            ("ingest.mailbox_batches", self.ingest.mailbox_batches),
+            ("database.max_databases", self.database.max_databases),
+            ("database.pool_size", self.database.pool_size),
+            ("chain.batch_max_rows", self.chain.batch_max_rows),
+        ];
+        for (name, value) in positive {
+            if value == 0 {
+                return fail(format!("{name} must be at least 1"));
+            }
+        }
+        if !(1..=10_000).contains(&self.chain.flush_interval_ms) {
+            return fail("chain.flush_interval_ms must be between 1 and 10000".into());
+        }
+        if self.chain.queue_max < self.chain.batch_max_rows {
+            return fail("chain.queue_max must be at least chain.batch_max_rows".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused_with_the_key_name() {
+        let unknown = Config::from_toml("[ingest]\nsockett = \"/x\"")
+            .unwrap_err()
+            .to_string();
+        assert!(unknown.contains("sockett"), "{unknown}");
+        let mut config = Config::from_toml("[chain]\nflush_interval_ms = 0").unwrap();
+        assert!(config
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("flush_interval_ms"));
+        config = Config::from_toml("[database]\nurl = \"host=/tmp dbname=odoo\"").unwrap();
+        assert!(config.validate().unwrap_err().to_string().contains("{db}"));
+        config = Config::from_toml("[ingest]\nsocket_mode = \"999\"").unwrap();
+        assert!(config
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("socket_mode"));
+    }
+}

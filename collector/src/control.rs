@@ -1,0 +1,212 @@
+//! Control socket: a Unix stream socket serving `status` and `watch` to the
+//! CLI. One JSON request line per connection; replies are JSON lines. The
+//! peer's uid is checked with SO_PEERCRED: root, the collector's own uid and
+//! configured uids only.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::broadcast::error::RecvError;
+use tracing::{debug, info, warn};
+
+use crate::databases::{valid_database_name, Databases};
+use crate::error::{Error, Result};
+use crate::stats::Stats;
+use crate::store::{self, ChainedRow, StoredRow};
+use crate::watch_hub::WatchHub;
+
+/// What a CLI asks for.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Request {
+    Status,
+    Watch {
+        /// Only this database; all when absent.
+        db: Option<String>,
+        /// First send the last N rows of the database (default database
+        /// when `db` is absent).
+        #[serde(default)]
+        since: u32,
+    },
+}
+
+pub struct ControlServer {
+    pub socket: PathBuf,
+    pub allow_uids: HashSet<u32>,
+    pub stats: Arc<Stats>,
+    pub watch: WatchHub,
+    pub databases: Arc<Databases>,
+    pub default_db: String,
+}
+
+pub fn bind(path: &PathBuf) -> Result<UnixListener> {
+    let err = |source| Error::Socket {
+        path: path.clone(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    crate::ingest::remove_stale_socket(path).map_err(err)?;
+    let listener = UnixListener::bind(path).map_err(err)?;
+    use std::os::unix::fs::PermissionsExt;
+    // Access is decided by peer uid, but keep strangers from even connecting.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(err)?;
+    Ok(listener)
+}
+
+impl ControlServer {
+    pub async fn serve(self: Arc<Self>, listener: UnixListener) {
+        info!(socket = %self.socket.display(), "Control socket listening.");
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    let server = self.clone();
+                    actix_rt::spawn(async move {
+                        if let Err(e) = server.handle(stream).await {
+                            debug!(error = %e, "Control connection ended.");
+                        }
+                    });
+                }
+                Err(e) => warn!(error = %e, "Control socket accept failed."),
+            }
+        }
+    }
+
+    async fn handle(&self, stream: UnixStream) -> std::io::Result<()> {
+        let uid = stream.peer_cred()?.uid();
+        let (read, mut write) = stream.into_split();
+        if !(uid == 0 || self.allow_uids.contains(&uid)) {
+            let refusal = json!({"type": "error", "message": format!("uid {uid} may not use the control socket; add it to control.allow_uids")});
+            return write_line(&mut write, &refusal).await;
+        }
+        let mut line = String::new();
+        BufReader::new(read).read_line(&mut line).await?;
+        match serde_json::from_str::<Request>(&line) {
+            Ok(Request::Status) => write_line(&mut write, &self.stats.snapshot()).await,
+            Ok(Request::Watch { db, since }) => self.watch(&mut write, db, since).await,
+            Err(e) => {
+                write_line(
+                    &mut write,
+                    &json!({"type": "error", "message": format!("bad request: {e}")}),
+                )
+                .await
+            }
+        }
+    }
+
+    async fn watch(
+        &self,
+        write: &mut (impl AsyncWriteExt + Unpin),
+        db: Option<String>,
+        since: u32,
+    ) -> std::io::Result<()> {
+        // Subscribe before reading history so no row falls between the two.
+        let mut live = self.watch.subscribe();
+        self.stats
+            .watchers
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let _guard = WatcherGuard(self.stats.clone());
+        let mut last_sent: Option<(String, i64)> = None;
+        if since > 0 {
+            let database = db.clone().unwrap_or_else(|| self.default_db.clone());
+            match self.history(&database, since).await {
+                Ok(rows) => {
+                    for stored in rows {
+                        last_sent = Some((database.clone(), stored.row.seq));
+                        write_line(write, &stored_json(&stored)).await?;
+                    }
+                }
+                Err(e) => {
+                    let message = format!("cannot read history of {database}: {e}");
+                    write_line(write, &json!({"type": "error", "message": message})).await?;
+                }
+            }
+        }
+        loop {
+            match live.recv().await {
+                Ok(committed) => {
+                    if db.as_ref().is_some_and(|d| *d != committed.database) {
+                        continue;
+                    }
+                    for chained in &committed.rows {
+                        let seen = last_sent.as_ref().is_some_and(|(d, seq)| {
+                            *d == committed.database && chained.row.seq <= *seq
+                        });
+                        if !seen {
+                            write_line(write, &chained_json(chained)).await?;
+                        }
+                    }
+                }
+                Err(RecvError::Lagged(batches)) => {
+                    write_line(write, &json!({"type": "skipped", "batches": batches})).await?;
+                }
+                Err(RecvError::Closed) => return Ok(()),
+            }
+        }
+    }
+
+    async fn history(&self, database: &str, n: u32) -> Result<Vec<StoredRow>> {
+        if !valid_database_name(database) {
+            return Err(Error::Control(format!(
+                "{database:?} is not a valid database name"
+            )));
+        }
+        let client = self
+            .databases
+            .pool(database)?
+            .get()
+            .await
+            .map_err(|e| Error::Pool {
+                database: database.into(),
+                reason: crate::error::chain_text(&e),
+            })?;
+        store::last_rows(&client, i64::from(n)).await
+    }
+}
+
+struct WatcherGuard(Arc<Stats>);
+
+impl Drop for WatcherGuard {
+    fn drop(&mut self) {
+        self.0
+            .watchers
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+async fn write_line(
+    write: &mut (impl AsyncWriteExt + Unpin),
+    value: &Value,
+) -> std::io::Result<()> {
+    let mut line = value.to_string();
+    line.push('\n');
+    write.write_all(line.as_bytes()).await
+}
+
+/// A row as `watch --json` prints it: the journal fields, hashes in hex.
+pub fn row_json(row: &egress_proto::JournalRow, prev_hash: &[u8], row_hash: &[u8]) -> Value {
+    let mut value = serde_json::to_value(row).unwrap_or_else(|_| json!({}));
+    if let Value::Object(map) = &mut value {
+        map.insert("type".into(), json!("row"));
+        map.insert("prev_hash".into(), json!(hex::encode(prev_hash)));
+        map.insert("row_hash".into(), json!(hex::encode(row_hash)));
+        if let Some(fingerprint) = &row.fingerprint {
+            map.insert("fingerprint".into(), json!(hex::encode(fingerprint)));
+        }
+    }
+    value
+}
+
+fn chained_json(chained: &ChainedRow) -> Value {
+    row_json(&chained.row, &chained.prev_hash, &chained.row_hash)
+}
+
+fn stored_json(stored: &StoredRow) -> Value {
+    row_json(&stored.row, &stored.prev_hash, &stored.row_hash)
+}

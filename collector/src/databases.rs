@@ -1,0 +1,110 @@
+//! Connection pools, one per Odoo database, built from the URL template
+//! (`{db}` is replaced by the database name, which ingest has validated).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+
+use crate::error::{Error, Result};
+
+pub struct Databases {
+    template: String,
+    pool_size: usize,
+    pools: Mutex<HashMap<String, Pool>>,
+}
+
+/// Odoo database names: letters, digits, `_`, `-`, `.`; at most 63 bytes.
+/// Anything else is refused before it gets near a connection string.
+pub fn valid_database_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && !name.starts_with(['-', '.'])
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+/// The connection settings for one database.
+pub fn config_for(template: &str, database: &str) -> Result<tokio_postgres::Config> {
+    let mut config: tokio_postgres::Config = template
+        .replace("{db}", database)
+        .parse()
+        .map_err(|e| Error::Config(format!("database URL does not parse: {e}")))?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(5));
+    }
+    config.application_name("egress-collector");
+    Ok(config)
+}
+
+impl Databases {
+    /// Checks the template once, at start-up, with a sample name.
+    pub fn new(template: &str, pool_size: usize) -> Result<Self> {
+        config_for(template, "sample")?;
+        Ok(Databases {
+            template: template.to_owned(),
+            pool_size,
+            pools: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn pool(&self, database: &str) -> Result<Pool> {
+        let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(pool) = pools.get(database) {
+            return Ok(pool.clone());
+        }
+        let manager = Manager::from_config(
+            config_for(&self.template, database)?,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(self.pool_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(10)))
+            .create_timeout(Some(Duration::from_secs(10)))
+            .build()
+            .map_err(|e| Error::Pool {
+                database: database.to_owned(),
+                reason: e.to_string(),
+            })?;
+        pools.insert(database.to_owned(), pool.clone());
+        Ok(pool)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_names_that_could_change_a_connection_string() {
+        for bad in [
+            "",
+            "a b",
+            "db' host=evil",
+            "a/b",
+            "-db",
+            ".db",
+            &"x".repeat(64),
+        ] {
+            assert!(!valid_database_name(bad), "{bad:?}");
+        }
+        for good in ["odoo", "prod_db", "odoo-17.0", "Acme2"] {
+            assert!(valid_database_name(good), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn fills_the_database_into_both_url_styles() {
+        let kv = config_for("host=/var/run/postgresql user=c dbname={db}", "x").unwrap();
+        assert_eq!(kv.get_dbname(), Some("x"));
+        let url = config_for("postgres://c@%2Fvar%2Frun%2Fpostgresql/{db}", "y").unwrap();
+        assert_eq!(url.get_dbname(), Some("y"));
+    }
+}

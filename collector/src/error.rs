@@ -1,0 +1,62 @@
+//! The collector library's one error type.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("database error during {stmt}: {}", chain_text(source))]
+    Db {
+        stmt: &'static str,
+        source: tokio_postgres::Error,
+    },
+    #[error("no database connection for {database}: {reason}")]
+    Pool { database: String, reason: String },
+    #[error("socket {path}: {source}")]
+    Socket {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("state directory {path}: {source}")]
+    State {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("control socket: {0}")]
+    Control(String),
+}
+
+impl Error {
+    /// Whether retrying the same rows can never succeed (the database
+    /// refused the data itself), as opposed to a connection or schema problem
+    /// that an operator can fix while the collector keeps the rows queued.
+    pub fn is_data_rejection(&self) -> bool {
+        match self {
+            Error::Db { source, .. } => source.code().is_some_and(|code| {
+                let class = &code.code()[..2];
+                // 22: data exception, 23: integrity violation, 54: program limit.
+                matches!(class, "22" | "23" | "54")
+            }),
+            _ => false,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error and all its sources on one line: libraries keep the useful part
+/// ("database \"x\" does not exist") in a source, not in their own message.
+pub fn chain_text(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,274 @@
+//! Ingest: the receive loop of the Unix datagram socket. It is the
+//! pipeline's source, so it is a task rather than an actor: it owns the
+//! socket, reads each sender's kernel credentials (SCM_CREDENTIALS), checks
+//! the uid, decodes with limits, and hands batches to attribution. A bad
+//! datagram is counted and skipped; nothing here can stop the loop.
+
+use std::collections::HashSet;
+use std::io::IoSliceMut;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use egress_proto::{decode, Message, MAX_DATAGRAM_SIZE};
+use nix::sys::socket::{recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags};
+use tokio::io::Interest;
+use tokio::net::UnixDatagram;
+use tracing::{debug, info, warn};
+
+use crate::attribution::Attribution;
+use crate::databases::valid_database_name;
+use crate::error::{Error, Result};
+use crate::link::Link;
+use crate::stage::{Item, RawCall, Sender};
+use crate::stats::Stats;
+
+/// Datagrams handed on together; bounds latency and batch memory.
+const BATCH: usize = 512;
+
+pub struct IngestSettings {
+    pub socket: PathBuf,
+    pub mode: u32,
+    pub group: Option<String>,
+    pub allow_uids: HashSet<u32>,
+    pub default_db: String,
+}
+
+/// Creates the socket: removes a stale one, binds, sets mode and group, and
+/// asks the kernel for sender credentials on every datagram.
+pub fn bind(settings: &IngestSettings) -> Result<std::os::unix::net::UnixDatagram> {
+    let path = &settings.socket;
+    let socket_err = |source| Error::Socket {
+        path: path.clone(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(socket_err)?;
+    }
+    remove_stale_socket(path).map_err(socket_err)?;
+    let socket = std::os::unix::net::UnixDatagram::bind(path).map_err(socket_err)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(settings.mode))
+        .map_err(socket_err)?;
+    if let Some(group) = &settings.group {
+        let gid = nix::unistd::Group::from_name(group)
+            .ok()
+            .flatten()
+            .ok_or_else(|| Error::Config(format!("socket group {group:?} does not exist")))?
+            .gid;
+        nix::unistd::chown(path, None, Some(gid))
+            .map_err(|e| socket_err(std::io::Error::from(e)))?;
+    }
+    setsockopt(&socket, sockopt::PassCred, &true).map_err(|e| socket_err(e.into()))?;
+    // A larger receive buffer absorbs bursts while the loop is busy.
+    let _ = setsockopt(&socket, sockopt::RcvBuf, &(8 << 20));
+    socket.set_nonblocking(true).map_err(socket_err)?;
+    Ok(socket)
+}
+
+pub fn remove_stale_socket(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path),
+        Ok(_) => Err(std::io::Error::other(
+            "exists and is not a socket; refusing to replace it",
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Receives until `shutdown` resolves, then hands on what it holds and
+/// drains the pipeline.
+pub async fn run(
+    socket: std::os::unix::net::UnixDatagram,
+    settings: IngestSettings,
+    mut next: Link<RawCall, Attribution>,
+    stats: Arc<Stats>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let socket = match UnixDatagram::from_std(socket) {
+        Ok(socket) => socket,
+        Err(e) => {
+            warn!(error = %e, "Cannot register the ingest socket with the runtime.");
+            return;
+        }
+    };
+    info!(socket = %settings.socket.display(), "Ingest listening.");
+    let mut buf = vec![0u8; MAX_DATAGRAM_SIZE + 1];
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            ready = socket.readable() => {
+                if let Err(e) = ready {
+                    warn!(error = %e, "Ingest socket not readable.");
+                    continue;
+                }
+            }
+        }
+        let mut items = Vec::new();
+        while items.len() < BATCH {
+            match socket.try_io(Interest::READABLE, || receive(&socket, &mut buf)) {
+                Ok((len, truncated, sender)) => {
+                    stats.datagrams.fetch_add(1, Relaxed);
+                    match accept(&buf[..len.min(buf.len())], truncated, sender, &settings) {
+                        Ok(item) => {
+                            stats.accepted.fetch_add(1, Relaxed);
+                            items.push(item);
+                        }
+                        Err(reason) => {
+                            debug!(reason, "Datagram rejected.");
+                            stats.count_rejected(reason);
+                        }
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    warn!(error = %e, "Receive failed.");
+                    break;
+                }
+            }
+        }
+        next.send(items);
+    }
+    drop(socket);
+    let _ = std::fs::remove_file(&settings.socket);
+    info!("Ingest stopped; draining the pipeline.");
+    next.drain().await;
+}
+
+/// One recvmsg: the length (the real one, even when the buffer was too
+/// short), whether it was truncated, and the kernel's account of the sender.
+fn receive(
+    socket: &UnixDatagram,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, bool, Option<Sender>)> {
+    let mut cmsg = nix::cmsg_space!(nix::sys::socket::UnixCredentials);
+    let mut iov = [IoSliceMut::new(buf)];
+    let msg = recvmsg::<()>(
+        socket.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::MSG_DONTWAIT,
+    )
+    .map_err(std::io::Error::from)?;
+    let truncated = msg.flags.contains(MsgFlags::MSG_TRUNC);
+    let mut sender = None;
+    if let Ok(cmsgs) = msg.cmsgs() {
+        for c in cmsgs {
+            if let ControlMessageOwned::ScmCredentials(creds) = c {
+                sender = Some(Sender {
+                    pid: i64::from(creds.pid()),
+                    uid: i64::from(creds.uid()),
+                });
+            }
+        }
+    }
+    Ok((msg.bytes, truncated, sender))
+}
+
+/// Checks and decodes one datagram; the error is the reject reason.
+fn accept(
+    bytes: &[u8],
+    truncated: bool,
+    sender: Option<Sender>,
+    settings: &IngestSettings,
+) -> Result<Item<RawCall>, &'static str> {
+    let sender = sender.ok_or("no_credentials")?;
+    if !settings.allow_uids.contains(&(sender.uid as u32)) {
+        return Err("uid_not_allowed");
+    }
+    if truncated {
+        return Err("oversized");
+    }
+    let normalise = |db: &mut String| -> Result<(), &'static str> {
+        if db.is_empty() {
+            db.clone_from(&settings.default_db);
+        }
+        if valid_database_name(db) {
+            Ok(())
+        } else {
+            Err("invalid_database")
+        }
+    };
+    match decode(bytes).map_err(|e| e.reason())? {
+        Message::Call(mut call) => {
+            normalise(&mut call.database)?;
+            Ok(Item::Call(RawCall { call, sender }))
+        }
+        Message::Hello(hello) => Ok(Item::Hello(sender, hello)),
+        Message::Drops(mut drops) => {
+            for count in &mut drops.counts {
+                normalise(&mut count.database)?;
+            }
+            for cursor in &mut drops.cursors {
+                normalise(&mut cursor.database)?;
+            }
+            Ok(Item::Drops(sender, drops))
+        }
+        Message::ConfigChange(mut change) => {
+            normalise(&mut change.database)?;
+            Ok(Item::ConfigChange(sender, change))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use egress_proto::{encode, Call};
+
+    fn settings() -> IngestSettings {
+        IngestSettings {
+            socket: PathBuf::from("/nonexistent"),
+            mode: 0o660,
+            group: None,
+            allow_uids: HashSet::from([1000]),
+            default_db: "odoo".into(),
+        }
+    }
+
+    const ALLOWED: Option<Sender> = Some(Sender { pid: 5, uid: 1000 });
+
+    #[test]
+    fn checks_the_kernel_uid_before_decoding() {
+        let frame = encode(&Message::Call(Call::default())).unwrap();
+        assert_eq!(
+            accept(&frame, false, None, &settings()).unwrap_err(),
+            "no_credentials"
+        );
+        let stranger = Some(Sender { pid: 5, uid: 1 });
+        assert_eq!(
+            accept(&frame, false, stranger, &settings()).unwrap_err(),
+            "uid_not_allowed"
+        );
+        assert_eq!(
+            accept(b"garbage", false, ALLOWED, &settings()).unwrap_err(),
+            "bad_magic"
+        );
+        assert_eq!(
+            accept(&frame, true, ALLOWED, &settings()).unwrap_err(),
+            "oversized"
+        );
+    }
+
+    #[test]
+    fn fills_the_default_database_and_refuses_bad_names() {
+        let frame = encode(&Message::Call(Call::default())).unwrap();
+        match accept(&frame, false, ALLOWED, &settings()).unwrap() {
+            Item::Call(raw) => assert_eq!(raw.call.database, "odoo"),
+            other => panic!("unexpected {other:?}"),
+        }
+        let bad = Call {
+            database: "x' host=evil".into(),
+            ..Call::default()
+        };
+        let frame = encode(&Message::Call(bad)).unwrap();
+        assert_eq!(
+            accept(&frame, false, ALLOWED, &settings()).unwrap_err(),
+            "invalid_database"
+        );
+    }
+}

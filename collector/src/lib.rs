@@ -1,0 +1,36 @@
+//! egress-collector: receives egress events from Odoo workers and appends
+//! them to a hash-chained journal in each Odoo database.
+//!
+//! Layout:
+//! - `stage`: the types flowing between stages (`RawCall → AttributedCall →
+//!   RedactedEntry`), in-band loss summaries, the `Batch` and `Drain` messages.
+//! - `link`: bounded hand-off between stages; a full mailbox becomes a loss.
+//! - `ingest`: the datagram socket, kernel credentials, decoding.
+//! - `attribution`: stack frames → addon (actor + `attribute`).
+//! - `redaction`: the single policy point before disk (actor + `redact`).
+//! - `router`: one chain appender per Odoo database.
+//! - `appender`: the chain's single writer (actor); `chain`: gap accounting
+//!   and hashing as pure functions; `store`: every SQL statement.
+//! - `databases`: connection pools per database; `watch_hub`: fan-out of
+//!   committed rows; `control`: the control socket (status, watch).
+//! - `setup`: roles, schema, migrations, grants; `verify`: chain checking.
+//! - `config`, `stats`, `error`, and `topology` (all wiring, and shutdown).
+
+pub mod appender;
+pub mod attribution;
+pub mod chain;
+pub mod config;
+pub mod control;
+pub mod databases;
+pub mod error;
+pub mod ingest;
+pub mod link;
+pub mod redaction;
+pub mod router;
+pub mod setup;
+pub mod stage;
+pub mod stats;
+pub mod store;
+pub mod topology;
+pub mod verify;
+pub mod watch_hub;

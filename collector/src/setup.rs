@@ -1,0 +1,148 @@
+//! `setup`: roles, schema, versioned idempotent migrations and grants, run
+//! once per Odoo database as a PostgreSQL superuser.
+//!
+//! Roles: `egress_owner` (NOLOGIN) owns every object, so neither the
+//! collector's role nor Odoo's can alter or disable the journal's
+//! append-only triggers; the collector's role may only INSERT and SELECT;
+//! Odoo's role may only SELECT the read view.
+
+use tokio_postgres::{Client, NoTls};
+
+use crate::error::{Error, Result};
+
+pub const OWNER_ROLE: &str = "egress_owner";
+
+/// (version, name, SQL), applied in order, each once.
+const MIGRATIONS: &[(i32, &str, &str)] =
+    &[(1, "journal", include_str!("../migrations/0001_journal.sql"))];
+
+/// Serialises concurrent `setup` runs on one database.
+const SETUP_LOCK_KEY: i64 = 0x6567_7365_7475; // "egsetu"
+
+pub struct SetupOptions {
+    pub database_url: String,
+    pub odoo_role: String,
+    pub collector_role: String,
+}
+
+#[derive(Debug, Default)]
+pub struct SetupReport {
+    pub applied: Vec<String>,
+    pub already: Vec<String>,
+}
+
+/// Role names are interpolated into SQL (identifiers cannot be bound as
+/// parameters), so they are held to a strict shape first.
+fn checked_role(name: &str) -> Result<String> {
+    let mut chars = name.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+    let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if first_ok && rest_ok && name.len() <= 63 {
+        Ok(format!("\"{name}\""))
+    } else {
+        Err(Error::Config(format!(
+            "role name {name:?} must be lowercase letters, digits and _ (at most 63)"
+        )))
+    }
+}
+
+fn db(stmt: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Error {
+    move |source| Error::Db { stmt, source }
+}
+
+pub async fn connect(url: &str) -> Result<Client> {
+    let config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| Error::Config(format!("database URL does not parse: {e}")))?;
+    let (client, connection) = config.connect(NoTls).await.map_err(db("connect"))?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+pub async fn setup(options: &SetupOptions) -> Result<SetupReport> {
+    let owner = checked_role(OWNER_ROLE)?;
+    let collector = checked_role(&options.collector_role)?;
+    let odoo = checked_role(&options.odoo_role)?;
+    let mut client = connect(&options.database_url).await?;
+    let tx = client.transaction().await.map_err(db("begin"))?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SETUP_LOCK_KEY])
+        .await
+        .map_err(db("lock"))?;
+    // Roles are cluster-wide: another database's setup may create them at
+    // the same moment, hence both error codes.
+    let create_role = |role: &str, login: &str| {
+        format!(
+            "DO $$ BEGIN CREATE ROLE {role} {login}; \
+             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;"
+        )
+    };
+    let roles = [
+        create_role(&owner, "NOLOGIN"),
+        create_role(&collector, "LOGIN"),
+        create_role(&odoo, "NOLOGIN"),
+        format!("CREATE SCHEMA IF NOT EXISTS egress AUTHORIZATION {owner};"),
+        "CREATE TABLE IF NOT EXISTS egress.schema_migrations (\
+             version integer PRIMARY KEY, name text NOT NULL, \
+             applied_at timestamptz NOT NULL DEFAULT now());"
+            .to_owned(),
+        format!("ALTER TABLE egress.schema_migrations OWNER TO {owner};"),
+    ];
+    tx.batch_execute(&roles.join("\n"))
+        .await
+        .map_err(db("create roles and schema"))?;
+    let mut report = SetupReport::default();
+    for (version, name, sql) in MIGRATIONS {
+        let label = format!("{version:04}_{name}");
+        let done = tx
+            .query_opt(
+                "SELECT 1 FROM egress.schema_migrations WHERE version = $1",
+                &[version],
+            )
+            .await
+            .map_err(db("read migrations"))?
+            .is_some();
+        if done {
+            report.already.push(label);
+            continue;
+        }
+        tx.batch_execute(sql).await.map_err(db("apply migration"))?;
+        tx.execute(
+            "INSERT INTO egress.schema_migrations (version, name) VALUES ($1, $2)",
+            &[version, name],
+        )
+        .await
+        .map_err(db("record migration"))?;
+        report.applied.push(label);
+    }
+    let grants = format!(
+        "REVOKE ALL ON SCHEMA egress FROM PUBLIC;
+         GRANT USAGE ON SCHEMA egress TO {collector};
+         GRANT SELECT, INSERT ON egress.journal TO {collector};
+         GRANT SELECT, INSERT, UPDATE ON egress.worker_cursor TO {collector};
+         GRANT SELECT ON egress.schema_migrations TO {collector};
+         REVOKE ALL ON public.network_egress_log FROM PUBLIC;
+         GRANT SELECT ON public.network_egress_log TO {odoo};"
+    );
+    tx.batch_execute(&grants)
+        .await
+        .map_err(db("grant privileges"))?;
+    tx.commit().await.map_err(db("commit"))?;
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_names_cannot_carry_sql() {
+        assert_eq!(checked_role("odoo").unwrap(), "\"odoo\"");
+        for bad in ["", "Odoo", "a\"; DROP", "1abc", "a-b", &"a".repeat(64)] {
+            assert!(checked_role(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! The types that flow between stages: `RawCall → AttributedCall →
+//! RedactedEntry → ChainedRow`. A stage can only be skipped by building the
+//! next type by hand, which nothing outside its stage does.
+//!
+//! Everything a worker sends (calls, drop reports, setting changes) travels
+//! the same path in the same order, and losses inside the collector travel
+//! in-band as `Item::Lost`, so the chain appender sees every worker's events
+//! in the order they were sent and can account for each one exactly once.
+
+use std::collections::BTreeMap;
+
+use actix::Message;
+use egress_proto::{Call, ConfigChange, Drops, Hello, JournalRow};
+
+/// Who sent a datagram, according to the kernel (SCM_CREDENTIALS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sender {
+    pub pid: i64,
+    pub uid: i64,
+}
+
+/// A decoded, credential-checked call with its database name normalised.
+#[derive(Debug, Clone)]
+pub struct RawCall {
+    pub call: Call,
+    pub sender: Sender,
+}
+
+/// A call with the addon that caused it.
+#[derive(Debug, Clone)]
+pub struct AttributedCall {
+    pub raw: RawCall,
+    /// The attributed addon: innermost addon frame that is not plumbing.
+    pub addon: Option<String>,
+    /// Every addon on the stack, innermost first.
+    pub addon_path: Vec<String>,
+    pub self_egress: bool,
+}
+
+/// A call reduced to what may reach disk. `row` lacks only its chain
+/// position (seq, recorded_at, collector), which the appender assigns.
+#[derive(Debug, Clone)]
+pub struct RedactedEntry {
+    pub database: String,
+    pub worker_id: u64,
+    pub worker_seq: u64,
+    pub row: JournalRow,
+}
+
+/// What the appender needs to account for a call it never received.
+pub trait Traceable {
+    fn database(&self) -> &str;
+    fn worker_id(&self) -> u64;
+    fn worker_seq(&self) -> u64;
+}
+
+impl Traceable for RawCall {
+    fn database(&self) -> &str {
+        &self.call.database
+    }
+    fn worker_id(&self) -> u64 {
+        self.call.worker_id
+    }
+    fn worker_seq(&self) -> u64 {
+        self.call.seq
+    }
+}
+
+impl Traceable for AttributedCall {
+    fn database(&self) -> &str {
+        self.raw.database()
+    }
+    fn worker_id(&self) -> u64 {
+        self.raw.worker_id()
+    }
+    fn worker_seq(&self) -> u64 {
+        self.raw.worker_seq()
+    }
+}
+
+impl Traceable for RedactedEntry {
+    fn database(&self) -> &str {
+        &self.database
+    }
+    fn worker_id(&self) -> u64 {
+        self.worker_id
+    }
+    fn worker_seq(&self) -> u64 {
+        self.worker_seq
+    }
+}
+
+/// One thing flowing down the pipeline, at stage `C`.
+#[derive(Debug, Clone)]
+pub enum Item<C> {
+    Hello(Sender, Hello),
+    Call(C),
+    Drops(Sender, Drops),
+    ConfigChange(Sender, ConfigChange),
+    Lost(LossSummary),
+}
+
+/// A batch of items handed from one stage to the next.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Batch<C: 'static>(pub Vec<Item<C>>);
+
+/// Stop accepting new work upstream has been done: flush everything held,
+/// then reply.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Drain;
+
+/// What one worker lost, for one database, at one point of the pipeline.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkerLoss {
+    /// Calls the collector dropped, with the range of their sequence numbers.
+    pub calls: u64,
+    pub seq_range: Option<(u64, u64)>,
+    /// Drop counts the worker reported in `Drops` messages we then dropped.
+    pub reported: BTreeMap<String, u64>,
+    /// Highest sequence cursor from those dropped `Drops` messages.
+    pub cursor: Option<u64>,
+    /// Other messages (setting changes) dropped.
+    pub other: u64,
+}
+
+/// Losses inside the collector since the last batch that got through,
+/// keyed by (database, worker), with the reason they were lost.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LossSummary {
+    pub reason: &'static str,
+    pub workers: BTreeMap<(String, u64), WorkerLoss>,
+}
+
+impl LossSummary {
+    pub fn new(reason: &'static str) -> Self {
+        LossSummary {
+            reason,
+            workers: BTreeMap::new(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.workers.is_empty()
+    }
+
+    /// Accounts every item of a batch that could not be delivered.
+    pub fn absorb<C: Traceable>(&mut self, items: Vec<Item<C>>) {
+        for item in items {
+            match item {
+                Item::Call(call) => {
+                    let loss = self.entry(call.database(), call.worker_id());
+                    let seq = call.worker_seq();
+                    loss.calls += 1;
+                    loss.seq_range = Some(match loss.seq_range {
+                        None => (seq, seq),
+                        Some((lo, hi)) => (lo.min(seq), hi.max(seq)),
+                    });
+                }
+                Item::Drops(_, drops) => {
+                    for count in drops.counts {
+                        let loss = self.entry(&count.database, drops.worker_id);
+                        *loss.reported.entry(count.reason).or_default() += count.count;
+                    }
+                    for cursor in drops.cursors {
+                        let loss = self.entry(&cursor.database, drops.worker_id);
+                        loss.cursor = Some(loss.cursor.unwrap_or(0).max(cursor.last_seq));
+                    }
+                }
+                Item::ConfigChange(_, change) => {
+                    self.entry(&change.database, change.worker_id).other += 1;
+                }
+                Item::Lost(earlier) => self.merge(earlier),
+                // A lost Hello costs nothing: the worker repeats it every minute.
+                Item::Hello(..) => {}
+            }
+        }
+    }
+
+    /// Folds in a summary from further upstream; the losses take this
+    /// summary's reason (the point where they are finally accounted).
+    pub fn merge(&mut self, other: LossSummary) {
+        for ((database, worker), loss) in other.workers {
+            let mine = self.entry(&database, worker);
+            mine.calls += loss.calls;
+            mine.seq_range = match (mine.seq_range, loss.seq_range) {
+                (None, r) | (r, None) => r,
+                (Some((a, b)), Some((c, d))) => Some((a.min(c), b.max(d))),
+            };
+            for (reason, count) in loss.reported {
+                *mine.reported.entry(reason).or_default() += count;
+            }
+            mine.cursor = mine.cursor.max(loss.cursor);
+            mine.other += loss.other;
+        }
+    }
+
+    /// Splits per database, for the router.
+    pub fn split_by_database(self) -> BTreeMap<String, LossSummary> {
+        let mut out: BTreeMap<String, LossSummary> = BTreeMap::new();
+        for ((database, worker), loss) in self.workers {
+            out.entry(database.clone())
+                .or_insert_with(|| LossSummary::new(self.reason))
+                .workers
+                .insert((database, worker), loss);
+        }
+        out
+    }
+
+    fn entry(&mut self, database: &str, worker: u64) -> &mut WorkerLoss {
+        self.workers
+            .entry((database.to_owned(), worker))
+            .or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(db: &str, worker: u64, seq: u64) -> Item<RawCall> {
+        Item::Call(RawCall {
+            call: Call {
+                database: db.into(),
+                worker_id: worker,
+                seq,
+                ..Call::default()
+            },
+            sender: Sender { pid: 1, uid: 0 },
+        })
+    }
+
+    #[test]
+    fn absorbing_counts_calls_and_reported_drops_per_worker() {
+        let mut summary = LossSummary::new("mailbox_full");
+        summary.absorb(vec![
+            call("a", 1, 5),
+            call("a", 1, 6),
+            call("b", 2, 1),
+            Item::Drops(
+                Sender { pid: 1, uid: 0 },
+                Drops {
+                    worker_id: 1,
+                    counts: vec![egress_proto::DropCount {
+                        database: "a".into(),
+                        reason: "buffer_full".into(),
+                        count: 4,
+                    }],
+                    cursors: vec![egress_proto::SeqCursor {
+                        database: "a".into(),
+                        last_seq: 9,
+                    }],
+                },
+            ),
+        ]);
+        let a = &summary.workers[&("a".to_string(), 1)];
+        assert_eq!((a.calls, a.seq_range, a.cursor), (2, Some((5, 6)), Some(9)));
+        assert_eq!(a.reported["buffer_full"], 4);
+        let split = summary.split_by_database();
+        assert_eq!(split.len(), 2);
+        assert_eq!(split["b"].workers[&("b".to_string(), 2)].calls, 1);
+    }
+
+    #[test]
+    fn merging_widens_ranges_and_adds_counts() {
+        let mut first = LossSummary::new("mailbox_full");
+        first.absorb(vec![call("a", 1, 3)]);
+        let mut later = LossSummary::new("database_unavailable");
+        later.absorb(vec![call("a", 1, 8)]);
+        let mut merged = LossSummary::new("database_unavailable");
+        merged.merge(first);
+        merged.merge(later);
+        assert_eq!(
+            merged.workers[&("a".to_string(), 1)].seq_range,
+            Some((3, 8))
+        );
+        assert_eq!(merged.workers[&("a".to_string(), 1)].calls, 2);
+    }
+}

@@ -1,0 +1,95 @@
+//! Per-stage counters shown by `egress-collector status`. Hot-path counters
+//! are atomics; reason maps sit behind a mutex because they move only when
+//! something goes wrong.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+/// What one database's chain appender has done.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DbStats {
+    pub head_seq: i64,
+    pub appended: u64,
+    pub gap_entries: u64,
+    pub events_in_gaps: u64,
+    pub queued: u64,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub datagrams: AtomicU64,
+    pub accepted: AtomicU64,
+    pub attributed: AtomicU64,
+    pub redacted: AtomicU64,
+    pub workers_seen: AtomicU64,
+    pub watchers: AtomicU64,
+    rejected: Mutex<BTreeMap<&'static str, u64>>,
+    /// stage → reason → calls dropped on the way out of that stage.
+    dropped: Mutex<BTreeMap<&'static str, BTreeMap<&'static str, u64>>>,
+    databases: Mutex<BTreeMap<String, DbStats>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic elsewhere must not take the counters down with it.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Stats {
+    pub fn count_rejected(&self, reason: &'static str) {
+        *lock(&self.rejected).entry(reason).or_default() += 1;
+    }
+
+    pub fn count_dropped(&self, stage: &'static str, reason: &'static str, calls: u64) {
+        *lock(&self.dropped)
+            .entry(stage)
+            .or_default()
+            .entry(reason)
+            .or_default() += calls;
+    }
+
+    pub fn update_database(&self, database: &str, update: impl FnOnce(&mut DbStats)) {
+        update(
+            lock(&self.databases)
+                .entry(database.to_owned())
+                .or_default(),
+        );
+    }
+
+    pub fn rejected_total(&self) -> u64 {
+        lock(&self.rejected).values().sum()
+    }
+
+    pub fn snapshot(&self) -> Value {
+        let databases = lock(&self.databases).clone();
+        let dropped = lock(&self.dropped).clone();
+        let dropped_at = |stage: &str| json!(dropped.get(stage).cloned().unwrap_or_default());
+        let sum = |f: fn(&DbStats) -> u64| databases.values().map(f).sum::<u64>();
+        json!({
+            "ingest": {
+                "datagrams": self.datagrams.load(Relaxed),
+                "accepted": self.accepted.load(Relaxed),
+                "rejected": lock(&self.rejected).clone(),
+                "dropped": dropped_at("ingest"),
+                "workers_seen": self.workers_seen.load(Relaxed),
+            },
+            "attribution": {"processed": self.attributed.load(Relaxed), "dropped": dropped_at("attribution")},
+            "redaction": {"processed": self.redacted.load(Relaxed), "dropped": dropped_at("redaction")},
+            "router": {"dropped": dropped_at("router")},
+            "chain": {
+                "appended": sum(|d| d.appended),
+                "gap_entries": sum(|d| d.gap_entries),
+                "events_in_gaps": sum(|d| d.events_in_gaps),
+                "queued": sum(|d| d.queued),
+            },
+            "databases": databases,
+            "watchers": self.watchers.load(Relaxed),
+        })
+    }
+}

@@ -1,0 +1,330 @@
+//! All SQL of the collector's journal, and the mapping between `JournalRow`
+//! and the columns of `egress.journal`. Identifiers are never built from input.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use egress_proto::JournalRow;
+use futures_util::pin_mut;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Row, Transaction};
+
+use crate::error::{Error, Result};
+
+/// A row as appended: its position in the chain is fixed.
+#[derive(Debug, Clone)]
+pub struct ChainedRow {
+    pub row: JournalRow,
+    pub prev_hash: [u8; 32],
+    pub row_hash: [u8; 32],
+}
+
+/// A row as read back: hashes may be of any length if someone edited them.
+#[derive(Debug, Clone)]
+pub struct StoredRow {
+    pub row: JournalRow,
+    pub prev_hash: Vec<u8>,
+    pub row_hash: Vec<u8>,
+}
+
+/// Every journal column, in canonical order (docs/JOURNAL_FORMAT.md).
+const COLUMNS: &str = "seq, prev_hash, row_hash, database, kind, recorded_at, collector, \
+     worker_id, worker_pid, worker_uid, worker_seq, started_at, duration_us, channel, protocol, \
+     direction, method, host, port, path, query_keys, header_names, src_ip, src_port, dst_ip, \
+     dst_port, tls, status, error_class, bytes_out, bytes_in, fingerprint, addon, addon_path, \
+     stack, trigger_kind, trigger_name, odoo_uid, component, class, self_egress, gap_count, \
+     gap_reason, detail";
+
+const COLUMN_TYPES: [Type; 44] = [
+    Type::INT8,
+    Type::BYTEA,
+    Type::BYTEA,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TIMESTAMPTZ,
+    Type::TEXT,
+    Type::INT8,
+    Type::INT8,
+    Type::INT8,
+    Type::INT8,
+    Type::TIMESTAMPTZ,
+    Type::INT8,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT8,
+    Type::TEXT,
+    Type::TEXT_ARRAY,
+    Type::TEXT_ARRAY,
+    Type::TEXT,
+    Type::INT8,
+    Type::TEXT,
+    Type::INT8,
+    Type::BOOL,
+    Type::INT8,
+    Type::TEXT,
+    Type::INT8,
+    Type::INT8,
+    Type::BYTEA,
+    Type::TEXT,
+    Type::TEXT_ARRAY,
+    Type::TEXT_ARRAY,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT8,
+    Type::TEXT,
+    Type::TEXT,
+    Type::BOOL,
+    Type::INT8,
+    Type::TEXT,
+    Type::TEXT,
+];
+
+/// Arbitrary, fixed: serialises appenders of one database across collectors.
+const CHAIN_LOCK_KEY: i64 = 0x6567_7265_7373; // "egress"
+
+pub fn to_system_time(us: i64) -> SystemTime {
+    if us >= 0 {
+        UNIX_EPOCH + Duration::from_micros(us as u64)
+    } else {
+        UNIX_EPOCH - Duration::from_micros(us.unsigned_abs())
+    }
+}
+
+pub fn to_micros(time: SystemTime) -> i64 {
+    match time.duration_since(UNIX_EPOCH) {
+        Ok(after) => after.as_micros() as i64,
+        Err(before) => -(before.duration().as_micros() as i64),
+    }
+}
+
+fn db_err(stmt: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Error {
+    move |source| Error::Db { stmt, source }
+}
+
+/// Takes the chain's lock for this transaction and returns its head
+/// `(seq, row_hash)`, or `None` for an empty journal.
+pub async fn lock_and_read_head(tx: &Transaction<'_>) -> Result<Option<(i64, Vec<u8>)>> {
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CHAIN_LOCK_KEY])
+        .await
+        .map_err(db_err("lock chain"))?;
+    let row = tx
+        .query_opt(
+            "SELECT seq, row_hash FROM egress.journal ORDER BY seq DESC LIMIT 1",
+            &[],
+        )
+        .await
+        .map_err(db_err("read chain head"))?;
+    Ok(row.map(|r| (r.get(0), r.get(1))))
+}
+
+/// Appends rows with binary COPY: the fastest path PostgreSQL offers.
+pub async fn copy_rows(tx: &Transaction<'_>, rows: &[ChainedRow]) -> Result<u64> {
+    let sink = tx
+        .copy_in(&format!(
+            "COPY egress.journal ({COLUMNS}) FROM STDIN BINARY"
+        ))
+        .await
+        .map_err(db_err("copy journal rows"))?;
+    let writer = BinaryCopyInWriter::new(sink, &COLUMN_TYPES);
+    pin_mut!(writer);
+    for chained in rows {
+        let r = &chained.row;
+        let recorded_at = to_system_time(r.recorded_at_us);
+        let started_at = r.started_at_us.map(to_system_time);
+        let values: [&(dyn ToSql + Sync); 44] = [
+            &r.seq,
+            &chained.prev_hash.as_slice(),
+            &chained.row_hash.as_slice(),
+            &r.database,
+            &r.kind,
+            &recorded_at,
+            &r.collector,
+            &r.worker_id,
+            &r.worker_pid,
+            &r.worker_uid,
+            &r.worker_seq,
+            &started_at,
+            &r.duration_us,
+            &r.channel,
+            &r.protocol,
+            &r.direction,
+            &r.method,
+            &r.host,
+            &r.port,
+            &r.path,
+            &r.query_keys,
+            &r.header_names,
+            &r.src_ip,
+            &r.src_port,
+            &r.dst_ip,
+            &r.dst_port,
+            &r.tls,
+            &r.status,
+            &r.error_class,
+            &r.bytes_out,
+            &r.bytes_in,
+            &r.fingerprint,
+            &r.addon,
+            &r.addon_path,
+            &r.stack,
+            &r.trigger_kind,
+            &r.trigger_name,
+            &r.odoo_uid,
+            &r.component,
+            &r.class,
+            &r.self_egress,
+            &r.gap_count,
+            &r.gap_reason,
+            &r.detail,
+        ];
+        writer
+            .as_mut()
+            .write(&values)
+            .await
+            .map_err(db_err("copy journal rows"))?;
+    }
+    writer.finish().await.map_err(db_err("copy journal rows"))
+}
+
+/// Reads one journal row selected with `COLUMNS`.
+pub fn stored_row(row: &Row) -> Result<StoredRow> {
+    let get_time = |i: usize| -> Result<Option<i64>> {
+        let time: Option<SystemTime> = row.try_get(i).map_err(db_err("read journal row"))?;
+        Ok(time.map(to_micros))
+    };
+    let journal = JournalRow {
+        seq: row.try_get(0).map_err(db_err("read journal row"))?,
+        database: row.try_get(3).map_err(db_err("read journal row"))?,
+        kind: row.try_get(4).map_err(db_err("read journal row"))?,
+        recorded_at_us: get_time(5)?.unwrap_or_default(),
+        collector: row.try_get(6).map_err(db_err("read journal row"))?,
+        worker_id: row.get(7),
+        worker_pid: row.get(8),
+        worker_uid: row.get(9),
+        worker_seq: row.get(10),
+        started_at_us: get_time(11)?,
+        duration_us: row.get(12),
+        channel: row.get(13),
+        protocol: row.get(14),
+        direction: row.get(15),
+        method: row.get(16),
+        host: row.get(17),
+        port: row.get(18),
+        path: row.get(19),
+        query_keys: row.get(20),
+        header_names: row.get(21),
+        src_ip: row.get(22),
+        src_port: row.get(23),
+        dst_ip: row.get(24),
+        dst_port: row.get(25),
+        tls: row.get(26),
+        status: row.get(27),
+        error_class: row.get(28),
+        bytes_out: row.get(29),
+        bytes_in: row.get(30),
+        fingerprint: row.get(31),
+        addon: row.get(32),
+        addon_path: row.get(33),
+        stack: row.get(34),
+        trigger_kind: row.get(35),
+        trigger_name: row.get(36),
+        odoo_uid: row.get(37),
+        component: row.get(38),
+        class: row.get(39),
+        self_egress: row.get(40),
+        gap_count: row.get(41),
+        gap_reason: row.get(42),
+        detail: row.get(43),
+    };
+    Ok(StoredRow {
+        row: journal,
+        prev_hash: row.try_get(1).map_err(db_err("read journal row"))?,
+        row_hash: row.try_get(2).map_err(db_err("read journal row"))?,
+    })
+}
+
+/// The last accounted sequence number of each given worker; absent workers
+/// have never been seen in this database.
+pub async fn fetch_cursors(
+    client: &tokio_postgres::Client,
+    worker_ids: &[i64],
+) -> Result<HashMap<i64, i64>> {
+    let rows = client
+        .query(
+            "SELECT worker_id, last_seq FROM egress.worker_cursor WHERE worker_id = ANY($1)",
+            &[&worker_ids],
+        )
+        .await
+        .map_err(db_err("read worker cursors"))?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+pub async fn upsert_cursors(tx: &Transaction<'_>, cursors: &[(i64, i64)]) -> Result<()> {
+    let (ids, seqs): (Vec<i64>, Vec<i64>) = cursors.iter().copied().unzip();
+    tx.execute(
+        "INSERT INTO egress.worker_cursor (worker_id, last_seq) \
+         SELECT * FROM unnest($1::bigint[], $2::bigint[]) \
+         ON CONFLICT (worker_id) DO UPDATE \
+         SET last_seq = GREATEST(egress.worker_cursor.last_seq, EXCLUDED.last_seq), \
+             updated_at = now()",
+        &[&ids, &seqs],
+    )
+    .await
+    .map_err(db_err("update worker cursors"))?;
+    Ok(())
+}
+
+/// The last `n` rows, oldest first.
+pub async fn last_rows(client: &tokio_postgres::Client, n: i64) -> Result<Vec<StoredRow>> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {COLUMNS} FROM (SELECT * FROM egress.journal ORDER BY seq DESC LIMIT $1) \
+                 last ORDER BY seq"
+            ),
+            &[&n],
+        )
+        .await
+        .map_err(db_err("read last journal rows"))?;
+    rows.iter().map(stored_row).collect()
+}
+
+/// Streams every row in chain order, 10,000 at a time through a portal, from
+/// one consistent snapshot, so a journal of any size verifies in bounded memory.
+pub async fn for_each_row(
+    client: &mut tokio_postgres::Client,
+    mut visit: impl FnMut(StoredRow) -> bool,
+) -> Result<()> {
+    let tx = client
+        .build_transaction()
+        .read_only(true)
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .start()
+        .await
+        .map_err(db_err("begin read"))?;
+    let stmt = tx
+        .prepare(&format!(
+            "SELECT {COLUMNS} FROM egress.journal ORDER BY seq"
+        ))
+        .await
+        .map_err(db_err("read journal"))?;
+    let portal = tx.bind(&stmt, &[]).await.map_err(db_err("read journal"))?;
+    loop {
+        let rows = tx
+            .query_portal(&portal, 10_000)
+            .await
+            .map_err(db_err("read journal"))?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        for row in &rows {
+            if !visit(stored_row(row)?) {
+                return Ok(());
+            }
+        }
+    }
+}

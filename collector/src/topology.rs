@@ -1,0 +1,206 @@
+//! All wiring lives here: which actor runs on which thread, who sends to
+//! whom, and the order of shutdown (stop receiving, let stages flush, stop).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, Arbiter, Context};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::oneshot;
+use tracing::{error, info, warn};
+
+use crate::appender::ChainAppender;
+use crate::attribution::Attribution;
+use crate::config::Config;
+use crate::control::{self, ControlServer};
+use crate::databases::Databases;
+use crate::error::{Error, Result};
+use crate::ingest::{self, IngestSettings};
+use crate::link::Link;
+use crate::redaction::Redaction;
+use crate::router::Router;
+use crate::stats::Stats;
+use crate::watch_hub::WatchHub;
+
+/// How long shutdown may take before the collector exits anyway.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Runs the service until SIGTERM or SIGINT.
+pub fn run(config: Config) -> Result<()> {
+    config.validate()?;
+    prepare_state_dir(&config)?;
+    warn_if_queue_short();
+    let own_uid = nix::unistd::getuid().as_raw();
+    let mut allow_uids: HashSet<u32> = config.ingest.allow_uids.iter().copied().collect();
+    if allow_uids.is_empty() {
+        allow_uids.insert(own_uid);
+    }
+    let settings = IngestSettings {
+        socket: config.ingest.socket.clone(),
+        mode: config.ingest.mode()?,
+        group: config.ingest.socket_group.clone(),
+        allow_uids,
+        default_db: config.database.default_db.clone(),
+    };
+    let socket = ingest::bind(&settings)?;
+    let system = actix::System::new();
+    system.block_on(wire_and_wait(config, settings, socket, own_uid))
+}
+
+async fn wire_and_wait(
+    config: Config,
+    settings: IngestSettings,
+    socket: std::os::unix::net::UnixDatagram,
+    own_uid: u32,
+) -> Result<()> {
+    let stats = Arc::new(Stats::default());
+    let watch = WatchHub::new(1024);
+    let databases = Arc::new(Databases::new(
+        &config.database.url,
+        config.database.pool_size,
+    )?);
+    let collector = host_name();
+    let mailbox = config.ingest.mailbox_batches;
+
+    // Router and appenders share this (main) thread with the control socket:
+    // their work is I/O-bound and one writer per database is the rule.
+    let spawn_appender = {
+        let (databases, chain, stats, watch) = (
+            databases.clone(),
+            config.chain.clone(),
+            stats.clone(),
+            watch.clone(),
+        );
+        Box::new(move |database: &str| {
+            let appender = ChainAppender::new(
+                database.to_owned(),
+                databases.clone(),
+                chain.clone(),
+                collector.clone(),
+                stats.clone(),
+                watch.clone(),
+            );
+            ChainAppender::create(|ctx: &mut Context<ChainAppender>| {
+                ctx.set_mailbox_capacity(mailbox);
+                appender
+            })
+        })
+    };
+    let router = Router::create({
+        let (stats, max) = (stats.clone(), config.database.max_databases);
+        move |ctx: &mut Context<Router>| {
+            ctx.set_mailbox_capacity(mailbox);
+            Router::new(spawn_appender, max, stats)
+        }
+    });
+
+    // Attribution and redaction are CPU work: their own thread.
+    let pipeline = Arbiter::new();
+    let redaction = Redaction::start_in_arbiter(&pipeline.handle(), {
+        let (router, stats) = (router.clone(), stats.clone());
+        move |ctx| {
+            ctx.set_mailbox_capacity(mailbox);
+            Redaction::new(Link::new(router, "redaction", stats.clone()), stats)
+        }
+    });
+    let attribution = Attribution::start_in_arbiter(&pipeline.handle(), {
+        let stats = stats.clone();
+        move |ctx| {
+            ctx.set_mailbox_capacity(mailbox);
+            Attribution::new(Link::new(redaction, "attribution", stats.clone()), stats)
+        }
+    });
+
+    // Ingest owns the socket on a thread of its own, so a busy stage never
+    // delays reading (the kernel queue in front of it is short).
+    let (stop_ingest, stop_signal) = oneshot::channel::<()>();
+    let (ingest_done, ingest_finished) = oneshot::channel::<()>();
+    let ingest_thread = Arbiter::new();
+    ingest_thread.spawn({
+        let link = Link::new(attribution, "ingest", stats.clone());
+        let stats = stats.clone();
+        async move {
+            ingest::run(socket, settings, link, stats, async {
+                let _ = stop_signal.await;
+            })
+            .await;
+            let _ = ingest_done.send(());
+        }
+    });
+
+    let mut control_uids: HashSet<u32> = config.control.allow_uids.iter().copied().collect();
+    control_uids.insert(own_uid);
+    let listener = control::bind(&config.control.socket)?;
+    let server = Arc::new(ControlServer {
+        socket: config.control.socket.clone(),
+        allow_uids: control_uids,
+        stats: stats.clone(),
+        watch,
+        databases,
+        default_db: config.database.default_db.clone(),
+    });
+    actix_rt::spawn(server.serve(listener));
+    info!(ingest = %config.ingest.socket.display(), control = %config.control.socket.display(),
+        "Collector ready.");
+
+    wait_for_signal().await?;
+    info!("Shutting down: no new events; flushing what is held.");
+    let _ = stop_ingest.send(());
+    if tokio::time::timeout(SHUTDOWN_DEADLINE, ingest_finished)
+        .await
+        .is_err()
+    {
+        error!("Shutdown deadline passed before every event was journaled.");
+    }
+    pipeline.stop();
+    ingest_thread.stop();
+    info!(appended = %stats.snapshot()["chain"]["appended"], "Collector stopped.");
+    let _ = std::fs::remove_file(&config.control.socket);
+    actix::System::current().stop();
+    Ok(())
+}
+
+async fn wait_for_signal() -> Result<()> {
+    let err = |e: std::io::Error| Error::Config(format!("cannot install signal handlers: {e}"));
+    let mut term = signal(SignalKind::terminate()).map_err(err)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(err)?;
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    Ok(())
+}
+
+fn prepare_state_dir(config: &Config) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let dir = &config.state.dir;
+    let err = |source| Error::State {
+        path: dir.clone(),
+        source,
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(err)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(err)
+}
+
+/// The kernel queues few datagrams per socket by default; bursts then turn
+/// into drops on the sender side (counted, but avoidable).
+fn warn_if_queue_short() {
+    let qlen = std::fs::read_to_string("/proc/sys/net/unix/max_dgram_qlen")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok());
+    if let Some(qlen) = qlen.filter(|q| *q < 128) {
+        warn!(max_dgram_qlen = qlen,
+            "The kernel queues only {qlen} datagrams per socket; bursts will be dropped (and counted) by senders. Raise it: sysctl -w net.unix.max_dgram_qlen=512");
+    }
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "unknown".into())
+}

@@ -1,0 +1,160 @@
+//! Chain verification: recomputes every row's hash from its columns and
+//! checks each link, naming the first position where the chain breaks.
+
+use egress_proto::GENESIS_HASH;
+
+use crate::store::StoredRow;
+
+/// Where and why the chain is broken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Break {
+    pub seq: i64,
+    pub reason: String,
+}
+
+/// Feed rows in `seq` order; stops at the first break.
+#[derive(Debug)]
+pub struct ChainCheck {
+    database: Option<String>,
+    expected_seq: i64,
+    prev_hash: Vec<u8>,
+    pub rows: u64,
+    pub broken: Option<Break>,
+}
+
+impl ChainCheck {
+    /// `database`: the name every row must carry, when known.
+    pub fn new(database: Option<String>) -> Self {
+        ChainCheck {
+            database,
+            expected_seq: 1,
+            prev_hash: GENESIS_HASH.to_vec(),
+            rows: 0,
+            broken: None,
+        }
+    }
+
+    /// Checks one row; false once the chain is broken.
+    pub fn feed(&mut self, stored: &StoredRow) -> bool {
+        let seq = stored.row.seq;
+        let expected = self.expected_seq;
+        let reason = if seq > expected {
+            Some(format!(
+                "row {expected} is missing: the journal jumps from seq {} to seq {seq}",
+                expected - 1
+            ))
+        } else if seq < expected {
+            Some(format!(
+                "seq {seq} appears again after seq {}",
+                expected - 1
+            ))
+        } else if stored.prev_hash != self.prev_hash {
+            Some(format!(
+                "its prev_hash does not match the row_hash of seq {}",
+                expected - 1
+            ))
+        } else if !hash_matches(&self.prev_hash, stored) {
+            Some("its contents do not match its row_hash: the row was altered".to_owned())
+        } else if self
+            .database
+            .as_ref()
+            .is_some_and(|d| *d != stored.row.database)
+        {
+            Some(format!(
+                "it belongs to database {:?}, not this one",
+                stored.row.database
+            ))
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            self.broken = Some(Break {
+                seq: expected.min(seq.max(1)),
+                reason,
+            });
+            return false;
+        }
+        self.prev_hash.clone_from(&stored.row_hash);
+        self.expected_seq += 1;
+        self.rows += 1;
+        true
+    }
+
+    pub fn head_seq(&self) -> i64 {
+        self.expected_seq - 1
+    }
+}
+
+/// Whether the row's stored hash is the hash of its columns after `prev`.
+fn hash_matches(prev: &[u8], stored: &StoredRow) -> bool {
+    <[u8; 32]>::try_from(prev)
+        .is_ok_and(|prev| stored.row.hash_after(&prev).as_slice() == stored.row_hash.as_slice())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::chain;
+    use egress_proto::JournalRow;
+
+    fn journal(n: usize) -> Vec<StoredRow> {
+        let rows = (0..n)
+            .map(|i| JournalRow {
+                database: "db".into(),
+                kind: "call".into(),
+                bytes_out: Some(i as i64),
+                ..JournalRow::default()
+            })
+            .collect();
+        chain(rows, None, "host", 1)
+            .into_iter()
+            .map(|c| StoredRow {
+                row: c.row,
+                prev_hash: c.prev_hash.to_vec(),
+                row_hash: c.row_hash.to_vec(),
+            })
+            .collect()
+    }
+
+    fn check(rows: &[StoredRow]) -> Option<Break> {
+        let mut check = ChainCheck::new(Some("db".into()));
+        for row in rows {
+            if !check.feed(row) {
+                break;
+            }
+        }
+        check.broken
+    }
+
+    #[test]
+    fn a_clean_chain_passes() {
+        assert_eq!(check(&journal(5)), None);
+    }
+
+    #[test]
+    fn an_edited_value_names_its_row() {
+        let mut rows = journal(5);
+        rows[2].row.bytes_out = Some(999);
+        assert_eq!(check(&rows).unwrap().seq, 3);
+    }
+
+    #[test]
+    fn a_deleted_row_names_the_missing_position() {
+        let mut rows = journal(5);
+        rows.remove(1);
+        let broken = check(&rows).unwrap();
+        assert_eq!(broken.seq, 2);
+        assert!(broken.reason.contains("missing"), "{}", broken.reason);
+    }
+
+    #[test]
+    fn a_rehashed_row_still_breaks_the_next_link() {
+        let mut rows = journal(5);
+        rows[1].row.bytes_out = Some(999);
+        rows[1].row_hash = rows[1]
+            .row
+            .hash_after(&rows[0].row_hash.clone().try_into().unwrap())
+            .to_vec();
+        assert_eq!(check(&rows).unwrap().seq, 3);
+    }
+}
