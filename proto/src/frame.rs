@@ -239,7 +239,7 @@ mod tests {
             state ^= state << 17;
             let len = (state % 300) as usize;
             let mut bytes: Vec<u8> = (0..len).map(|i| (state >> (i % 56)) as u8).collect();
-            if len > 4 && state % 2 == 0 {
+            if len > 4 && state.is_multiple_of(2) {
                 bytes[..4].copy_from_slice(&[b'E', b'G', FORMAT_VERSION, (state % 5) as u8]);
             }
             let _ = decode(&bytes);
