@@ -41,6 +41,54 @@ SELECT string_agg(line, E'\n' ORDER BY line) FROM (
 ) AS objects(line)
 "#;
 
+/// The journal's columns, as the contract lists them.
+const JOURNAL_COLUMNS: &[&str] = &[
+    "seq",
+    "prev_hash",
+    "row_hash",
+    "database",
+    "kind",
+    "recorded_at",
+    "collector",
+    "worker_id",
+    "worker_pid",
+    "worker_uid",
+    "worker_seq",
+    "started_at",
+    "duration_us",
+    "channel",
+    "protocol",
+    "direction",
+    "method",
+    "host",
+    "port",
+    "path",
+    "query_keys",
+    "header_names",
+    "src_ip",
+    "src_port",
+    "dst_ip",
+    "dst_port",
+    "tls",
+    "status",
+    "error_class",
+    "bytes_out",
+    "bytes_in",
+    "fingerprint",
+    "addon",
+    "addon_path",
+    "stack",
+    "trigger_kind",
+    "trigger_name",
+    "odoo_uid",
+    "component",
+    "class",
+    "self_egress",
+    "gap_count",
+    "gap_reason",
+    "detail",
+];
+
 #[test]
 fn setup_creates_the_schema_and_is_idempotent() {
     let _serial = serial();
@@ -70,13 +118,19 @@ fn setup_creates_the_schema_and_is_idempotent() {
         sql.bool("SELECT has_table_privilege('odoo', 'public.network_egress_log', 'SELECT')"),
         "odoo may SELECT public.network_egress_log"
     );
-    let columns = sql.int(
-        "SELECT count(*) FROM information_schema.columns \
-         WHERE table_schema = 'egress' AND table_name = 'journal'",
-    );
-    assert!(
-        columns >= 45,
-        "egress.journal has the contract's columns ({columns})"
+    let missing = sql.text(&format!(
+        "SELECT string_agg(c, ', ') FROM unnest(ARRAY[{}]) AS c \
+         WHERE c NOT IN (SELECT column_name::text FROM information_schema.columns \
+                         WHERE table_schema = 'egress' AND table_name = 'journal')",
+        JOURNAL_COLUMNS
+            .iter()
+            .map(|c| format!("'{c}'"))
+            .collect::<Vec<_>>()
+            .join(",")
+    ));
+    assert_eq!(
+        missing, None,
+        "egress.journal lacks columns of the contract"
     );
 
     let before = sql.text(SNAPSHOT).unwrap_or_default();
