@@ -184,6 +184,7 @@ impl ChainAppender {
             d.appended += written.rows.len() as u64;
             d.gap_entries += written.gap_entries;
             d.events_in_gaps += written.events_in_gaps;
+            d.suppressed += written.suppressed;
             d.head_seq = head_seq.unwrap_or(d.head_seq);
             d.last_error = None;
         });
@@ -268,6 +269,7 @@ struct Written {
     cursors: HashMap<u64, u64>,
     gap_entries: u64,
     events_in_gaps: u64,
+    suppressed: u64,
 }
 
 /// A batch that did not commit, returned intact.
@@ -345,6 +347,7 @@ async fn write_batch(
             cursors: plan.cursors,
             gap_entries: plan.gap_entries,
             events_in_gaps: plan.events_in_gaps,
+            suppressed: plan.suppressed,
         })
     };
     match attempt.await {

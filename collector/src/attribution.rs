@@ -1,12 +1,18 @@
 //! Attribution actor: maps a call's stack frames to Odoo addons, using the
-//! addons paths each worker announced in `Hello`, and falling back to a path
-//! heuristic for workers not yet heard from. The logic is `attribute`.
+//! addons paths each worker announced in `Hello` and falling back to a path
+//! heuristic for workers not yet heard from, and classifies its destination
+//! with the database's Egress Components catalogue. The logic is `attribute`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use actix::{Actor, Context, Handler, ResponseFuture};
+use actix::{Actor, Context, Handler, Message, Recipient, ResponseFuture};
+
+use crate::catalogue::{Catalogue, Class, Classified};
+use crate::origin::{origin_of, Origin};
+use crate::policy::{Policy, PolicyMap};
+use crate::policy_watcher::{PolicyReady, ReportedChanges, WatchDatabase};
 
 use crate::link::Link;
 use crate::redaction::Redaction;
@@ -26,20 +32,133 @@ pub struct Attribution {
     addons_paths: HashMap<u64, Vec<String>>,
     next: Link<AttributedCall, Redaction>,
     stats: Arc<Stats>,
+    policies: PolicyMap,
+    reported: ReportedChanges,
+    watcher: Option<Recipient<WatchDatabase>>,
+    /// Items waiting, in arrival order, for a database's first policy load:
+    /// holding them all keeps every worker's events in order, which exact
+    /// gap accounting depends on. Bounded by the watcher's first-load timeout.
+    held: VecDeque<Item<RawCall>>,
+    requested: HashSet<String>,
 }
 
 impl Attribution {
-    pub fn new(next: Link<AttributedCall, Redaction>, stats: Arc<Stats>) -> Self {
+    pub fn new(
+        next: Link<AttributedCall, Redaction>,
+        stats: Arc<Stats>,
+        policies: PolicyMap,
+        reported: ReportedChanges,
+    ) -> Self {
         Attribution {
             addons_paths: HashMap::new(),
             next,
             stats,
+            policies,
+            reported,
+            watcher: None,
+            held: VecDeque::new(),
+            requested: HashSet::new(),
         }
+    }
+
+    /// Databases of `item` whose policy is not loaded yet (asks for them).
+    fn missing_policy(&mut self, item: &Item<RawCall>) -> bool {
+        let mut missing = false;
+        for database in databases_of(item) {
+            if self.policies.get(database).is_none() {
+                missing = true;
+                if self.requested.insert(database.to_owned()) {
+                    if let Some(watcher) = &self.watcher {
+                        let _ = watcher.try_send(WatchDatabase(database.to_owned()));
+                    }
+                }
+            }
+        }
+        missing
+    }
+
+    fn process(&mut self, item: Item<RawCall>, out: &mut Vec<Item<AttributedCall>>) {
+        match item {
+            Item::Hello(_, hello) => {
+                if self
+                    .addons_paths
+                    .insert(hello.worker_id, hello.addons_paths)
+                    .is_none()
+                {
+                    self.stats.workers_seen.fetch_add(1, Relaxed);
+                }
+            }
+            Item::Call(raw) => {
+                let paths = self
+                    .addons_paths
+                    .get(&raw.call.worker_id)
+                    .map(Vec::as_slice);
+                let policy = self.policies.get(&raw.call.database);
+                let catalogue = policy.as_deref().map(|p| &p.catalogue);
+                let call = attribute(raw, paths, catalogue);
+                if call.self_egress {
+                    self.stats.self_egress.fetch_add(1, Relaxed);
+                }
+                out.push(Item::Call(call));
+                self.stats.attributed.fetch_add(1, Relaxed);
+            }
+            Item::Drops(s, d) => out.push(Item::Drops(s, d)),
+            Item::ConfigChange(s, c) => {
+                if c.worker_id != 0 {
+                    self.reported.record(&c);
+                }
+                out.push(Item::ConfigChange(s, c));
+            }
+            Item::Lost(l) => out.push(Item::Lost(l)),
+        }
+    }
+
+    /// Processes held items from the front until one still lacks a policy.
+    fn release(&mut self, out: &mut Vec<Item<AttributedCall>>) {
+        while let Some(front) = self.held.pop_front() {
+            if self.missing_policy(&front) {
+                self.held.push_front(front);
+                break;
+            }
+            self.process(front, out);
+        }
+    }
+}
+
+fn databases_of(item: &Item<RawCall>) -> Vec<&str> {
+    match item {
+        Item::Call(raw) => vec![raw.call.database.as_str()],
+        Item::ConfigChange(_, c) => vec![c.database.as_str()],
+        Item::Drops(_, d) => d
+            .counts
+            .iter()
+            .map(|c| c.database.as_str())
+            .chain(d.cursors.iter().map(|c| c.database.as_str()))
+            .collect(),
+        Item::Lost(l) => l.workers.keys().map(|(db, _)| db.as_str()).collect(),
+        Item::Hello(..) => vec![],
     }
 }
 
 impl Actor for Attribution {
     type Context = Context<Self>;
+}
+
+/// Gives attribution the watcher to ask for policies (wired after both start).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct UseWatcher(pub Recipient<WatchDatabase>);
+
+impl Handler<UseWatcher> for Attribution {
+    type Result = ();
+
+    fn handle(&mut self, UseWatcher(watcher): UseWatcher, _: &mut Context<Self>) {
+        self.watcher = Some(watcher);
+        self.requested.clear();
+        let mut out = Vec::new();
+        self.release(&mut out);
+        self.next.send(out);
+    }
 }
 
 impl Handler<Batch<RawCall>> for Attribution {
@@ -48,29 +167,22 @@ impl Handler<Batch<RawCall>> for Attribution {
     fn handle(&mut self, Batch(items): Batch<RawCall>, _: &mut Context<Self>) {
         let mut out = Vec::with_capacity(items.len());
         for item in items {
-            match item {
-                Item::Hello(_, hello) => {
-                    if self
-                        .addons_paths
-                        .insert(hello.worker_id, hello.addons_paths)
-                        .is_none()
-                    {
-                        self.stats.workers_seen.fetch_add(1, Relaxed);
-                    }
-                }
-                Item::Call(raw) => {
-                    let paths = self
-                        .addons_paths
-                        .get(&raw.call.worker_id)
-                        .map(Vec::as_slice);
-                    out.push(Item::Call(attribute(raw, paths)));
-                    self.stats.attributed.fetch_add(1, Relaxed);
-                }
-                Item::Drops(s, d) => out.push(Item::Drops(s, d)),
-                Item::ConfigChange(s, c) => out.push(Item::ConfigChange(s, c)),
-                Item::Lost(l) => out.push(Item::Lost(l)),
+            if self.held.is_empty() && !self.missing_policy(&item) {
+                self.process(item, &mut out);
+            } else {
+                self.held.push_back(item);
             }
         }
+        self.next.send(out);
+    }
+}
+
+impl Handler<PolicyReady> for Attribution {
+    type Result = ();
+
+    fn handle(&mut self, _: PolicyReady, _: &mut Context<Self>) {
+        let mut out = Vec::new();
+        self.release(&mut out);
         self.next.send(out);
     }
 }
@@ -79,76 +191,104 @@ impl Handler<Drain> for Attribution {
     type Result = ResponseFuture<()>;
 
     fn handle(&mut self, _: Drain, _: &mut Context<Self>) -> Self::Result {
+        // Whatever still waits for a policy goes on under the fail-closed one.
+        let mut out = Vec::new();
+        while let Some(item) = self.held.pop_front() {
+            for database in databases_of(&item) {
+                if self.policies.get(database).is_none() {
+                    self.policies.set(database, Arc::new(Policy::fail_closed()));
+                }
+            }
+            self.process(item, &mut out);
+        }
+        self.next.send(out);
         Box::pin(self.next.drain())
     }
 }
 
-/// Attributes one call. `addons_paths` are the worker's, when known.
-pub fn attribute(raw: RawCall, addons_paths: Option<&[String]>) -> AttributedCall {
-    let mut addon_path: Vec<String> = Vec::new();
+/// Attributes one call. `addons_paths` are the worker's, when known; the
+/// catalogue is the call's database's.
+pub fn attribute(
+    raw: RawCall,
+    addons_paths: Option<&[String]>,
+    catalogue: Option<&Catalogue>,
+) -> AttributedCall {
+    let origins: Vec<Origin> = raw
+        .call
+        .stack
+        .iter()
+        .map(|frame| origin_of(&frame.file, addons_paths))
+        .collect();
+    // Addons on the stack innermost first, each with whether it is plumbing
+    // there (the audit addon's own interceptor frames are plumbing too).
+    let mut path: Vec<(String, bool)> = Vec::new();
     let mut self_egress = false;
-    for frame in &raw.call.stack {
-        let Some(addon) = addon_of(&frame.file, addons_paths) else {
+    for (frame, origin) in raw.call.stack.iter().zip(&origins) {
+        let Origin::Addon(addon) = origin else {
             continue;
         };
-        if addon == AUDIT_ADDON && !frame.file.contains("/interceptor/") {
+        let in_interceptor = frame.file.contains("/interceptor/");
+        if addon == AUDIT_ADDON && !in_interceptor {
             self_egress = true;
         }
-        if addon_path.last() != Some(&addon) {
-            addon_path.push(addon);
+        let plumbing =
+            PLUMBING_ADDONS.contains(&addon.as_str()) || (addon == AUDIT_ADDON && in_interceptor);
+        match path.last_mut() {
+            Some((last, last_plumbing)) if last == addon => *last_plumbing &= plumbing,
+            _ => path.push((addon.clone(), plumbing)),
         }
     }
-    let addon = addon_path
+    // The innermost addon that is not plumbing. With only plumbing, the
+    // outermost plumbing addon other than `base`, whose frames are mostly
+    // dispatch (cron, HTTP, mail server): mail's queue sending through base
+    // is mail's call. `base` alone is base's.
+    let addon = path
         .iter()
-        .find(|a| !PLUMBING_ADDONS.contains(&a.as_str()))
-        .or_else(|| addon_path.first())
-        .cloned();
+        .find(|(_, plumbing)| !plumbing)
+        .or_else(|| path.iter().rev().find(|(a, _)| a != "base"))
+        .or_else(|| path.first())
+        .map(|(a, _)| a.clone());
+    let addon_path: Vec<String> = path.into_iter().map(|(a, _)| a).collect();
+    let dst_ip = raw.call.dst_ip.parse().ok();
+    let classified = catalogue
+        .map(|c| c.classify(&raw.call.host, dst_ip, raw.call.port))
+        .unwrap_or(Classified {
+            component: None,
+            class: Class::Unknown,
+        });
     AttributedCall {
         raw,
         addon,
         addon_path,
         self_egress,
+        component: classified.component,
+        class: classified.class,
+        frame_origins: origins.iter().map(|o| o.label().to_owned()).collect(),
     }
-}
-
-/// The addon a source file belongs to, if any.
-fn addon_of(file: &str, addons_paths: Option<&[String]>) -> Option<String> {
-    if let Some(paths) = addons_paths {
-        for root in paths {
-            let root = root.trim_end_matches('/');
-            if let Some(rest) = file.strip_prefix(root).and_then(|r| r.strip_prefix('/')) {
-                return first_segment(rest);
-            }
-        }
-    }
-    // Heuristic: the segment after the last directory named like an addons
-    // directory (`addons`, `extra-addons`, `odoo/addons`, `custom_addons`...).
-    let segments: Vec<&str> = file.split('/').collect();
-    let root = segments[..segments.len().saturating_sub(1)]
-        .iter()
-        .rposition(|s| s.ends_with("addons"))?;
-    // The addon is a directory: there must be a file below it.
-    if root + 2 >= segments.len() {
-        return None;
-    }
-    first_segment(&segments[root + 1..].join("/"))
-}
-
-fn first_segment(rest: &str) -> Option<String> {
-    let name = rest.split('/').next()?;
-    let valid = !name.is_empty()
-        && !name.ends_with(".py")
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    valid.then(|| name.to_owned())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalogue::{parse_file, SEED};
     use crate::stage::Sender;
     use egress_proto::{Call, StackFrame};
 
-    fn raw(files: &[&str]) -> RawCall {
+    const REQUESTS: &str = "/usr/lib/python3/dist-packages/requests/sessions.py";
+    const URLLIB3: &str = "/opt/venv/lib/python3.11/site-packages/urllib3/connectionpool.py";
+    const SMTPLIB: &str = "/usr/lib/python3.11/smtplib.py";
+    const HOOK: &str = "/opt/venv/lib/python3.11/site-packages/egress_hook/interceptor/http.py";
+    const IR_MAIL_SERVER_17: &str = "/opt/odoo/odoo/addons/base/models/ir_mail_server.py";
+    const IR_MAIL_SERVER_DEB: &str =
+        "/usr/lib/python3/dist-packages/odoo/addons/base/models/ir_mail_server.py";
+    const MAIL_MAIL: &str = "/opt/odoo/addons/mail/models/mail_mail.py";
+    const MAIL_THREAD_DEB: &str =
+        "/usr/lib/python3/dist-packages/odoo/addons/mail/models/mail_thread.py";
+    const IR_CRON: &str = "/opt/odoo/odoo/addons/base/models/ir_cron.py";
+    const HTTP: &str = "/opt/odoo/odoo/http.py";
+    const IAP_TOOLS: &str = "/home/odoo/src/odoo/addons/iap/tools/iap_tools.py";
+
+    fn raw(files: &[&str], host: &str) -> RawCall {
         let stack = files
             .iter()
             .map(|f| StackFrame {
@@ -157,65 +297,120 @@ mod tests {
                 line: 1,
             })
             .collect();
+        let call = Call {
+            stack,
+            host: host.into(),
+            port: 443,
+            ..Call::default()
+        };
         RawCall {
-            call: Call {
-                stack,
-                ..Call::default()
-            },
+            call,
             sender: Sender { pid: 1, uid: 1 },
         }
     }
 
+    /// (stack innermost first, host, attributed addon, addon path, self-egress, class)
+    type Case = (
+        &'static [&'static str],
+        &'static str,
+        Option<&'static str>,
+        &'static [&'static str],
+        bool,
+        Class,
+    );
+
     #[test]
-    fn attributes_the_addon_behind_the_mail_plumbing() {
-        let call = attribute(
-            raw(&[
-                "/usr/lib/python3/dist-packages/requests/sessions.py",
-                "/opt/odoo/odoo/addons/base/models/ir_mail_server.py",
-                "/opt/odoo/addons/mail/models/mail_mail.py",
-                "/mnt/extra-addons/maildesk/models/license.py",
-            ]),
-            None,
+    fn attributes_realistic_stacks() {
+        let catalogue = Catalogue::new(parse_file(SEED).unwrap());
+        let cases: &[Case] = &[
+            // A third-party addon sending mail through mail and base (Odoo 17 source).
+            (&[SMTPLIB, IR_MAIL_SERVER_17, MAIL_MAIL, "/mnt/extra-addons/maildesk/models/mail.py", IR_CRON],
+                "smtp.gmail.com", Some("maildesk"), &["base", "mail", "maildesk", "base"], false, Class::ThirdParty),
+            // The same on the Debian package layout (Odoo 18).
+            (&[SMTPLIB, IR_MAIL_SERVER_DEB, MAIL_THREAD_DEB, "/mnt/extra-addons/helpdesk_mail/models/ticket.py"],
+                "smtp.office365.com", Some("helpdesk_mail"), &["base", "mail", "helpdesk_mail"], false, Class::ThirdParty),
+            // Mail's own queue: only plumbing, the outermost but base (mail) is attributed.
+            (&[SMTPLIB, IR_MAIL_SERVER_17, MAIL_MAIL, IR_CRON],
+                "smtp.gmail.com", Some("mail"), &["base", "mail", "base"], false, Class::ThirdParty),
+            (&[SMTPLIB, IR_MAIL_SERVER_17, MAIL_MAIL],
+                "smtp.gmail.com", Some("mail"), &["base", "mail"], false, Class::ThirdParty),
+            // Licence check of an MIT module through requests (custom path).
+            (&[URLLIB3, REQUESTS, "/opt/odoo/custom/addons/maildesk/models/license.py", HTTP],
+                "license.maildesk.mit-odoo.example", Some("maildesk"), &["maildesk"], false, Class::Vendor),
+            // An AI connector in /mnt/extra-addons, called from an HTTP route.
+            (&[HOOK, URLLIB3, REQUESTS, "/mnt/extra-addons/ai_connector/models/chat.py", HTTP],
+                "api.openai.com", Some("ai_connector"), &["ai_connector"], false, Class::ThirdParty),
+            (&[REQUESTS, "/mnt/extra-addons/ai_connector/models/claude.py"],
+                "api.anthropic.com", Some("ai_connector"), &["ai_connector"], false, Class::ThirdParty),
+            (&[REQUESTS, "/mnt/extra-addons/ai_connector/models/mistral.py"],
+                "api.mistral.ai", Some("ai_connector"), &["ai_connector"], false, Class::ThirdParty),
+            // IAP tools on odoo.sh, on behalf of an enterprise addon.
+            (&[REQUESTS, IAP_TOOLS, "/home/odoo/src/enterprise/crm_iap_enrich/models/crm_lead.py"],
+                "iap.odoo.com", Some("crm_iap_enrich"), &["iap", "crm_iap_enrich"], false, Class::ThirdParty),
+            // Publisher warranty (mail's update.py) from the cron (Odoo 19 layout).
+            (&[REQUESTS, "/opt/odoo19/addons/mail/models/update.py", IR_CRON],
+                "services.odoo.com", Some("mail"), &["mail", "base"], false, Class::ThirdParty),
+            // odoo.sh user addon.
+            (&[REQUESTS, "/home/odoo/src/user/shop_sync/models/sync.py"],
+                "api.stripe.com", Some("shop_sync"), &["shop_sync"], false, Class::ThirdParty),
+            // Nested custom path without an "addons" directory.
+            (&[URLLIB3, "/opt/odoo/custom/oca/connector_x/components/backend.py"],
+                "example.org", Some("connector_x"), &["connector_x"], false, Class::Unknown),
+            // A site-packages-only call (a library thread, nothing of Odoo).
+            (&[URLLIB3, REQUESTS], "pypi.org", None, &[], false, Class::Unknown),
+            // Odoo core alone (e.g. the server itself).
+            (&[HTTP, "/opt/odoo/odoo/service/server.py"], "localhost", None, &[], false, Class::Local),
+            // Self-egress: the audit addon's own code made a call.
+            (&[REQUESTS, "/mnt/extra-addons/mit_network_audit/models/trust_report.py", HTTP],
+                "evil.example.net", Some("mit_network_audit"), &["mit_network_audit"], true, Class::Unknown),
+            // The audit addon's interceptor frames are not self-egress...
+            (&["/mnt/extra-addons/mit_network_audit/interceptor/http.py", REQUESTS, "/mnt/extra-addons/ai_connector/models/chat.py"],
+                "api.openai.com", Some("ai_connector"), &["mit_network_audit", "ai_connector"], false, Class::ThirdParty),
+            // ...and neither are egress_hook's (site-packages).
+            (&[HOOK, "/mnt/extra-addons/maildesk/models/license.py"],
+                "locker.mit-odoo.example", Some("maildesk"), &["maildesk"], false, Class::Vendor),
+            // A call to the database host over the private network.
+            (&["/usr/lib/python3/dist-packages/psycopg2/__init__.py", HTTP], "10.0.0.12", None, &[], false, Class::Local),
+            // Pip-installed OCA addon (setuptools-odoo namespace).
+            (&[REQUESTS, "/usr/local/lib/python3.10/site-packages/odoo/addons/queue_job/jobrunner/runner.py"],
+                "127.0.0.1", Some("queue_job"), &["queue_job"], false, Class::Local),
+            // Enterprise path without any "addons" directory.
+            (&[REQUESTS, "/opt/odoo/enterprise/documents/models/documents.py", "/opt/odoo/odoo/models.py"],
+                "www.googleapis.com", Some("documents"), &["documents"], false, Class::ThirdParty),
+            // Custom addon calling an unknown host through a raw socket.
+            (&["/usr/lib/python3.11/socket.py", "/opt/odoo/custom_addons/exfil/models/x.py"],
+                "203.0.113.7", Some("exfil"), &["exfil"], false, Class::Unknown),
+            // Payment provider through base's plumbing.
+            (&[REQUESTS, "/opt/odoo/addons/payment_stripe/models/payment_provider.py", "/opt/odoo/addons/web/controllers/home.py"],
+                "api.stripe.com", Some("payment_stripe"), &["payment_stripe", "web"], false, Class::ThirdParty),
+        ];
+        assert!(cases.len() >= 20);
+        for (files, host, addon, path, self_egress, class) in cases {
+            let call = attribute(raw(files, host), None, Some(&catalogue));
+            assert_eq!(call.addon.as_deref(), *addon, "{files:?}");
+            assert_eq!(call.addon_path, *path, "{files:?}");
+            assert_eq!(call.self_egress, *self_egress, "{files:?}");
+            assert_eq!(call.class, *class, "{host}");
+        }
+    }
+
+    #[test]
+    fn origins_label_every_frame() {
+        let call = attribute(raw(&[SMTPLIB, REQUESTS, MAIL_MAIL, HTTP], "x"), None, None);
+        assert_eq!(
+            call.frame_origins,
+            ["stdlib", "site-packages", "mail", "odoo"]
         );
-        assert_eq!(call.addon.as_deref(), Some("maildesk"));
-        assert_eq!(call.addon_path, ["base", "mail", "maildesk"]);
-        assert!(!call.self_egress);
     }
 
     #[test]
     fn uses_the_workers_addons_paths_first() {
         let paths = vec!["/srv/custom".to_string()];
         let call = attribute(
-            raw(&["/srv/custom/ai_connector/models/chat.py"]),
+            raw(&["/srv/custom/ai_connector/chat.py"], "x"),
             Some(&paths),
+            None,
         );
         assert_eq!(call.addon.as_deref(), Some("ai_connector"));
-    }
-
-    #[test]
-    fn the_audit_addon_outside_its_interceptor_is_self_egress() {
-        let call = attribute(
-            raw(&["/mnt/extra-addons/mit_network_audit/models/report.py"]),
-            None,
-        );
-        assert!(call.self_egress);
-        let hook = attribute(
-            raw(&["/mnt/extra-addons/mit_network_audit/interceptor/http.py"]),
-            None,
-        );
-        assert!(!hook.self_egress);
-    }
-
-    #[test]
-    fn only_plumbing_is_attributed_to_the_innermost() {
-        let call = attribute(
-            raw(&["/opt/odoo/odoo/addons/base/models/ir_mail_server.py"]),
-            None,
-        );
-        assert_eq!(call.addon.as_deref(), Some("base"));
-        assert_eq!(
-            attribute(raw(&["/usr/lib/python3.11/socket.py"]), None).addon,
-            None
-        );
     }
 }

@@ -20,6 +20,8 @@ pub struct Plan {
     pub cursors: HashMap<u64, u64>,
     pub gap_entries: u64,
     pub events_in_gaps: u64,
+    /// Calls accounted but not journaled, by the database's settings.
+    pub suppressed: u64,
 }
 
 /// Walks items in arrival order. `known` holds each worker's last accounted
@@ -37,6 +39,10 @@ pub fn plan(database: &str, items: &[Item<RedactedEntry>], known: &HashMap<u64, 
             Item::Call(entry) => {
                 walk.note_pid(entry.worker_id, entry.row.worker_pid);
                 walk.advance_to(entry.worker_id, entry.worker_seq, 1);
+                if entry.suppressed.is_some() {
+                    walk.plan.suppressed += 1;
+                    continue;
+                }
                 let mut row = entry.row.clone();
                 row.kind = "call".into();
                 walk.plan.rows.push(row);
@@ -64,6 +70,9 @@ pub fn plan(database: &str, items: &[Item<RedactedEntry>], known: &HashMap<u64, 
                             "old": change.old_value,
                             "new": change.new_value,
                             "user": change.user_login,
+                            // worker 0: the collector saw the change in the
+                            // database; otherwise Odoo reported it.
+                            "reported_by": if change.worker_id == 0 { "collector" } else { "odoo" },
                             "changed_at_us": change.changed_at_us,
                         })
                         .to_string(),
@@ -226,6 +235,7 @@ mod tests {
                 worker_seq: Some(seq as i64),
                 ..JournalRow::default()
             },
+            suppressed: None,
         })
     }
 
@@ -323,6 +333,17 @@ mod tests {
             &HashMap::new(),
         );
         assert!(gaps(&plan).is_empty());
+    }
+
+    #[test]
+    fn suppressed_calls_are_accounted_without_a_row() {
+        let mut hidden = call(2);
+        if let Item::Call(entry) = &mut hidden {
+            entry.suppressed = Some("capture_disabled");
+        }
+        let plan = plan("db", &[call(1), hidden, call(3)], &HashMap::new());
+        assert!(gaps(&plan).is_empty());
+        assert_eq!((plan.rows.len(), plan.suppressed), (2, 1));
     }
 
     #[test]

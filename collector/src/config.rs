@@ -16,6 +16,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub chain: ChainConfig,
     pub control: ControlConfig,
+    pub policy: PolicyConfig,
     pub state: StateConfig,
     pub log: LogConfig,
 }
@@ -69,6 +70,14 @@ pub struct ControlConfig {
     pub socket: PathBuf,
     /// Uids allowed on the control socket besides root and the collector's own.
     pub allow_uids: Vec<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// How often each database's audit settings and components catalogue
+    /// are re-read, in milliseconds; changes apply within this delay.
+    pub poll_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -146,6 +155,24 @@ impl Default for ControlConfig {
     }
 }
 
+const fn default_poll_interval_ms() -> u64 {
+    2000
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            poll_interval_ms: default_poll_interval_ms(),
+        }
+    }
+}
+
+impl PolicyConfig {
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms)
+    }
+}
+
 impl Default for StateConfig {
     fn default() -> Self {
         StateConfig {
@@ -216,6 +243,9 @@ impl Config {
         }
         if !(1..=10_000).contains(&self.chain.flush_interval_ms) {
             return fail("chain.flush_interval_ms must be between 1 and 10000".into());
+        }
+        if !(100..=5_000).contains(&self.policy.poll_interval_ms) {
+            return fail("policy.poll_interval_ms must be between 100 and 5000 (changes must apply within 5 s)".into());
         }
         if self.chain.queue_max < self.chain.batch_max_rows {
             return fail("chain.queue_max must be at least chain.batch_max_rows".into());

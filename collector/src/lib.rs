@@ -6,8 +6,13 @@
 //!   RedactedEntry`), in-band loss summaries, the `Batch` and `Drain` messages.
 //! - `link`: bounded hand-off between stages; a full mailbox becomes a loss.
 //! - `ingest`: the datagram socket, kernel credentials, decoding.
-//! - `attribution`: stack frames → addon (actor + `attribute`).
-//! - `redaction`: the single policy point before disk (actor + `redact`).
+//! - `attribution`: stack frames → addon, destination → component (actor +
+//!   `attribute`); `origin`: where a frame's code comes from; `catalogue`:
+//!   the Egress Components catalogue.
+//! - `redaction`: the single policy point before disk (actor + `redact`);
+//!   `scrub`: secret-looking text → placeholders; `salts`: fingerprint salts.
+//! - `policy`: each database's settings and catalogue; `policy_watcher`:
+//!   loads them, applies changes, journals them (actor).
 //! - `router`: one chain appender per Odoo database.
 //! - `appender`: the chain's single writer (actor); `chain`: gap accounting
 //!   and hashing as pure functions; `store`: every SQL statement.
@@ -18,6 +23,7 @@
 
 pub mod appender;
 pub mod attribution;
+pub mod catalogue;
 pub mod chain;
 pub mod config;
 pub mod control;
@@ -25,8 +31,13 @@ pub mod databases;
 pub mod error;
 pub mod ingest;
 pub mod link;
+pub mod origin;
+pub mod policy;
+pub mod policy_watcher;
 pub mod redaction;
 pub mod router;
+pub mod salts;
+pub mod scrub;
 pub mod setup;
 pub mod stage;
 pub mod stats;

@@ -1,8 +1,11 @@
 //! Redaction actor: the single policy point between what a worker sent and
-//! what may reach disk, logs or the watch stream. Today it caps every length,
-//! removes what PostgreSQL cannot store, strips userinfo and query strings
-//! that a sender should never have sent, and keeps no payload digest (the
-//! salted fingerprint comes with the per-database salt). The logic is `redact`.
+//! what may reach disk, logs or the watch stream (docs/REDACTION.md).
+//! Always: secret-looking path segments and names become placeholders,
+//! userinfo and query strings a sender should never have sent are cut,
+//! every length is capped, and the payload digest becomes a salted HMAC
+//! fingerprint. Strict mode keeps only destination, sizes and timing.
+//! Calls the database's settings exclude are reduced to their sequence
+//! number. The logic is `redact`.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -11,7 +14,10 @@ use actix::{Actor, Context, Handler, ResponseFuture};
 use egress_proto::JournalRow;
 
 use crate::link::Link;
+use crate::policy::{PolicyMap, Settings};
 use crate::router::Router;
+use crate::salts::Salts;
+use crate::scrub;
 use crate::stage::{AttributedCall, Batch, Drain, Item, RedactedEntry};
 use crate::stats::Stats;
 
@@ -25,11 +31,23 @@ const MAX_PLAUSIBLE_US: i64 = 7_258_118_400_000_000;
 pub struct Redaction {
     next: Link<RedactedEntry, Router>,
     stats: Arc<Stats>,
+    policies: PolicyMap,
+    salts: Arc<Salts>,
 }
 
 impl Redaction {
-    pub fn new(next: Link<RedactedEntry, Router>, stats: Arc<Stats>) -> Self {
-        Redaction { next, stats }
+    pub fn new(
+        next: Link<RedactedEntry, Router>,
+        stats: Arc<Stats>,
+        policies: PolicyMap,
+        salts: Arc<Salts>,
+    ) -> Self {
+        Redaction {
+            next,
+            stats,
+            policies,
+            salts,
+        }
     }
 }
 
@@ -46,7 +64,16 @@ impl Handler<Batch<AttributedCall>> for Redaction {
             .map(|item| match item {
                 Item::Call(call) => {
                     self.stats.redacted.fetch_add(1, Relaxed);
-                    Item::Call(redact(call))
+                    // Attribution let no call through before its policy.
+                    let policy = self.policies.get(&call.raw.call.database);
+                    let settings = policy
+                        .as_ref()
+                        .map_or_else(Settings::fail_closed, |p| p.settings.clone());
+                    let fingerprint = |digest: &[u8; 32]| {
+                        self.salts.fingerprint(&call.raw.call.database, digest).ok()
+                    };
+                    let fingerprint = call.raw.call.payload_sha256.as_ref().and_then(fingerprint);
+                    Item::Call(redact(call, &settings, fingerprint))
                 }
                 Item::Hello(s, h) => Item::Hello(s, h),
                 Item::Drops(s, d) => Item::Drops(s, d),
@@ -72,17 +99,26 @@ impl Handler<Drain> for Redaction {
     }
 }
 
-/// Reduces an attributed call to a journal row template.
-pub fn redact(attributed: AttributedCall) -> RedactedEntry {
+/// Reduces an attributed call to a journal row template under `settings`.
+/// `fingerprint` is the salted HMAC of the payload digest, if one was sent.
+pub fn redact(
+    attributed: AttributedCall,
+    settings: &Settings,
+    fingerprint: Option<Vec<u8>>,
+) -> RedactedEntry {
     let AttributedCall {
         raw,
         addon,
         addon_path,
         self_egress,
+        component,
+        class,
+        frame_origins,
     } = attributed;
     let call = raw.call;
+    let suppressed = settings.suppresses(&call.channel);
     let non_empty = |s: &str, max| (!s.is_empty()).then(|| text(s, max));
-    let row = JournalRow {
+    let mut row = JournalRow {
         worker_id: Some(call.worker_id as i64),
         worker_pid: Some(raw.sender.pid),
         worker_uid: Some(raw.sender.uid),
@@ -97,9 +133,9 @@ pub fn redact(attributed: AttributedCall) -> RedactedEntry {
         method: non_empty(&call.method, MAX_TEXT),
         host: Some(text(strip_userinfo(&call.host), MAX_TEXT)),
         port: Some(i64::from(call.port)),
-        path: Some(text(strip_query(&call.path), MAX_PATH)),
-        query_keys: Some(list(&call.query_keys)),
-        header_names: Some(list(&call.header_names)),
+        path: Some(text(&scrub::path(strip_query(&call.path)), MAX_PATH)),
+        query_keys: Some(names(&call.query_keys)),
+        header_names: Some(names(&call.header_names)),
         src_ip: non_empty(&call.src_ip, MAX_TEXT),
         src_port: (call.src_port != 0).then_some(i64::from(call.src_port)),
         dst_ip: non_empty(&call.dst_ip, MAX_TEXT),
@@ -109,7 +145,7 @@ pub fn redact(attributed: AttributedCall) -> RedactedEntry {
         error_class: non_empty(&call.error_class, MAX_TEXT),
         bytes_out: Some(clamp(call.bytes_out)),
         bytes_in: Some(clamp(call.bytes_in)),
-        fingerprint: None,
+        fingerprint,
         addon: addon.map(|a| text(&a, MAX_TEXT)),
         addon_path: Some(
             addon_path
@@ -121,22 +157,59 @@ pub fn redact(attributed: AttributedCall) -> RedactedEntry {
         stack: Some(
             call.stack
                 .iter()
+                .zip(
+                    frame_origins
+                        .iter()
+                        .map(String::as_str)
+                        .chain(std::iter::repeat("?")),
+                )
                 .take(MAX_STACK)
-                .map(|f| text(&format!("{}:{} {}", f.file, f.line, f.function), MAX_PATH))
+                .map(|(f, origin)| {
+                    let function = scrub::segment(&f.function);
+                    text(
+                        &format!("[{origin}] {}:{} {function}", f.file, f.line),
+                        MAX_PATH,
+                    )
+                })
                 .collect(),
         ),
         trigger_kind: non_empty(&call.trigger.kind, MAX_TEXT),
-        trigger_name: non_empty(&call.trigger.name, MAX_PATH),
+        trigger_name: non_empty(&scrub::path(strip_query(&call.trigger.name)), MAX_PATH),
         odoo_uid: call.trigger.uid,
+        component: component.map(|c| text(&c, MAX_TEXT)),
+        class: Some(class.as_str().to_owned()),
         self_egress: Some(self_egress),
         ..JournalRow::default()
     };
+    if settings.strict {
+        keep_only_destination_sizes_and_timing(&mut row);
+    }
     RedactedEntry {
         database: call.database,
         worker_id: call.worker_id,
         worker_seq: call.seq,
         row,
+        suppressed,
     }
+}
+
+/// Strict redaction: the destination (host, IPs, ports), sizes and timing,
+/// plus what the collector derived from them (channel, addon, component,
+/// class, self-egress) and the worker's identity. Nothing the call carried
+/// beyond that: no method, path, names, status, error, fingerprint, stack
+/// or trigger.
+fn keep_only_destination_sizes_and_timing(row: &mut JournalRow) {
+    row.method = None;
+    row.path = None;
+    row.query_keys = None;
+    row.header_names = None;
+    row.status = None;
+    row.error_class = None;
+    row.fingerprint = None;
+    row.stack = None;
+    row.trigger_kind = None;
+    row.trigger_name = None;
+    row.odoo_uid = None;
 }
 
 /// Caps a string on a character boundary and removes NUL, which PostgreSQL
@@ -153,11 +226,12 @@ fn text(value: &str, max: usize) -> String {
     out
 }
 
-fn list(values: &[String]) -> Vec<String> {
+/// Key and header names: a name can itself be a secret (`?<api-key>=1`).
+fn names(values: &[String]) -> Vec<String> {
     values
         .iter()
         .take(MAX_LIST)
-        .map(|v| text(v, MAX_TEXT))
+        .map(|v| text(&scrub::segment(v), MAX_TEXT))
         .collect()
 }
 
@@ -170,7 +244,7 @@ fn strip_userinfo(host: &str) -> &str {
 }
 
 fn strip_query(path: &str) -> &str {
-    path.split(['?', '#']).next().unwrap_or("")
+    path.split(['?', '#', ';']).next().unwrap_or("")
 }
 
 #[cfg(test)]
@@ -188,17 +262,24 @@ mod tests {
             addon: None,
             addon_path: vec![],
             self_egress: false,
+            component: None,
+            class: crate::catalogue::Class::Unknown,
+            frame_origins: vec![],
         }
+    }
+
+    fn plain(call: Call) -> RedactedEntry {
+        redact(attributed(call), &Settings::default(), None)
     }
 
     #[test]
     fn never_keeps_userinfo_query_values_or_the_raw_digest() {
-        let entry = redact(attributed(Call {
+        let entry = plain(Call {
             host: "user:secret@api.example.com".into(),
             path: "/v1/x?token=hunter2#frag".into(),
             payload_sha256: Some([7; 32]),
             ..Call::default()
-        }));
+        });
         assert_eq!(entry.row.host.as_deref(), Some("api.example.com"));
         assert_eq!(entry.row.path.as_deref(), Some("/v1/x"));
         assert_eq!(entry.row.fingerprint, None);
@@ -210,18 +291,74 @@ mod tests {
 
     #[test]
     fn caps_lengths_on_char_boundaries_and_drops_nul() {
-        let entry = redact(attributed(Call {
+        let entry = plain(Call {
             method: "é".repeat(300),
             channel: "ht\0tp".into(),
             query_keys: (0..100).map(|i| i.to_string()).collect(),
             started_at_us: i64::MAX,
             bytes_out: u64::MAX,
             ..Call::default()
-        }));
+        });
         assert!(entry.row.method.as_ref().unwrap().len() <= MAX_TEXT);
         assert_eq!(entry.row.channel.as_deref(), Some("http"));
         assert_eq!(entry.row.query_keys.as_ref().unwrap().len(), MAX_LIST);
         assert_eq!(entry.row.started_at_us, None);
         assert_eq!(entry.row.bytes_out, Some(i64::MAX));
+    }
+
+    #[test]
+    fn strict_mode_keeps_only_destination_sizes_and_timing() {
+        let call = Call {
+            method: "POST".into(),
+            host: "api.example.com".into(),
+            port: 443,
+            path: "/v1/x".into(),
+            query_keys: vec!["k".into()],
+            header_names: vec!["Authorization".into()],
+            status: Some(200),
+            bytes_out: 10,
+            duration_us: 5,
+            ..Call::default()
+        };
+        let strict = Settings {
+            strict: true,
+            ..Settings::default()
+        };
+        let row = redact(attributed(call), &strict, Some(vec![1; 32])).row;
+        assert_eq!(
+            (
+                row.host.as_deref(),
+                row.port,
+                row.bytes_out,
+                row.duration_us
+            ),
+            (Some("api.example.com"), Some(443), Some(10), Some(5))
+        );
+        assert_eq!(
+            (row.method, row.path, row.query_keys, row.header_names),
+            (None, None, None, None)
+        );
+        assert_eq!((row.status, row.fingerprint, row.stack), (None, None, None));
+    }
+
+    #[test]
+    fn settings_can_suppress_a_call_but_not_its_sequence_number() {
+        let off = Settings {
+            enabled: false,
+            ..Settings::default()
+        };
+        let entry = redact(
+            attributed(Call {
+                seq: 9,
+                channel: "http".into(),
+                ..Call::default()
+            }),
+            &off,
+            None,
+        );
+        assert_eq!(
+            (entry.suppressed, entry.worker_seq),
+            (Some("capture_disabled"), 9)
+        );
     }
 }

@@ -13,8 +13,14 @@ use crate::error::{Error, Result};
 pub const OWNER_ROLE: &str = "egress_owner";
 
 /// (version, name, SQL), applied in order, each once.
-const MIGRATIONS: &[(i32, &str, &str)] =
-    &[(1, "journal", include_str!("../migrations/0001_journal.sql"))];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "journal", include_str!("../migrations/0001_journal.sql")),
+    (
+        2,
+        "components",
+        include_str!("../migrations/0002_components.sql"),
+    ),
+];
 
 /// Serialises concurrent `setup` runs on one database.
 const SETUP_LOCK_KEY: i64 = 0x6567_7365_7475; // "egsetu"
@@ -29,6 +35,11 @@ pub struct SetupOptions {
 pub struct SetupReport {
     pub applied: Vec<String>,
     pub already: Vec<String>,
+    /// Catalogue entries added from the seed (existing ones are kept).
+    pub components_added: u64,
+    /// Whether Odoo's `ir_config_parameter` exists, so the collector can
+    /// read the audit settings.
+    pub odoo_settings_readable: bool,
 }
 
 /// Role names are interpolated into SQL (identifiers cannot be bound as
@@ -124,12 +135,30 @@ pub async fn setup(options: &SetupOptions) -> Result<SetupReport> {
          GRANT SELECT, INSERT ON egress.journal TO {collector};
          GRANT SELECT, INSERT, UPDATE ON egress.worker_cursor TO {collector};
          GRANT SELECT ON egress.schema_migrations TO {collector};
+         GRANT SELECT ON egress.component TO {collector};
          REVOKE ALL ON public.network_egress_log FROM PUBLIC;
-         GRANT SELECT ON public.network_egress_log TO {odoo};"
+         GRANT SELECT ON public.network_egress_log TO {odoo};
+         REVOKE ALL ON public.network_egress_component FROM PUBLIC;
+         GRANT SELECT, INSERT, UPDATE, DELETE ON public.network_egress_component TO {odoo};
+         DO $$ BEGIN
+             IF to_regclass('public.ir_config_parameter') IS NOT NULL THEN
+                 GRANT SELECT ON public.ir_config_parameter TO {collector};
+             END IF;
+         END $$;"
     );
     tx.batch_execute(&grants)
         .await
         .map_err(db("grant privileges"))?;
+    let seed = crate::catalogue::parse_file(crate::catalogue::SEED)?;
+    report.components_added = crate::store::seed_components(&tx, &seed).await?;
+    report.odoo_settings_readable = tx
+        .query_one(
+            "SELECT to_regclass('public.ir_config_parameter') IS NOT NULL",
+            &[],
+        )
+        .await
+        .map_err(db("look for ir_config_parameter"))?
+        .get(0);
     tx.commit().await.map_err(db("commit"))?;
     Ok(report)
 }

@@ -35,6 +35,12 @@ pub struct AttributedCall {
     /// Every addon on the stack, innermost first.
     pub addon_path: Vec<String>,
     pub self_egress: bool,
+    /// The Egress Components catalogue entry the destination matched.
+    pub component: Option<String>,
+    pub class: crate::catalogue::Class,
+    /// Origin of each stack frame (addon name, `odoo`, `stdlib`,
+    /// `site-packages`), aligned with `raw.call.stack`.
+    pub frame_origins: Vec<String>,
 }
 
 /// A call reduced to what may reach disk. `row` lacks only its chain
@@ -45,6 +51,10 @@ pub struct RedactedEntry {
     pub worker_id: u64,
     pub worker_seq: u64,
     pub row: JournalRow,
+    /// Set when the database's settings say this call is not journaled
+    /// (capture off, channel disabled): its sequence number is accounted,
+    /// nothing else is kept.
+    pub suppressed: Option<&'static str>,
 }
 
 /// What the appender needs to account for a call it never received.

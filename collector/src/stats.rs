@@ -16,6 +16,8 @@ pub struct DbStats {
     pub appended: u64,
     pub gap_entries: u64,
     pub events_in_gaps: u64,
+    /// Calls not journaled because the database's settings exclude them.
+    pub suppressed: u64,
     pub queued: u64,
     pub last_error: Option<String>,
 }
@@ -27,6 +29,8 @@ pub struct Stats {
     pub attributed: AtomicU64,
     pub redacted: AtomicU64,
     pub workers_seen: AtomicU64,
+    /// Calls attributed to the audit addon itself: should stay zero.
+    pub self_egress: AtomicU64,
     pub watchers: AtomicU64,
     rejected: Mutex<BTreeMap<&'static str, u64>>,
     /// stage → reason → calls dropped on the way out of that stage.
@@ -79,13 +83,18 @@ impl Stats {
                 "dropped": dropped_at("ingest"),
                 "workers_seen": self.workers_seen.load(Relaxed),
             },
-            "attribution": {"processed": self.attributed.load(Relaxed), "dropped": dropped_at("attribution")},
+            "attribution": {
+                "processed": self.attributed.load(Relaxed),
+                "self_egress": self.self_egress.load(Relaxed),
+                "dropped": dropped_at("attribution"),
+            },
             "redaction": {"processed": self.redacted.load(Relaxed), "dropped": dropped_at("redaction")},
             "router": {"dropped": dropped_at("router")},
             "chain": {
                 "appended": sum(|d| d.appended),
                 "gap_entries": sum(|d| d.gap_entries),
                 "events_in_gaps": sum(|d| d.events_in_gaps),
+                "suppressed": sum(|d| d.suppressed),
                 "queued": sum(|d| d.queued),
             },
             "databases": databases,

@@ -328,3 +328,89 @@ pub async fn for_each_row(
         }
     }
 }
+
+/// The audit settings in Odoo's `ir_config_parameter`, or `None` when the
+/// table does not exist (Odoo has not initialised this database).
+pub async fn read_settings(
+    client: &tokio_postgres::Client,
+) -> Result<Option<std::collections::BTreeMap<String, String>>> {
+    let keys: Vec<&str> = crate::policy::SETTING_KEYS.to_vec();
+    match client
+        .query(
+            "SELECT key, value FROM public.ir_config_parameter WHERE key = ANY($1)",
+            &[&keys],
+        )
+        .await
+    {
+        Ok(rows) => Ok(Some(
+            rows.iter()
+                .map(|r| (r.get(0), r.get::<_, Option<String>>(1).unwrap_or_default()))
+                .collect(),
+        )),
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => Ok(None),
+        Err(source) => Err(Error::Db {
+            stmt: "read audit settings",
+            source,
+        }),
+    }
+}
+
+/// The Egress Components catalogue, by name.
+pub async fn read_components(
+    client: &tokio_postgres::Client,
+) -> Result<Vec<crate::catalogue::Component>> {
+    let rows = client
+        .query(
+            "SELECT name, owner, purpose, class, hosts, cidrs, ports FROM egress.component ORDER BY name",
+            &[],
+        )
+        .await
+        .map_err(db_err("read components catalogue"))?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            let class = crate::catalogue::Class::parse(r.get(3))?;
+            let ports: Vec<i32> = r.get(6);
+            Some(crate::catalogue::Component {
+                name: r.get(0),
+                owner: r.get(1),
+                purpose: r.get(2),
+                class,
+                hosts: r.get(4),
+                cidrs: r.get(5),
+                ports: ports
+                    .into_iter()
+                    .filter_map(|p| u16::try_from(p).ok())
+                    .collect(),
+            })
+        })
+        .collect())
+}
+
+/// Seeds the catalogue; entries already there (perhaps edited) are kept.
+pub async fn seed_components(
+    client: &impl tokio_postgres::GenericClient,
+    components: &[crate::catalogue::Component],
+) -> Result<u64> {
+    let mut added = 0;
+    for c in components {
+        let ports: Vec<i32> = c.ports.iter().map(|p| i32::from(*p)).collect();
+        added += client
+            .execute(
+                "INSERT INTO egress.component (name, owner, purpose, class, hosts, cidrs, ports) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (name) DO NOTHING",
+                &[
+                    &c.name,
+                    &c.owner,
+                    &c.purpose,
+                    &c.class.as_str(),
+                    &c.hosts,
+                    &c.cidrs,
+                    &ports,
+                ],
+            )
+            .await
+            .map_err(db_err("seed components catalogue"))?;
+    }
+    Ok(added)
+}

@@ -11,15 +11,18 @@ use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
 use crate::appender::ChainAppender;
-use crate::attribution::Attribution;
+use crate::attribution::{Attribution, UseWatcher};
 use crate::config::Config;
 use crate::control::{self, ControlServer};
 use crate::databases::Databases;
 use crate::error::{Error, Result};
 use crate::ingest::{self, IngestSettings};
 use crate::link::Link;
+use crate::policy::PolicyMap;
+use crate::policy_watcher::{PolicyWatcher, ReportedChanges};
 use crate::redaction::Redaction;
 use crate::router::Router;
+use crate::salts::Salts;
 use crate::stats::Stats;
 use crate::watch_hub::WatchHub;
 
@@ -97,20 +100,39 @@ async fn wire_and_wait(
 
     // Attribution and redaction are CPU work: their own thread.
     let pipeline = Arbiter::new();
+    let policies = PolicyMap::default();
+    let reported = ReportedChanges::default();
+    let salts = Arc::new(Salts::new(config.state.dir.clone()));
     let redaction = Redaction::start_in_arbiter(&pipeline.handle(), {
-        let (router, stats) = (router.clone(), stats.clone());
+        let (router, stats, policies) = (router.clone(), stats.clone(), policies.clone());
         move |ctx| {
             ctx.set_mailbox_capacity(mailbox);
-            Redaction::new(Link::new(router, "redaction", stats.clone()), stats)
+            Redaction::new(
+                Link::new(router, "redaction", stats.clone()),
+                stats,
+                policies,
+                salts,
+            )
         }
     });
     let attribution = Attribution::start_in_arbiter(&pipeline.handle(), {
-        let stats = stats.clone();
+        let (stats, policies, reported) = (stats.clone(), policies.clone(), reported.clone());
         move |ctx| {
             ctx.set_mailbox_capacity(mailbox);
-            Attribution::new(Link::new(redaction, "attribution", stats.clone()), stats)
+            let link = Link::new(redaction, "attribution", stats.clone());
+            Attribution::new(link, stats, policies, reported)
         }
     });
+    let watcher = PolicyWatcher::new(
+        databases.clone(),
+        policies,
+        reported,
+        attribution.clone().recipient(),
+        attribution.clone().recipient(),
+        config.policy.poll_interval(),
+    )
+    .start();
+    attribution.do_send(UseWatcher(watcher.recipient()));
 
     // Ingest owns the socket on a thread of its own, so a busy stage never
     // delays reading (the kernel queue in front of it is short).

@@ -59,6 +59,9 @@ pub struct RunArgs {
         value_delimiter = ','
     )]
     control_allow_uids: Option<Vec<u32>>,
+    /// [policy] poll_interval_ms: how often settings and catalogue are re-read.
+    #[arg(long, env = "EGRESS_POLICY_POLL_MS")]
+    policy_poll_ms: Option<u64>,
     /// [state] dir: the collector's own state (keys, salts).
     #[arg(long, env = "EGRESS_STATE_DIR")]
     state_dir: Option<PathBuf>,
@@ -95,6 +98,7 @@ fn load(args: RunArgs) -> anyhow::Result<Config> {
         queue_max => chain.queue_max;
         control => control.socket;
         control_allow_uids => control.allow_uids;
+        policy_poll_ms => policy.poll_interval_ms;
         state_dir => state.dir;
         log_level => log.level;
     }

@@ -39,6 +39,18 @@ pub fn main(args: SetupArgs) -> anyhow::Result<ExitCode> {
             report.already.join(", ")
         );
     }
+    if report.components_added > 0 {
+        println!(
+            "added {} components to the Egress Components catalogue",
+            report.components_added
+        );
+    }
+    if !report.odoo_settings_readable {
+        println!(
+            "note: ir_config_parameter does not exist yet (Odoo has not initialised this database); \
+             the collector applies default settings. Run setup again once Odoo is installed."
+        );
+    }
     println!(
         "roles and grants checked: {} may append, {} may read public.network_egress_log",
         options.collector_role, options.odoo_role

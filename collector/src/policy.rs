@@ -1,0 +1,167 @@
+//! What each Odoo database asks of the collector: its audit settings (from
+//! `ir_config_parameter`) and its Egress Components catalogue. Loaded and
+//! kept current by the policy watcher; read by attribution and redaction.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, RwLock};
+
+use crate::catalogue::{self, Catalogue};
+
+pub const KEY_ENABLED: &str = "mit_network_audit.enabled";
+pub const KEY_STRICT: &str = "mit_network_audit.strict_redaction";
+pub const KEY_RETENTION: &str = "mit_network_audit.retention_days";
+pub const KEY_DISABLED_CHANNELS: &str = "mit_network_audit.disabled_channels";
+pub const SETTING_KEYS: [&str; 4] = [
+    KEY_ENABLED,
+    KEY_STRICT,
+    KEY_RETENTION,
+    KEY_DISABLED_CHANNELS,
+];
+
+/// The audit settings of one database. Absent keys take the defaults the
+/// FAQ promises: capture on, not strict, keep everything, all channels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub enabled: bool,
+    pub strict: bool,
+    pub retention_days: u32,
+    pub disabled_channels: BTreeSet<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            enabled: true,
+            strict: false,
+            retention_days: 0,
+            disabled_channels: BTreeSet::new(),
+        }
+    }
+}
+
+/// Odoo stores booleans as "True"/"False" (or removes the key).
+fn truthy(value: &str) -> bool {
+    matches!(
+        value.trim().to_ascii_lowercase().as_str(),
+        "true" | "1" | "yes" | "on"
+    )
+}
+
+impl Settings {
+    /// From the raw `ir_config_parameter` values (key → value).
+    pub fn from_parameters(values: &BTreeMap<String, String>) -> Self {
+        let mut settings = Settings::default();
+        if let Some(v) = values.get(KEY_ENABLED) {
+            settings.enabled = truthy(v);
+        }
+        if let Some(v) = values.get(KEY_STRICT) {
+            settings.strict = truthy(v);
+        }
+        if let Some(v) = values.get(KEY_RETENTION) {
+            settings.retention_days = v.trim().parse().unwrap_or(0);
+        }
+        if let Some(v) = values.get(KEY_DISABLED_CHANNELS) {
+            settings.disabled_channels = v
+                .split([',', ' ', ';'])
+                .map(|c| c.trim().to_ascii_lowercase())
+                .filter(|c| !c.is_empty())
+                .collect();
+        }
+        settings
+    }
+
+    /// Privacy first when a database's settings cannot be read: keep only
+    /// what strict mode keeps until they can.
+    pub fn fail_closed() -> Self {
+        Settings {
+            strict: true,
+            ..Settings::default()
+        }
+    }
+
+    /// Why a call on `channel` is not journaled, if it is not.
+    pub fn suppresses(&self, channel: &str) -> Option<&'static str> {
+        if !self.enabled {
+            Some("capture_disabled")
+        } else if self
+            .disabled_channels
+            .contains(&channel.to_ascii_lowercase())
+        {
+            Some("channel_disabled")
+        } else {
+            None
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Policy {
+    pub settings: Settings,
+    pub catalogue: Catalogue,
+    /// Whether this came from the database (false: fail-closed stand-in).
+    pub loaded: bool,
+}
+
+impl Policy {
+    pub fn fail_closed() -> Self {
+        let components = catalogue::parse_file(catalogue::SEED).unwrap_or_default();
+        Policy {
+            settings: Settings::fail_closed(),
+            catalogue: Catalogue::new(components),
+            loaded: false,
+        }
+    }
+}
+
+/// Current policy per database, shared by the stages that apply it.
+#[derive(Clone, Default)]
+pub struct PolicyMap(Arc<RwLock<HashMap<String, Arc<Policy>>>>);
+
+impl PolicyMap {
+    pub fn get(&self, database: &str) -> Option<Arc<Policy>> {
+        self.0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(database)
+            .cloned()
+    }
+
+    pub fn set(&self, database: &str, policy: Arc<Policy>) {
+        self.0
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(database.to_owned(), policy);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_odoo_style_values_and_defaults() {
+        let params = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        assert_eq!(Settings::from_parameters(&params(&[])), Settings::default());
+        let s = Settings::from_parameters(&params(&[
+            (KEY_ENABLED, "False"),
+            (KEY_STRICT, "True"),
+            (KEY_RETENTION, "30"),
+            (KEY_DISABLED_CHANNELS, "socket, SMTP"),
+        ]));
+        assert!(!s.enabled && s.strict);
+        assert_eq!(s.retention_days, 30);
+        assert_eq!(
+            s.disabled_channels,
+            BTreeSet::from(["smtp".to_string(), "socket".to_string()])
+        );
+        assert_eq!(s.suppresses("http"), Some("capture_disabled"));
+        let on = Settings { enabled: true, ..s };
+        assert_eq!(on.suppresses("smtp"), Some("channel_disabled"));
+        assert_eq!(on.suppresses("http"), None);
+    }
+}

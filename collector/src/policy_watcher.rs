@@ -1,0 +1,317 @@
+//! Policy watcher actor: loads each database's audit settings and components
+//! catalogue when the database is first seen, re-reads them every
+//! `interval`, applies changes (well within 5 s) and journals every change it
+//! detects — unless Odoo already reported that same change with its user.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use actix::{
+    Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient, WrapFuture,
+};
+use egress_proto::ConfigChange;
+use tracing::{info, warn};
+
+use crate::catalogue::{Catalogue, Component};
+use crate::databases::Databases;
+use crate::error::{Error, Result};
+use crate::policy::{Policy, PolicyMap, Settings};
+use crate::stage::{Batch, Item, RawCall, Sender};
+use crate::store;
+
+/// How long the first load of a database may take before its events go on
+/// under the fail-closed policy.
+const FIRST_LOAD_TIMEOUT: Duration = Duration::from_secs(3);
+/// A change Odoo reported is not journaled again if detected within this.
+const REPORTED_WINDOW: Duration = Duration::from_secs(30);
+
+/// Start watching a database (sent by attribution on first sight).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct WatchDatabase(pub String);
+
+/// A database's policy is in the map (sent to attribution).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PolicyReady(pub String);
+
+/// (database, key) → (new value, when Odoo reported it).
+type Reports = HashMap<(String, String), (Option<String>, Instant)>;
+
+/// Changes Odoo reported itself, so the watcher does not journal them twice.
+#[derive(Clone, Default)]
+pub struct ReportedChanges(Arc<Mutex<Reports>>);
+
+/// What one read of a database returns: its settings parameters (`None`
+/// without Odoo's table) and its catalogue.
+type Read = (Option<BTreeMap<String, String>>, Vec<Component>);
+
+impl ReportedChanges {
+    pub fn record(&self, change: &ConfigChange) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, (_, at)| at.elapsed() < REPORTED_WINDOW);
+        map.insert(
+            (change.database.clone(), change.key.clone()),
+            (change.new_value.clone(), Instant::now()),
+        );
+    }
+
+    fn was_reported(&self, database: &str, key: &str, new: &Option<String>) -> bool {
+        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&(database.to_owned(), key.to_owned()))
+            .is_some_and(|(value, at)| value == new && at.elapsed() < REPORTED_WINDOW)
+    }
+}
+
+/// What was last read from one database.
+#[derive(Default)]
+struct Seen {
+    parameters: Option<BTreeMap<String, String>>,
+    components: Option<Vec<Component>>,
+    loading: bool,
+    last_warned: Option<Instant>,
+}
+
+pub struct PolicyWatcher {
+    databases: Arc<Databases>,
+    policies: PolicyMap,
+    reported: ReportedChanges,
+    ready: Recipient<PolicyReady>,
+    journal: Recipient<Batch<RawCall>>,
+    interval: Duration,
+    seen: HashMap<String, Seen>,
+}
+
+impl PolicyWatcher {
+    pub fn new(
+        databases: Arc<Databases>,
+        policies: PolicyMap,
+        reported: ReportedChanges,
+        ready: Recipient<PolicyReady>,
+        journal: Recipient<Batch<RawCall>>,
+        interval: Duration,
+    ) -> Self {
+        PolicyWatcher {
+            databases,
+            policies,
+            reported,
+            ready,
+            journal,
+            interval,
+            seen: HashMap::new(),
+        }
+    }
+
+    fn load(&mut self, database: String, ctx: &mut Context<Self>) {
+        let seen = self.seen.entry(database.clone()).or_default();
+        if seen.loading {
+            return;
+        }
+        seen.loading = true;
+        let first = seen.parameters.is_none() && seen.components.is_none();
+        let pool = self.databases.pool(&database);
+        let read = async move {
+            let client = pool?.get().await.map_err(|e| Error::Pool {
+                database: String::new(),
+                reason: crate::error::chain_text(&e),
+            })?;
+            let parameters = store::read_settings(&client).await?;
+            let components = store::read_components(&client).await?;
+            Ok::<_, Error>((parameters, components))
+        };
+        let timed = async move {
+            match tokio::time::timeout(FIRST_LOAD_TIMEOUT, read).await {
+                Ok(result) => result,
+                Err(_) => Err(Error::Control("timed out reading settings".into())),
+            }
+        };
+        ctx.spawn(timed.into_actor(self).map(move |result, act, _| {
+            act.loaded(&database, first, result);
+        }));
+    }
+
+    fn loaded(&mut self, database: &str, first: bool, result: Result<Read>) {
+        let seen = self.seen.entry(database.to_owned()).or_default();
+        seen.loading = false;
+        let (parameters, components) = match result {
+            Ok(read) => read,
+            Err(error) => {
+                if seen
+                    .last_warned
+                    .is_none_or(|at| at.elapsed() > Duration::from_secs(60))
+                {
+                    seen.last_warned = Some(Instant::now());
+                    warn!(db = %database, error = %error,
+                        "Cannot read the audit settings; applying strict redaction until they can be read.");
+                }
+                if first && self.policies.get(database).is_none() {
+                    self.policies.set(database, Arc::new(Policy::fail_closed()));
+                    let _ = self.ready.try_send(PolicyReady(database.to_owned()));
+                }
+                return;
+            }
+        };
+        // Odoo not initialised yet: no settings to honour, the defaults apply.
+        let parameters = parameters.unwrap_or_default();
+        let mut changes = Vec::new();
+        if let Some(previous) = &seen.parameters {
+            changes.extend(setting_changes(previous, &parameters));
+        }
+        if let Some(previous) = &seen.components {
+            changes.extend(catalogue_changes(previous, &components));
+        }
+        let unreported: Vec<ConfigChange> = changes
+            .into_iter()
+            .filter(|(key, _, new)| !self.reported.was_reported(database, key, new))
+            .map(|(key, old_value, new_value)| ConfigChange {
+                worker_id: 0,
+                database: database.to_owned(),
+                changed_at_us: store::to_micros(SystemTime::now()),
+                key,
+                old_value,
+                new_value,
+                user_login: String::new(),
+                uid: None,
+            })
+            .collect();
+        if !unreported.is_empty() {
+            let me = Sender {
+                pid: i64::from(std::process::id()),
+                uid: i64::from(nix::unistd::getuid().as_raw()),
+            };
+            let items = unreported
+                .into_iter()
+                .map(|c| Item::ConfigChange(me, c))
+                .collect();
+            if self.journal.try_send(Batch(items)).is_err() {
+                // Not recorded yet: leave `seen` as it was so the next read
+                // detects the same change again.
+                warn!(db = %database, "Pipeline full; will journal the settings change on the next read.");
+                return;
+            }
+            info!(db = %database, "Audit settings or catalogue changed; journaled.");
+        }
+        let settings = Settings::from_parameters(&parameters);
+        let policy = Policy {
+            settings,
+            catalogue: Catalogue::new(components.clone()),
+            loaded: true,
+        };
+        self.policies.set(database, Arc::new(policy));
+        seen.parameters = Some(parameters);
+        seen.components = Some(components);
+        if first {
+            let _ = self.ready.try_send(PolicyReady(database.to_owned()));
+        }
+    }
+}
+
+impl Actor for PolicyWatcher {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(self.interval, |act, ctx| {
+            let databases: Vec<String> = act.seen.keys().cloned().collect();
+            for database in databases {
+                act.load(database, ctx);
+            }
+        });
+    }
+}
+
+impl Handler<WatchDatabase> for PolicyWatcher {
+    type Result = ();
+
+    fn handle(&mut self, WatchDatabase(database): WatchDatabase, ctx: &mut Context<Self>) {
+        if !self.seen.contains_key(&database) {
+            self.load(database, ctx);
+        }
+    }
+}
+
+type Change = (String, Option<String>, Option<String>);
+
+/// (key, old, new) for every audit setting that differs.
+fn setting_changes(old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> Vec<Change> {
+    crate::policy::SETTING_KEYS
+        .iter()
+        .filter(|key| old.get(**key) != new.get(**key))
+        .map(|key| {
+            (
+                key.to_string(),
+                old.get(*key).cloned(),
+                new.get(*key).cloned(),
+            )
+        })
+        .collect()
+}
+
+/// (`egress.component:<name>`, old JSON, new JSON) for every component
+/// added, removed or edited.
+fn catalogue_changes(old: &[Component], new: &[Component]) -> Vec<Change> {
+    let by_name = |list: &[Component]| -> BTreeMap<String, String> {
+        list.iter()
+            .map(|c| (c.name.clone(), serde_json::to_string(c).unwrap_or_default()))
+            .collect()
+    };
+    let (old, new) = (by_name(old), by_name(new));
+    let names: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    names
+        .into_iter()
+        .filter(|name| old.get(*name) != new.get(*name))
+        .map(|name| {
+            (
+                format!("egress.component:{name}"),
+                old.get(name).cloned(),
+                new.get(name).cloned(),
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalogue::Class;
+
+    #[test]
+    fn reports_each_changed_setting_with_old_and_new() {
+        let old = BTreeMap::from([(crate::policy::KEY_STRICT.to_string(), "False".to_string())]);
+        let new = BTreeMap::from([
+            (crate::policy::KEY_STRICT.to_string(), "True".to_string()),
+            (crate::policy::KEY_ENABLED.to_string(), "True".to_string()),
+        ]);
+        let changes = setting_changes(&old, &new);
+        assert_eq!(changes.len(), 2);
+        assert!(changes.contains(&(
+            crate::policy::KEY_STRICT.into(),
+            Some("False".into()),
+            Some("True".into())
+        )));
+    }
+
+    #[test]
+    fn reports_added_removed_and_edited_components() {
+        let c = |name: &str, host: &str| Component {
+            name: name.into(),
+            owner: String::new(),
+            purpose: String::new(),
+            class: Class::ThirdParty,
+            hosts: vec![host.into()],
+            cidrs: vec![],
+            ports: vec![],
+        };
+        let changes = catalogue_changes(&[c("a", "x"), c("b", "y")], &[c("a", "x2"), c("c", "z")]);
+        let keys: Vec<&str> = changes.iter().map(|c| c.0.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "egress.component:a",
+                "egress.component:b",
+                "egress.component:c"
+            ]
+        );
+        assert!(changes[1].2.is_none() && changes[2].1.is_none());
+    }
+}

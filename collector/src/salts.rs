@@ -1,0 +1,119 @@
+//! Per-database salts for payload fingerprints: 32 random bytes generated on
+//! first use in the collector's state directory (mode 0600), never in the
+//! database or the source. Odoo can read the journal, so a fingerprint must
+//! not be checkable against a guessed payload without this salt.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::error::{Error, Result};
+
+pub struct Salts {
+    dir: PathBuf,
+    cache: Mutex<HashMap<String, [u8; 32]>>,
+}
+
+impl Salts {
+    pub fn new(state_dir: PathBuf) -> Self {
+        Salts {
+            dir: state_dir.join("salts"),
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `HMAC-SHA256(salt of database, digest)`.
+    pub fn fingerprint(&self, database: &str, digest: &[u8; 32]) -> Result<Vec<u8>> {
+        let salt = self.salt(database)?;
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&salt).expect("any key length");
+        mac.update(digest);
+        Ok(mac.finalize().into_bytes().to_vec())
+    }
+
+    fn salt(&self, database: &str) -> Result<[u8; 32]> {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(salt) = cache.get(database) {
+            return Ok(*salt);
+        }
+        let salt = self.load_or_create(database)?;
+        cache.insert(database.to_owned(), salt);
+        Ok(salt)
+    }
+
+    fn load_or_create(&self, database: &str) -> Result<[u8; 32]> {
+        let path = self.dir.join(format!("{database}.salt"));
+        let err = |source| Error::State {
+            path: path.clone(),
+            source,
+        };
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+            .map_err(err)?;
+        // create_new: two collectors racing cannot both write a salt.
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+        {
+            Ok(mut file) => {
+                let salt = random_bytes().map_err(err)?;
+                file.write_all(&salt)
+                    .and_then(|_| file.sync_all())
+                    .map_err(err)?;
+                Ok(salt)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let mut salt = [0u8; 32];
+                std::fs::File::open(&path)
+                    .and_then(|mut f| f.read_exact(&mut salt))
+                    .map_err(err)?;
+                Ok(salt)
+            }
+            Err(e) => Err(err(e)),
+        }
+    }
+}
+
+use std::os::unix::fs::DirBuilderExt;
+
+/// 32 bytes from the kernel's CSPRNG.
+pub fn random_bytes() -> std::io::Result<[u8; 32]> {
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn one_stable_private_salt_per_database() {
+        let dir = std::env::temp_dir().join(format!("egress-salts-{}", std::process::id()));
+        let salts = Salts::new(dir.clone());
+        let a1 = salts.fingerprint("a", &[1; 32]).unwrap();
+        let b1 = salts.fingerprint("b", &[1; 32]).unwrap();
+        assert_ne!(a1, b1, "databases must not share a salt");
+        let reopened = Salts::new(dir.clone());
+        assert_eq!(
+            reopened.fingerprint("a", &[1; 32]).unwrap(),
+            a1,
+            "salt must persist"
+        );
+        let mode = std::fs::metadata(dir.join("salts/a.salt"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,182 @@
+//! Scrubbing of secret-looking text: URL path segments and key names that
+//! carry e-mail addresses, UUIDs, JWTs, API keys, long hex or base64 runs, or
+//! numeric ids become stable placeholders (`{email}`, `{uuid}`, `{token}`,
+//! `{id}`), so `/v1/users/jane@acme.com/keys/sk-…` reads
+//! `/v1/users/{email}/keys/{token}` and two calls to the same endpoint look
+//! the same. Used by the redaction stage only.
+
+/// Scrubs every segment of a URL path.
+pub fn path(path: &str) -> String {
+    path.split('/').map(segment).collect::<Vec<_>>().join("/")
+}
+
+/// Scrubs one path segment, or a key or header name.
+pub fn segment(segment: &str) -> String {
+    if segment.is_empty() {
+        return String::new();
+    }
+    if let Some(whole) = whole_segment(segment) {
+        return whole.to_owned();
+    }
+    // Secrets embedded in a longer segment ("key-<token>.json", "u=<email>"):
+    // scrub each run of word characters on its own.
+    let mut out = String::with_capacity(segment.len());
+    let mut run = String::new();
+    for c in segment.chars() {
+        if is_token_char(c) {
+            run.push(c);
+        } else {
+            out.push_str(&run_placeholder(&run));
+            run.clear();
+            out.push(c);
+        }
+    }
+    out.push_str(&run_placeholder(&run));
+    out
+}
+
+fn is_token_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '+' | '=' | '~')
+}
+
+/// Placeholders decided on the whole segment (they contain '.', '@', '%').
+fn whole_segment(segment: &str) -> Option<&'static str> {
+    let decoded = segment.replace("%40", "@").replace("%2B", "+");
+    if is_email(&decoded) {
+        return Some("{email}");
+    }
+    if is_jwt(segment) {
+        return Some("{token}");
+    }
+    // Percent-encoded blobs are never meaningful route names.
+    if segment.matches('%').count() >= 3 && segment.len() >= 16 {
+        return Some("{token}");
+    }
+    None
+}
+
+fn run_placeholder(run: &str) -> String {
+    if run.is_empty() {
+        return String::new();
+    }
+    if is_uuid(run) {
+        return "{uuid}".into();
+    }
+    if run.len() >= 4 && run.bytes().all(|b| b.is_ascii_digit()) {
+        return "{id}".into();
+    }
+    if looks_secret(run) {
+        return "{token}".into();
+    }
+    // Word runs around a secret: "sk-proj-<key>" keeps neither part.
+    run.to_owned()
+}
+
+fn is_email(text: &str) -> bool {
+    let Some((local, domain)) = text.rsplit_once('@') else {
+        return false;
+    };
+    !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
+}
+
+fn is_jwt(text: &str) -> bool {
+    let parts: Vec<&str> = text.split('.').collect();
+    parts.len() == 3
+        && parts[0].starts_with("eyJ")
+        && parts.iter().all(|p| {
+            p.len() >= 4
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+}
+
+fn is_uuid(text: &str) -> bool {
+    let groups: Vec<&str> = text.split('-').collect();
+    groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && groups
+            .iter()
+            .all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Long runs that mix character classes or are hex or high-entropy: API
+/// keys, tokens, base64, hashes. Plain words ("completions", "oauth2") and
+/// short versions ("v1") pass.
+fn looks_secret(run: &str) -> bool {
+    let len = run.chars().count();
+    if len >= 16 && run.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return true;
+    }
+    let digits = run.bytes().filter(u8::is_ascii_digit).count();
+    let uppers = run.bytes().filter(u8::is_ascii_uppercase).count();
+    let lowers = run.bytes().filter(u8::is_ascii_lowercase).count();
+    let classes = [digits, uppers, lowers].iter().filter(|n| **n > 0).count();
+    if len >= 16 && classes >= 2 && (digits >= 2 || (uppers >= 2 && lowers >= 2)) {
+        return entropy(run) >= 3.0;
+    }
+    // Long enough that no route name is like it.
+    len >= 32 && entropy(run) >= 3.5
+}
+
+/// Shannon entropy in bits per character.
+fn entropy(text: &str) -> f64 {
+    let mut counts = [0u32; 256];
+    for b in text.bytes() {
+        counts[b as usize] += 1;
+    }
+    let len = text.len() as f64;
+    counts
+        .iter()
+        .filter(|c| **c > 0)
+        .map(|c| {
+            let p = f64::from(*c) / len;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrubs_secrets_and_keeps_route_names() {
+        let cases = [
+            ("/v1/chat/completions", "/v1/chat/completions"),
+            ("/api/v2/oauth2/token", "/api/v2/oauth2/token"),
+            ("/users/jane.doe@acme.com/profile", "/users/{email}/profile"),
+            ("/users/jane.doe%40acme.com", "/users/{email}"),
+            ("/orders/123456/lines/42", "/orders/{id}/lines/42"),
+            (
+                "/files/3f2b8c9e-1a2b-4c3d-9e8f-0a1b2c3d4e5f",
+                "/files/{uuid}",
+            ),
+            (
+                "/hooks/sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv",
+                "/hooks/{token}",
+            ),
+            (
+                "/v1/keys/ghp_16C7e42F292c6912E7710c838347Ae178B4a",
+                "/v1/keys/{token}",
+            ),
+            ("/blob/d41d8cd98f00b204e9800998ecf8427e", "/blob/{token}"),
+            (
+                "/jwt/eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl",
+                "/jwt/{token}",
+            ),
+            ("/dl/report-a8F3kLm9Qx2Zt7Wp.pdf", "/dl/{token}.pdf"),
+            (
+                "/web/image/res.partner/7/avatar_128",
+                "/web/image/res.partner/7/avatar_128",
+            ),
+            ("/xmlrpc/2/object", "/xmlrpc/2/object"),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(path(input), expected, "{input}");
+        }
+    }
+
+    #[test]
+    fn placeholders_are_stable() {
+        assert_eq!(path("/u/a@b.co"), path("/u/other@mail.org"));
+    }
+}
