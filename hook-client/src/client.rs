@@ -1,0 +1,292 @@
+//! `HookClient`: the public sender, shared by all threads of a worker, and the
+//! fork detection that gives a forked child a worker of its own.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::hash::{BuildHasher, Hasher};
+use std::io::Read;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use egress_proto::{Call, ConfigChange, Hello};
+
+use crate::fit;
+use crate::reason::DropReason;
+use crate::state::State;
+
+/// How a `HookClient` describes itself and how often it reports drops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookOptions {
+    /// `Hello::hook_mode` when the caller leaves it empty: `rust` for this
+    /// API, `native` for the Python extension.
+    pub hook_mode: String,
+    /// `Hello::hook_version` when the caller leaves it empty.
+    pub hook_version: String,
+    /// Least time between two automatic `Drops` reports, so a flapping
+    /// collector is not flooded with them.
+    pub drops_report_interval: Duration,
+}
+
+impl Default for HookOptions {
+    fn default() -> Self {
+        HookOptions {
+            hook_mode: "rust".into(),
+            hook_version: env!("CARGO_PKG_VERSION").into(),
+            drops_report_interval: Duration::from_millis(100),
+        }
+    }
+}
+
+/// What this worker (this process, since its last fork) has sent and lost.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HookStats {
+    /// Calls the kernel accepted.
+    pub sent: u64,
+    /// Calls that could not be sent; `sent + dropped` is every `send_call`.
+    pub dropped: u64,
+    /// `dropped`, by reason label (`socket_missing`, `buffer_full`, ...).
+    pub dropped_by_reason: BTreeMap<String, u64>,
+    /// Events of any kind counted as dropped and not yet carried by an
+    /// accepted `Drops` report.
+    pub pending_drops: u64,
+    /// `Hello` and `ConfigChange` messages the kernel accepted.
+    pub other_sent: u64,
+    /// `Hello` and `ConfigChange` messages that could not be sent.
+    pub other_dropped: u64,
+    /// `Drops` datagrams the kernel accepted.
+    pub reports_sent: u64,
+}
+
+/// Fire-and-forget sender of egress-proto messages to the collector's Unix
+/// datagram socket. Every method returns promptly and never fails: what
+/// cannot be sent is counted and reported later in a `Drops` message.
+///
+/// Share one client between threads (`&self` everywhere). After `fork()` the
+/// child notices on its next call and starts over as a new worker.
+pub struct HookClient {
+    path: PathBuf,
+    options: HookOptions,
+    /// The worker of the process that last used the client. Replaced, never
+    /// mutated in place, when the pid changes; see `worker()`.
+    current: AtomicPtr<Worker>,
+}
+
+/// One worker: a process's identity and its sending state.
+struct Worker {
+    pid: u32,
+    worker_id: u64,
+    state: Mutex<State>,
+}
+
+impl Worker {
+    fn new(pid: u32) -> Self {
+        let worker_id = random_worker_id();
+        Worker {
+            pid,
+            worker_id,
+            state: Mutex::new(State::new(worker_id)),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A poisoned lock only means a panic was caught mid-send; the counters
+        // are still the best account there is.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl HookClient {
+    /// A client sending to the collector socket at `socket_path`. Nothing is
+    /// opened until the first send, and nothing fails if the socket is absent.
+    pub fn new(socket_path: impl Into<PathBuf>) -> HookClient {
+        HookClient::with_options(socket_path, HookOptions::default())
+    }
+
+    pub fn with_options(socket_path: impl Into<PathBuf>, options: HookOptions) -> HookClient {
+        let worker = Box::new(Worker::new(std::process::id()));
+        HookClient {
+            path: socket_path.into(),
+            options,
+            current: AtomicPtr::new(Box::into_raw(worker)),
+        }
+    }
+
+    pub fn socket_path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn options(&self) -> &HookOptions {
+        &self.options
+    }
+
+    /// The random id of the current worker; a forked child gets a new one.
+    pub fn worker_id(&self) -> u64 {
+        self.worker().worker_id
+    }
+
+    /// Sends one call, filling `worker_id` and `seq` (per worker and
+    /// database, from 1, consumed only when the kernel accepts the datagram).
+    /// Oversized fields are truncated to fit one datagram.
+    pub fn send_call(&self, mut call: Call) {
+        let worker = self.worker();
+        fit::truncate(&mut call.database, fit::DATABASE_MAX);
+        // Kept for the panic path only, so that even that loss is counted.
+        let database = call.database.clone();
+        let every = self.options.drops_report_interval;
+        let sent = guarded(|| worker.lock().send_call(call, &self.path, every));
+        if sent.is_none() {
+            worker
+                .lock()
+                .count_call_drop(database, DropReason::SendError);
+        }
+    }
+
+    /// Sends a `Hello`, filling `worker_id` and `pid`, and `hook_mode`,
+    /// `hook_version` and `sent_at_us` when left empty. A failure is counted
+    /// under database `""`; it consumes no call sequence number.
+    pub fn send_hello(&self, mut hello: Hello) {
+        let worker = self.worker();
+        hello.pid = worker.pid;
+        if hello.hook_mode.is_empty() {
+            hello.hook_mode.clone_from(&self.options.hook_mode);
+        }
+        if hello.hook_version.is_empty() {
+            hello.hook_version.clone_from(&self.options.hook_version);
+        }
+        if hello.sent_at_us == 0 {
+            hello.sent_at_us = now_us();
+        }
+        let every = self.options.drops_report_interval;
+        guarded(|| worker.lock().send_hello(hello, &self.path, every));
+    }
+
+    /// Sends a `ConfigChange`, filling `worker_id`. A failure is counted
+    /// under the change's database; it consumes no call sequence number.
+    pub fn send_config_change(&self, change: ConfigChange) {
+        let worker = self.worker();
+        let every = self.options.drops_report_interval;
+        guarded(|| worker.lock().send_config_change(change, &self.path, every));
+    }
+
+    /// Sends a `Drops` report now: every pending count (possibly none) and the
+    /// last sequence number of every database. Returns whether the kernel
+    /// accepted it; the counts are cleared only then.
+    pub fn report_drops(&self) -> bool {
+        let worker = self.worker();
+        guarded(|| worker.lock().report(&self.path)).unwrap_or(false)
+    }
+
+    pub fn stats(&self) -> HookStats {
+        let worker = self.worker();
+        let state = worker.lock();
+        let totals = state.totals();
+        HookStats {
+            sent: totals.calls_sent,
+            dropped: totals.calls_dropped,
+            dropped_by_reason: totals
+                .calls_dropped_by_reason
+                .iter()
+                .map(|(reason, count)| (reason.as_str().to_string(), *count))
+                .collect(),
+            pending_drops: state.pending_drops(),
+            other_sent: totals.other_sent,
+            other_dropped: totals.other_dropped,
+            reports_sent: totals.reports_sent,
+        }
+    }
+
+    /// The worker of this process, replacing an inherited one after a fork.
+    ///
+    /// A forked child must not touch its parent's worker at all: another
+    /// parent thread may have held the lock at the moment of the fork, and in
+    /// the child nobody would ever release it. So the child builds a new
+    /// worker beside the old one and swaps the pointer; the inherited worker
+    /// is leaked (its memory and socket descriptor, once per fork: closing a
+    /// descriptor number we cannot prove is still ours could close someone
+    /// else's).
+    fn worker(&self) -> &Worker {
+        let pid = std::process::id();
+        loop {
+            let current = self.current.load(Ordering::Acquire);
+            // SAFETY: `current` always holds a pointer from `Box::into_raw`
+            // that is freed only by `Drop`, which has `&mut self`, so no
+            // borrow returned here can outlive it. Replaced workers are never
+            // freed.
+            let worker = unsafe { &*current };
+            if worker.pid == pid {
+                return worker;
+            }
+            let fresh = Box::into_raw(Box::new(Worker::new(pid)));
+            match self
+                .current
+                .compare_exchange(current, fresh, Ordering::AcqRel, Ordering::Acquire)
+            {
+                // SAFETY: as above; `fresh` is now the current worker.
+                Ok(_) => return unsafe { &*fresh },
+                Err(_) => {
+                    // Another thread of the child swapped first; use its worker.
+                    // SAFETY: `fresh` was never shared.
+                    drop(unsafe { Box::from_raw(fresh) });
+                }
+            }
+        }
+    }
+}
+
+impl Drop for HookClient {
+    fn drop(&mut self) {
+        let current = *self.current.get_mut();
+        // SAFETY: `current` came from `Box::into_raw` and, with `&mut self`,
+        // nothing else can reach it any more.
+        drop(unsafe { Box::from_raw(current) });
+    }
+}
+
+impl std::fmt::Debug for HookClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HookClient")
+            .field("path", &self.path)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs `f`, turning a panic (a bug in this crate) into `None`: the audited
+/// call must go on whatever happens here (DESIGN §1.1).
+fn guarded<R>(f: impl FnOnce() -> R) -> Option<R> {
+    catch_unwind(AssertUnwindSafe(f)).ok()
+}
+
+fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+/// A random, non-zero worker id. The fallback mixes in the pid and the clock
+/// because std's hasher keys alone are inherited across a fork, and sibling
+/// workers must not collide.
+fn random_worker_id() -> u64 {
+    let mut bytes = [0u8; 8];
+    let read = File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+    if read.is_ok() {
+        let id = u64::from_le_bytes(bytes);
+        if id != 0 {
+            return id;
+        }
+    }
+    let local = 0u8;
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    hasher.write_i64(now_us());
+    hasher.write_usize(std::ptr::addr_of!(local) as usize);
+    hasher.finish().max(1)
+}
+
+#[cfg(test)]
+mod tests;

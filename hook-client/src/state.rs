@@ -1,0 +1,229 @@
+//! One worker's sending state: socket, per-database sequence numbers, drop
+//! counts, and the `Drops` reports that account for them.
+//!
+//! Every method runs under the worker's lock, so assigning a sequence number,
+//! sending the datagram and recording the outcome are one step: a number is
+//! consumed only by a datagram the kernel accepted, and a drop never shows up
+//! at the collector as a sequence jump as well as a drop count.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use egress_proto::{encode, Call, ConfigChange, DropCount, Drops, Hello, Message, SeqCursor};
+
+use crate::fit;
+use crate::reason::DropReason;
+
+/// Entries (counts plus cursors) per `Drops` datagram. Each entry is at most
+/// ~300 bytes (database names are capped at 255), so a report always fits.
+const REPORT_CHUNK: usize = 40;
+
+/// Lifetime totals of one worker, for `HookClient::stats`.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Totals {
+    pub calls_sent: u64,
+    pub calls_dropped: u64,
+    pub calls_dropped_by_reason: BTreeMap<DropReason, u64>,
+    pub other_sent: u64,
+    pub other_dropped: u64,
+    pub reports_sent: u64,
+}
+
+pub(crate) struct State {
+    worker_id: u64,
+    /// Created on first use and again after a failed creation; never bound
+    /// or connected, so every send resolves the path anew and reaches a
+    /// collector that re-bound it after a restart.
+    socket: Option<UnixDatagram>,
+    /// Last sequence number the kernel accepted, per database.
+    last_seq: BTreeMap<String, u64>,
+    /// Drops not yet acknowledged by an accepted `Drops` datagram.
+    pending: BTreeMap<(String, DropReason), u64>,
+    last_report: Option<Instant>,
+    totals: Totals,
+}
+
+impl State {
+    pub fn new(worker_id: u64) -> Self {
+        State {
+            worker_id,
+            socket: None,
+            last_seq: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            last_report: None,
+            totals: Totals::default(),
+        }
+    }
+
+    pub fn totals(&self) -> &Totals {
+        &self.totals
+    }
+
+    pub fn pending_drops(&self) -> u64 {
+        self.pending.values().sum()
+    }
+
+    /// `call.database` must already be truncated to `fit::DATABASE_MAX`, so
+    /// that the name keying the sequence is the one on the wire.
+    pub fn send_call(&mut self, mut call: Call, path: &Path, every: Duration) {
+        let seq = self.last_seq.get(&call.database).map_or(1, |last| last + 1);
+        call.worker_id = self.worker_id;
+        call.seq = seq;
+        let mut message = Message::Call(call);
+        let result = self.send(&mut message, path);
+        let Message::Call(call) = message else { return };
+        match result {
+            Ok(()) => {
+                match self.last_seq.get_mut(&call.database) {
+                    Some(last) => *last = seq,
+                    None => {
+                        self.last_seq.insert(call.database, seq);
+                    }
+                }
+                self.totals.calls_sent += 1;
+                self.report_if_due(path, every);
+            }
+            Err(reason) => self.count_call_drop(call.database, reason),
+        }
+    }
+
+    pub fn send_hello(&mut self, mut hello: Hello, path: &Path, every: Duration) {
+        hello.worker_id = self.worker_id;
+        self.send_other(Message::Hello(hello), String::new(), path, every);
+    }
+
+    pub fn send_config_change(&mut self, mut change: ConfigChange, path: &Path, every: Duration) {
+        change.worker_id = self.worker_id;
+        fit::truncate(&mut change.database, fit::DATABASE_MAX);
+        let database = change.database.clone();
+        self.send_other(Message::ConfigChange(change), database, path, every);
+    }
+
+    fn send_other(&mut self, mut message: Message, database: String, path: &Path, every: Duration) {
+        match self.send(&mut message, path) {
+            Ok(()) => {
+                self.totals.other_sent += 1;
+                self.report_if_due(path, every);
+            }
+            Err(reason) => {
+                self.totals.other_dropped += 1;
+                *self.pending.entry((database, reason)).or_default() += 1;
+            }
+        }
+    }
+
+    /// Counts a call that was not delivered; also the path taken when a bug
+    /// in this crate panicked mid-send, so even that loss is reported.
+    pub fn count_call_drop(&mut self, database: String, reason: DropReason) {
+        self.totals.calls_dropped += 1;
+        *self
+            .totals
+            .calls_dropped_by_reason
+            .entry(reason)
+            .or_default() += 1;
+        *self.pending.entry((database, reason)).or_default() += 1;
+    }
+
+    fn send(&mut self, message: &mut Message, path: &Path) -> Result<(), DropReason> {
+        let bytes = fit::encode_fitting(message).ok_or(DropReason::TooLarge)?;
+        self.transmit(&bytes, path)
+    }
+
+    fn transmit(&mut self, bytes: &[u8], path: &Path) -> Result<(), DropReason> {
+        if self.socket.is_none() {
+            self.socket = open_socket().ok();
+        }
+        let socket = self.socket.as_ref().ok_or(DropReason::SendError)?;
+        // A signal can interrupt even a non-blocking send; one retry is enough
+        // and keeps the call bounded.
+        let mut retried = false;
+        loop {
+            match socket.send_to(bytes, path) {
+                Ok(n) if n == bytes.len() => return Ok(()),
+                Ok(_) => return Err(DropReason::SendError),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted && !retried => retried = true,
+                Err(e) => return Err(DropReason::from_io(&e)),
+            }
+        }
+    }
+
+    fn report_if_due(&mut self, path: &Path, every: Duration) {
+        if self.pending.is_empty() {
+            return;
+        }
+        if self.last_report.is_some_and(|at| at.elapsed() < every) {
+            return;
+        }
+        self.report(path);
+    }
+
+    /// Sends every pending count and every cursor, split over as many `Drops`
+    /// datagrams as needed; a count is cleared only when the datagram that
+    /// carried it was accepted. Returns whether all were accepted.
+    pub fn report(&mut self, path: &Path) -> bool {
+        self.last_report = Some(Instant::now());
+        let counts: Vec<(String, DropReason)> = self.pending.keys().cloned().collect();
+        let cursors: Vec<SeqCursor> = self
+            .last_seq
+            .iter()
+            .map(|(database, &last_seq)| SeqCursor {
+                database: database.clone(),
+                last_seq,
+            })
+            .collect();
+        let mut counts = counts.into_iter().peekable();
+        let mut cursors = cursors.into_iter().peekable();
+        loop {
+            let keys: Vec<_> = counts.by_ref().take(REPORT_CHUNK).collect();
+            let chunk_cursors: Vec<_> = cursors.by_ref().take(REPORT_CHUNK - keys.len()).collect();
+            let last = counts.peek().is_none() && cursors.peek().is_none();
+            if !self.send_report(&keys, chunk_cursors, path) {
+                // The rest would meet the same refusal; they stay pending.
+                return false;
+            }
+            if last {
+                return true;
+            }
+        }
+    }
+
+    fn send_report(
+        &mut self,
+        keys: &[(String, DropReason)],
+        cursors: Vec<SeqCursor>,
+        path: &Path,
+    ) -> bool {
+        let drops = Drops {
+            worker_id: self.worker_id,
+            counts: keys
+                .iter()
+                .map(|key| DropCount {
+                    database: key.0.clone(),
+                    reason: key.1.as_str().to_string(),
+                    count: self.pending.get(key).copied().unwrap_or(0),
+                })
+                .collect(),
+            cursors,
+        };
+        let accepted = match encode(&Message::Drops(drops)) {
+            Ok(bytes) => self.transmit(&bytes, path).is_ok(),
+            Err(_) => false,
+        };
+        if accepted {
+            self.totals.reports_sent += 1;
+            for key in keys {
+                self.pending.remove(key);
+            }
+        }
+        accepted
+    }
+}
+
+fn open_socket() -> io::Result<UnixDatagram> {
+    let socket = UnixDatagram::unbound()?;
+    socket.set_nonblocking(true)?;
+    Ok(socket)
+}
