@@ -1,0 +1,294 @@
+"""The pure-Python sender, used when the native module cannot be loaded.
+
+It mirrors ``egress_hook::HookClient`` (hook-client/src/client.rs, state.rs)
+rule for rule, so the collector cannot tell the two apart except by
+``Hello.hook_mode``:
+
+- sequence numbers are per (worker, database), from 1, and consumed only when
+  the kernel accepted the datagram;
+- an event that cannot be sent is counted per (database, reason) and reported
+  in a ``Drops`` message, with a cursor per database, on the next accepted
+  send once ``drops_report_interval`` has passed, or by ``report_drops()``;
+- the socket is non-blocking, unbound and unconnected, so every send resolves
+  the path anew and reaches a collector that re-bound it;
+- a forked child notices by its pid and starts a new worker (new id, socket,
+  lock, sequences) without touching what it inherited.
+
+No method raises: what goes wrong is counted.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import threading
+import time
+
+from . import _wire
+
+#: Drop reasons, in the order of ``DropReason`` (reports are sorted by it).
+SOCKET_MISSING = "socket_missing"
+BUFFER_FULL = "buffer_full"
+TOO_LARGE = "too_large"
+PERMISSION_DENIED = "permission_denied"
+SEND_ERROR = "send_error"
+_REASON_ORDER = {
+    SOCKET_MISSING: 0,
+    BUFFER_FULL: 1,
+    TOO_LARGE: 2,
+    PERMISSION_DENIED: 3,
+    SEND_ERROR: 4,
+}
+_ERRNO_REASON = {
+    errno.ENOENT: SOCKET_MISSING,
+    errno.ECONNREFUSED: SOCKET_MISSING,
+    errno.EAGAIN: BUFFER_FULL,
+    errno.EWOULDBLOCK: BUFFER_FULL,
+    errno.ENOBUFS: BUFFER_FULL,
+    errno.EMSGSIZE: TOO_LARGE,
+    errno.EACCES: PERMISSION_DENIED,
+    errno.EPERM: PERMISSION_DENIED,
+}
+#: Entries (counts plus cursors) per ``Drops`` datagram, as state.rs.
+REPORT_CHUNK = 40
+
+HOOK_VERSION = "0.1.0"
+
+
+class _Failed(Exception):
+    def __init__(self, reason):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _random_worker_id():
+    while True:
+        value = int.from_bytes(os.urandom(8), "little")
+        if value:
+            return value
+
+
+def _now_us():
+    return time.time_ns() // 1000
+
+
+class _Worker:
+    """One process's sending state; replaced, never reused, after a fork."""
+
+    __slots__ = ("pid", "worker_id", "lock", "sock", "last_seq", "pending",
+                 "last_report", "sent", "dropped", "dropped_by_reason",
+                 "other_sent", "other_dropped", "reports_sent")
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.worker_id = _random_worker_id()
+        self.lock = threading.Lock()
+        self.sock = None
+        self.last_seq = {}
+        self.pending = {}
+        self.last_report = None
+        self.sent = 0
+        self.dropped = 0
+        self.dropped_by_reason = {}
+        self.other_sent = 0
+        self.other_dropped = 0
+        self.reports_sent = 0
+
+
+class PythonClient:
+    """Same interface and semantics as ``egress_hook._native.Client``."""
+
+    hook_mode = "python"
+
+    def __init__(self, socket_path, hook_version=HOOK_VERSION,
+                 drops_report_interval=0.1):
+        self.socket_path = os.fspath(socket_path)
+        self.hook_version = hook_version or HOOK_VERSION
+        self.drops_report_interval = drops_report_interval
+        self._worker = _Worker(os.getpid())
+        try:
+            os.register_at_fork(after_in_child=self._after_fork)
+        except Exception:  # pragma: no cover - not on this platform
+            pass
+
+    # -- worker and fork --------------------------------------------------
+
+    def _after_fork(self):
+        # A child must not use its parent's lock (another thread may have
+        # held it at fork time) nor its socket and sequences.
+        self._worker = _Worker(os.getpid())
+
+    def _current(self):
+        worker = self._worker
+        pid = os.getpid()
+        if worker.pid != pid:
+            worker = self._worker = _Worker(pid)
+        return worker
+
+    def worker_id(self):
+        return self._current().worker_id
+
+    # -- sending ----------------------------------------------------------
+
+    def _transmit(self, worker, data):
+        sock = worker.sock
+        if sock is None:
+            try:
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                sock.setblocking(False)
+            except Exception:
+                raise _Failed(SEND_ERROR) from None
+            worker.sock = sock
+        try:
+            sent = sock.sendto(data, self.socket_path)
+        except OSError as e:
+            raise _Failed(_ERRNO_REASON.get(e.errno, SEND_ERROR)) from None
+        except Exception:
+            raise _Failed(SEND_ERROR) from None
+        if sent != len(data):
+            raise _Failed(SEND_ERROR)
+
+    def send_call(self, fields):
+        """``fields``: the ``Call`` fields after ``worker_id`` and ``seq``, in
+        wire order, the trigger flattened into ``kind, name, uid``."""
+        try:
+            worker = self._current()
+            database = _wire.utf8(fields[0], _wire.DATABASE_MAX).decode("utf-8")
+        except Exception:
+            return
+        with worker.lock:
+            try:
+                seq = worker.last_seq.get(database, 0) + 1
+                try:
+                    data = _wire.encode_call(worker.worker_id, seq,
+                                             (database,) + tuple(fields[1:]))
+                except _wire.EncodeError:
+                    raise _Failed(TOO_LARGE) from None
+                except Exception:
+                    raise _Failed(SEND_ERROR) from None
+                self._transmit(worker, data)
+            except _Failed as failed:
+                self._count_call_drop(worker, database, failed.reason)
+                return
+            except Exception:
+                self._count_call_drop(worker, database, SEND_ERROR)
+                return
+            worker.last_seq[database] = seq
+            worker.sent += 1
+            self._report_if_due(worker)
+
+    def _count_call_drop(self, worker, database, reason):
+        worker.dropped += 1
+        worker.dropped_by_reason[reason] = worker.dropped_by_reason.get(reason, 0) + 1
+        key = (database, reason)
+        worker.pending[key] = worker.pending.get(key, 0) + 1
+
+    def _send_other(self, worker, encode, database):
+        try:
+            try:
+                data = encode()
+            except _wire.EncodeError:
+                raise _Failed(TOO_LARGE) from None
+            except Exception:
+                raise _Failed(SEND_ERROR) from None
+            self._transmit(worker, data)
+        except _Failed as failed:
+            worker.other_dropped += 1
+            key = (database, failed.reason)
+            worker.pending[key] = worker.pending.get(key, 0) + 1
+            return
+        worker.other_sent += 1
+        self._report_if_due(worker)
+
+    def send_hello(self, fields):
+        """``fields``: ``(odoo_version, python_version, addons_paths, databases)``."""
+        try:
+            worker = self._current()
+            odoo_version, python_version, addons_paths, databases = fields
+            with worker.lock:
+                self._send_other(
+                    worker,
+                    lambda: _wire.encode_hello(
+                        worker.worker_id, worker.pid, _now_us(), odoo_version,
+                        python_version, self.hook_mode, self.hook_version,
+                        addons_paths, databases),
+                    "")
+        except Exception:
+            pass
+
+    def send_config_change(self, fields):
+        """``fields``: the ``ConfigChange`` fields after ``worker_id``."""
+        try:
+            worker = self._current()
+            database = _wire.utf8(fields[0], _wire.DATABASE_MAX).decode("utf-8")
+            fields = (database,) + tuple(fields[1:])
+            with worker.lock:
+                self._send_other(
+                    worker,
+                    lambda: _wire.encode_config_change(worker.worker_id, fields),
+                    database)
+        except Exception:
+            pass
+
+    # -- drop reports -----------------------------------------------------
+
+    def _report_if_due(self, worker):
+        if not worker.pending:
+            return
+        last = worker.last_report
+        if last is not None and time.monotonic() - last < self.drops_report_interval:
+            return
+        self._report(worker)
+
+    def _report(self, worker):
+        worker.last_report = time.monotonic()
+        keys = sorted(worker.pending,
+                      key=lambda k: (k[0].encode("utf-8"), _REASON_ORDER.get(k[1], 9)))
+        cursors = sorted(worker.last_seq.items(), key=lambda c: c[0].encode("utf-8"))
+        ki = ci = 0
+        while True:
+            chunk_keys = keys[ki:ki + REPORT_CHUNK]
+            ki += len(chunk_keys)
+            room = REPORT_CHUNK - len(chunk_keys)
+            chunk_cursors = cursors[ci:ci + room]
+            ci += len(chunk_cursors)
+            last = ki >= len(keys) and ci >= len(cursors)
+            counts = [(db, reason, worker.pending.get((db, reason), 0))
+                      for db, reason in chunk_keys]
+            try:
+                data = _wire.encode_drops(worker.worker_id, counts, chunk_cursors)
+                self._transmit(worker, data)
+            except Exception:
+                # The rest would meet the same refusal; they stay pending.
+                return False
+            worker.reports_sent += 1
+            for key in chunk_keys:
+                worker.pending.pop(key, None)
+            if last:
+                return True
+
+    def report_drops(self):
+        """Sends a ``Drops`` report now; whether the kernel accepted all of it."""
+        try:
+            worker = self._current()
+            with worker.lock:
+                return self._report(worker)
+        except Exception:
+            return False
+
+    def stats(self):
+        try:
+            worker = self._current()
+            with worker.lock:
+                return {
+                    "sent": worker.sent,
+                    "dropped": worker.dropped,
+                    "dropped_by_reason": dict(worker.dropped_by_reason),
+                    "pending_drops": sum(worker.pending.values()),
+                    "other_sent": worker.other_sent,
+                    "other_dropped": worker.other_dropped,
+                    "reports_sent": worker.reports_sent,
+                }
+        except Exception:
+            return {}

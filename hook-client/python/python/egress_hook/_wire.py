@@ -1,0 +1,224 @@
+"""The datagram frame of docs/WIRE_FORMAT.md, in pure Python.
+
+Byte for byte what ``egress_proto::encode`` produces (bincode 1.3, fixed-width
+little-endian integers, ``u64`` length prefixes), checked against the golden
+vectors in ``proto/vectors/datagrams.json``. Messages are plain tuples in wire
+order, the same tuples the native module takes, so the interceptor builds one
+shape for both transports.
+
+Truncation mirrors ``hook-client/src/fit.rs``: caps are tried from generous to
+strict, and the first level whose datagram fits is sent.
+"""
+
+from __future__ import annotations
+
+import struct
+
+MAGIC = b"EG"
+FORMAT_VERSION = 1
+KIND_HELLO = 1
+KIND_CALL = 2
+KIND_DROPS = 3
+KIND_CONFIG_CHANGE = 4
+MAX_DATAGRAM_SIZE = 16 * 1024
+#: Database names are capped once and never shrunk further (fit.rs).
+DATABASE_MAX = 255
+
+_HEADER = {
+    kind: MAGIC + bytes((FORMAT_VERSION, kind))
+    for kind in (KIND_HELLO, KIND_CALL, KIND_DROPS, KIND_CONFIG_CHANGE)
+}
+
+# (text, path, items, item, frames, frame_text), as fit.rs LEVELS.
+LEVELS = (
+    (512, 2048, 64, 128, 32, 512),
+    (256, 1024, 32, 64, 16, 256),
+    (128, 512, 16, 64, 8, 192),
+    (64, 128, 8, 32, 4, 128),
+)
+
+_Q = struct.Struct("<Q").pack
+_q = struct.Struct("<q").pack
+_H = struct.Struct("<H").pack
+_I = struct.Struct("<I").pack
+_QQ = struct.Struct("<QQ").pack
+_NONE = b"\x00"
+_SOME = b"\x01"
+_FALSE = b"\x00"
+_TRUE = b"\x01"
+
+
+class EncodeError(ValueError):
+    """A message that does not fit in one datagram, even truncated."""
+
+
+def utf8(text, cap=None):
+    """``text`` as UTF-8, cut to at most ``cap`` bytes on a character boundary.
+
+    Strings that cannot be encoded (lone surrogates from undecodable file
+    names) are replaced rather than losing the event.
+    """
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:
+        data = text.encode("utf-8", "replace")
+    except AttributeError:
+        data = str(text).encode("utf-8", "replace")
+    if cap is not None and len(data) > cap:
+        # A cut in the middle of a character leaves a partial sequence at the
+        # end only: decoding with "ignore" drops exactly that.
+        data = data[:cap].decode("utf-8", "ignore").encode("utf-8")
+    return data
+
+
+def _str(parts, text, cap=None):
+    data = utf8(text, cap)
+    parts.append(_Q(len(data)))
+    parts.append(data)
+
+
+def _list(parts, items, count, cap):
+    items = list(items)[:count]
+    parts.append(_Q(len(items)))
+    for item in items:
+        _str(parts, item, cap)
+
+
+def _opt_u32(parts, value):
+    if value is None:
+        parts.append(_NONE)
+    else:
+        parts.append(_SOME + _I(value))
+
+
+def _opt_i64(parts, value):
+    if value is None:
+        parts.append(_NONE)
+    else:
+        parts.append(_SOME + _q(value))
+
+
+def _opt_str(parts, value, cap):
+    if value is None:
+        parts.append(_NONE)
+    else:
+        parts.append(_SOME)
+        _str(parts, value, cap)
+
+
+def _encode_call(worker_id, seq, f, level):
+    text, path, items, item, frames, frame_text = level
+    (database, started_at_us, duration_us, channel, protocol, direction, method,
+     host, port, url_path, query_keys, header_names, src_ip, src_port, dst_ip,
+     dst_port, tls, status, error_class, bytes_out, bytes_in, digest, stack,
+     trigger_kind, trigger_name, trigger_uid) = f
+    parts = [_HEADER[KIND_CALL], _QQ(worker_id, seq)]
+    _str(parts, database, DATABASE_MAX)
+    parts.append(_q(started_at_us) + _Q(duration_us))
+    _str(parts, channel, text)
+    _str(parts, protocol, text)
+    _str(parts, direction, text)
+    _str(parts, method, text)
+    _str(parts, host, text)
+    parts.append(_H(port))
+    _str(parts, url_path, path)
+    _list(parts, query_keys, items, item)
+    _list(parts, header_names, items, item)
+    _str(parts, src_ip, text)
+    parts.append(_H(src_port))
+    _str(parts, dst_ip, text)
+    parts.append(_H(dst_port))
+    parts.append(_TRUE if tls else _FALSE)
+    _opt_u32(parts, status)
+    _str(parts, error_class, text)
+    parts.append(_QQ(bytes_out, bytes_in))
+    if digest is None:
+        parts.append(_NONE)
+    else:
+        if len(digest) != 32:
+            raise EncodeError("payload digest is not 32 bytes")
+        parts.append(_SOME + bytes(digest))
+    stack = list(stack)[:frames]
+    parts.append(_Q(len(stack)))
+    for file, function, line in stack:
+        _str(parts, file, frame_text)
+        _str(parts, function, frame_text)
+        parts.append(_I(line))
+    _str(parts, trigger_kind, text)
+    _str(parts, trigger_name, path)
+    _opt_i64(parts, trigger_uid)
+    return b"".join(parts)
+
+
+def encode_call(worker_id, seq, fields):
+    """The datagram of a ``Call``; ``fields`` as in ``Client.send_call``."""
+    for level in LEVELS:
+        data = _encode_call(worker_id, seq, fields, level)
+        if len(data) <= MAX_DATAGRAM_SIZE:
+            return data
+    raise EncodeError("call does not fit in one datagram")
+
+
+def _encode_hello(worker_id, pid, sent_at_us, odoo_version, python_version,
+                  hook_mode, hook_version, addons_paths, databases, level):
+    text, path, items = level[0], level[1], level[2]
+    parts = [_HEADER[KIND_HELLO], _Q(worker_id), _I(pid), _q(sent_at_us)]
+    for value in (odoo_version, python_version, hook_mode, hook_version):
+        _str(parts, value, text)
+    _list(parts, addons_paths, items, path)
+    _list(parts, databases, items, DATABASE_MAX)
+    return b"".join(parts)
+
+
+def encode_hello(worker_id, pid, sent_at_us, odoo_version, python_version,
+                 hook_mode, hook_version, addons_paths, databases):
+    """The datagram of a ``Hello``."""
+    for level in LEVELS:
+        data = _encode_hello(worker_id, pid, sent_at_us, odoo_version,
+                             python_version, hook_mode, hook_version,
+                             addons_paths, databases, level)
+        if len(data) <= MAX_DATAGRAM_SIZE:
+            return data
+    raise EncodeError("hello does not fit in one datagram")
+
+
+def _encode_change(worker_id, fields, level):
+    database, changed_at_us, key, old_value, new_value, user_login, uid = fields
+    text, path = level[0], level[1]
+    parts = [_HEADER[KIND_CONFIG_CHANGE], _Q(worker_id)]
+    _str(parts, database, DATABASE_MAX)
+    parts.append(_q(changed_at_us))
+    _str(parts, key, text)
+    _opt_str(parts, old_value, path)
+    _opt_str(parts, new_value, path)
+    _str(parts, user_login, text)
+    _opt_i64(parts, uid)
+    return b"".join(parts)
+
+
+def encode_config_change(worker_id, fields):
+    """The datagram of a ``ConfigChange``; ``fields`` as in ``Client.send_config_change``."""
+    for level in LEVELS:
+        data = _encode_change(worker_id, fields, level)
+        if len(data) <= MAX_DATAGRAM_SIZE:
+            return data
+    raise EncodeError("config change does not fit in one datagram")
+
+
+def encode_drops(worker_id, counts, cursors):
+    """The datagram of a ``Drops``: ``counts`` as ``(database, reason, count)``,
+    ``cursors`` as ``(database, last_seq)``. Never truncated: the sender splits
+    reports instead (state.rs ``REPORT_CHUNK``)."""
+    parts = [_HEADER[KIND_DROPS], _Q(worker_id), _Q(len(counts))]
+    for database, reason, count in counts:
+        _str(parts, database)
+        _str(parts, reason)
+        parts.append(_Q(count))
+    parts.append(_Q(len(cursors)))
+    for database, last_seq in cursors:
+        _str(parts, database)
+        parts.append(_Q(last_seq))
+    data = b"".join(parts)
+    if len(data) > MAX_DATAGRAM_SIZE:
+        raise EncodeError("drops report does not fit in one datagram")
+    return data
