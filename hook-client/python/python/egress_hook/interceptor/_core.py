@@ -1,0 +1,318 @@
+"""What every channel shares: settings, the context slot, the event record,
+stack capture, the active-record slot that makes one event per logical call,
+patching, and the one place events leave (``emit``).
+
+Fail-open rules kept here (DESIGN §1.1):
+
+- the interceptor's own code runs under ``except Exception`` and counts what
+  it swallows (``errors``); ``BaseException`` (KeyboardInterrupt, SystemExit)
+  is never swallowed;
+- an audited call's own exception is re-raised as is (``raise``), after the
+  event recorded its class name;
+- nothing is printed, ever.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import os
+import sys
+import threading
+import time
+
+# The package's own directory: its frames are left out of stacks.
+_OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+CHANNELS = ("http", "smtp", "imap", "pop3", "socket", "dns")
+
+
+class Settings:
+    """What the interceptor does, checked before any work on every call.
+
+    ``enabled``: the master switch. ``disabled_channels``: channel names to
+    pass through untouched (a set, or a comma-separated string as Odoo stores
+    it). ``stack_depth``: frames kept per event, innermost first.
+    """
+
+    __slots__ = ("enabled", "disabled_channels", "stack_depth")
+
+    def __init__(self):
+        self.enabled = True
+        self.disabled_channels = frozenset()
+        self.stack_depth = 24
+
+    def update(self, enabled=None, disabled_channels=None, stack_depth=None):
+        """Changes settings; takes effect on the next call of every thread."""
+        if enabled is not None:
+            self.enabled = bool(enabled)
+        if disabled_channels is not None:
+            if isinstance(disabled_channels, str):
+                disabled_channels = disabled_channels.split(",")
+            self.disabled_channels = frozenset(
+                c.strip().lower() for c in disabled_channels if c and c.strip())
+        if stack_depth is not None:
+            self.stack_depth = max(0, min(int(stack_depth), 64))
+        _refresh()
+
+    def is_on(self, channel):
+        return ON.get(channel, False)
+
+    def __repr__(self):
+        return (f"Settings(enabled={self.enabled!r}, disabled_channels="
+                f"{sorted(self.disabled_channels)!r}, stack_depth={self.stack_depth!r})")
+
+
+settings = Settings()
+
+#: channel → whether its hooks do any work. Read by every hook first; False
+#: for every channel while nothing is installed or the master switch is off.
+ON = dict.fromkeys(CHANNELS, False)
+
+
+class _State:
+    client = None
+    database = ""
+    installed = False
+    errors = 0
+    hello_pid = 0
+    hello_at = 0.0
+    worker_info = ("", [], [])  # odoo_version, addons_paths, databases
+
+
+state = _State()
+
+
+def _refresh():
+    live = state.installed and state.client is not None and settings.enabled
+    for channel in CHANNELS:
+        ON[channel] = live and channel not in settings.disabled_channels
+
+
+def count_error():
+    """An error of the interceptor itself, swallowed."""
+    try:
+        state.errors += 1
+    except Exception:  # pragma: no cover
+        pass
+
+
+# -- context slot ---------------------------------------------------------
+
+class Context(tuple):
+    """``(database, trigger_kind, trigger_name, uid)`` of the work in progress."""
+
+    __slots__ = ()
+
+    def __new__(cls, database="", trigger_kind="", trigger_name="", uid=None):
+        return tuple.__new__(cls, (database or "", trigger_kind or "",
+                                   trigger_name or "", uid))
+
+    database = property(lambda self: self[0])
+    trigger_kind = property(lambda self: self[1])
+    trigger_name = property(lambda self: self[2])
+    uid = property(lambda self: self[3])
+
+
+_EMPTY = Context()
+_context = contextvars.ContextVar("egress_hook_context", default=_EMPTY)
+
+
+def set_context(database="", trigger_kind="", trigger_name="", uid=None):
+    """Sets the database and trigger of the current thread or task (what the
+    Odoo glue fills for a request, cron or queue job); returns a token for
+    ``reset_context``."""
+    return _context.set(Context(database, trigger_kind, trigger_name, uid))
+
+
+def reset_context(token):
+    _context.reset(token)
+
+
+def current_context():
+    return _context.get()
+
+
+# -- records --------------------------------------------------------------
+
+class Record:
+    """One logical call being observed; becomes one ``Call`` event."""
+
+    __slots__ = ("context", "started_at_us", "t0", "channel", "protocol",
+                 "method", "host", "port", "path", "query_keys", "header_names",
+                 "src_ip", "src_port", "dst_ip", "dst_port", "tls", "status",
+                 "error_class", "bytes_out", "bytes_in", "digest", "stack",
+                 "done", "commands", "hasher", "collect_headers")
+
+    def __init__(self, channel, protocol, method, host, port, stack):
+        self.context = _context.get()
+        self.started_at_us = time.time_ns() // 1000
+        self.t0 = time.perf_counter_ns()
+        self.channel = channel
+        self.protocol = protocol
+        self.method = method
+        self.host = host
+        self.port = port
+        self.path = ""
+        self.query_keys = ()
+        self.header_names = ()
+        self.src_ip = ""
+        self.src_port = 0
+        self.dst_ip = ""
+        self.dst_port = 0
+        self.tls = False
+        self.status = None
+        self.error_class = ""
+        self.bytes_out = 0
+        self.bytes_in = 0
+        self.digest = None
+        self.stack = stack
+        self.done = False
+        self.commands = None
+        self.hasher = None
+        self.collect_headers = False
+
+    def failed(self, error):
+        try:
+            self.error_class = type(error).__name__
+        except Exception:  # pragma: no cover
+            count_error()
+
+    def fields(self):
+        ctx = self.context
+        duration = (time.perf_counter_ns() - self.t0) // 1000
+        digest = self.digest
+        if digest is None and self.hasher is not None and self.bytes_out:
+            digest = self.hasher.digest()
+        port = self.port
+        return (
+            ctx[0] or state.database, self.started_at_us, duration,
+            self.channel, self.protocol, "outbound", self.method,
+            self.host or "", port if 0 <= port < 65536 else 0, self.path,
+            self.query_keys, self.header_names, self.src_ip, self.src_port,
+            self.dst_ip, self.dst_port, self.tls, self.status, self.error_class,
+            self.bytes_out, self.bytes_in, digest, self.stack, ctx[1], ctx[2],
+            ctx[3],
+        )
+
+
+def sha256(data):
+    """Digest of a request payload, or None when it is not bytes-like/str
+    (a file or a generator is never read by the interceptor)."""
+    if isinstance(data, str):
+        data = data.encode("utf-8", "surrogateescape")
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return hashlib.sha256(data).digest()
+    return None
+
+
+def capture_stack():
+    """Frames of the caller, innermost first, without the interceptor's own,
+    at most ``settings.stack_depth``."""
+    depth = settings.stack_depth
+    out = []
+    frame = sys._getframe(1)
+    own = _OWN_DIR
+    while frame is not None and depth:
+        code = frame.f_code
+        file = code.co_filename
+        if not file.startswith(own):
+            out.append((file, code.co_name, frame.f_lineno or 0))
+            depth -= 1
+        frame = frame.f_back
+    return out
+
+
+# -- the active record: one event per logical call -------------------------
+
+_local = threading.local()
+
+
+def active():
+    """The record of the logical call this thread is inside, if any: lower
+    layers add to it instead of reporting calls of their own."""
+    return getattr(_local, "rec", None)
+
+
+def activate(rec):
+    _local.rec = rec
+
+
+def deactivate():
+    _local.rec = None
+
+
+# -- emitting -------------------------------------------------------------
+
+def emit(rec):
+    """Sends ``rec`` once. Never raises."""
+    try:
+        if rec.done:
+            return
+        rec.done = True
+        client = state.client
+        if client is None:
+            return
+        pid = os.getpid()
+        now = time.monotonic()
+        if state.hello_pid != pid or now - state.hello_at > 60.0:
+            send_hello(client, pid, now)
+        client.send_call(rec.fields())
+    except Exception:
+        count_error()
+
+
+def send_hello(client, pid=None, now=None):
+    """A ``Hello`` now, and every minute after (DESIGN §3), with the drops
+    not yet reported."""
+    try:
+        state.hello_pid = pid or os.getpid()
+        state.hello_at = now or time.monotonic()
+        odoo_version, addons_paths, databases = state.worker_info
+        client.send_hello((odoo_version, sys.version.split()[0],
+                           list(addons_paths), list(databases)))
+        client.report_drops()
+    except Exception:
+        count_error()
+
+
+# -- patching -------------------------------------------------------------
+
+_patches = []  # (owner, name, original or _ABSENT, wrapper)
+_ABSENT = object()
+
+
+def patch(owner, name, make_wrapper):
+    """Replaces ``owner.name`` by ``make_wrapper(original)``, remembering the
+    original (or its absence from ``owner.__dict__``) for ``unpatch_all``."""
+    try:
+        current = getattr(owner, name)
+        wrapper = make_wrapper(current)
+        wrapper.__egress_original__ = current
+        try:
+            wrapper.__name__ = getattr(current, "__name__", name)
+            wrapper.__qualname__ = getattr(current, "__qualname__", name)
+            wrapper.__doc__ = getattr(current, "__doc__", None)
+        except Exception:  # pragma: no cover
+            pass
+        own = owner.__dict__.get(name, _ABSENT) if hasattr(owner, "__dict__") else current
+        setattr(owner, name, wrapper)
+        _patches.append((owner, name, own, wrapper))
+    except Exception:
+        count_error()
+
+
+def unpatch_all():
+    while _patches:
+        owner, name, original, wrapper = _patches.pop()
+        try:
+            if getattr(owner, name, None) is not wrapper:
+                # Someone patched over us: leave theirs, it holds ours as its
+                # original and ours passes through once uninstalled.
+                continue
+            if original is _ABSENT:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, original)
+        except Exception:
+            count_error()
