@@ -1,4 +1,4 @@
-//! `egress-loadgen`: K hook clients, one thread and one worker id each, sending realistic Odoo calls.
+//! `egress-loadgen`: K hook clients, one thread and worker id each, sending realistic calls.
 //!
 //! Used by load tests and end-to-end tests. The events are pseudo-random but
 //! deterministic (seeded by client index) so a run can be reproduced. The last
