@@ -48,7 +48,7 @@ class _Session:
         self.finalizer = None
 
 
-def _command(rec, verb):
+def _add_command(rec, verb):
     session = rec.commands
     if len(session.entries) < MAX_COMMANDS:
         session.entries.append([verb, ""])
@@ -201,7 +201,7 @@ def _smtp_putcmd(orig):
             return orig(self, cmd, *args, **kwargs)
         try:
             verb = str(cmd).split(" ", 1)[0].upper()
-            _command(rec, verb if verb in SMTP_VERBS else "*")
+            _add_command(rec, verb if verb in SMTP_VERBS else "*")
         except Exception:
             count_error()
         return _run(rec, orig, self, (cmd,) + args, kwargs)
@@ -282,7 +282,7 @@ def _imap_command(orig):
             try:
                 verb = str(name).upper()
                 # imaplib only sends names from its own command table.
-                _command(rec, verb if verb in imaplib.Commands else "*")
+                _add_command(rec, verb if verb in imaplib.Commands else "*")
             except Exception:
                 count_error()
         return orig(self, name, *args, **kwargs)
@@ -328,7 +328,7 @@ def _pop_putcmd(orig):
         if rec is not None:
             try:
                 verb = str(line).split(" ", 1)[0].upper()
-                _command(rec, verb if verb in POP3_VERBS else "*")
+                _add_command(rec, verb if verb in POP3_VERBS else "*")
             except Exception:
                 count_error()
         return orig(self, line, *args, **kwargs)
