@@ -24,6 +24,9 @@ _STREAM = _socket_mod.SOCK_STREAM
 _DGRAM = _socket_mod.SOCK_DGRAM
 _IN_PROGRESS = (_errno.EINPROGRESS, _errno.EALREADY, _errno.EWOULDBLOCK, _errno.EINTR)
 
+_NOT_ERRORS = (BlockingIOError, InterruptedError, _ssl.SSLWantReadError,
+               _ssl.SSLWantWriteError)
+
 #: id(socket) → (Record, weakref to the socket) of raw connections.
 _tracked = {}
 
@@ -97,6 +100,18 @@ def _count_in(sock, n):
     rec.bytes_in += n
 
 
+def _io_failed(sock, error):
+    """An I/O error on a raw connection is that connection's error (a read
+    that timed out, a reset, an interrupt); would-block is not an error."""
+    try:
+        if active() is None and not isinstance(error, _NOT_ERRORS):
+            entry = _tracked.get(id(sock))
+            if entry is not None:
+                entry[0].failed(error)
+    except Exception:
+        count_error()
+
+
 def _hash_out(sock, data, n):
     """Raw connections keep a running SHA-256 of what they sent."""
     if active() is None:
@@ -166,7 +181,12 @@ def _wrap_connect(orig, is_ex):
 
 def _wrap_send(orig):
     def send(self, data, *args):
-        n = orig(self, data, *args)
+        try:
+            n = orig(self, data, *args)
+        except BaseException as error:
+            if _tracked:
+                _io_failed(self, error)
+            raise
         if ON["socket"] or ON["http"] or ON["smtp"] or ON["imap"] or ON["pop3"]:
             try:
                 _count_out(self, n)
@@ -180,7 +200,12 @@ def _wrap_send(orig):
 
 def _wrap_sendall(orig):
     def sendall(self, data, *args):
-        result = orig(self, data, *args)
+        try:
+            result = orig(self, data, *args)
+        except BaseException as error:
+            if _tracked:
+                _io_failed(self, error)
+            raise
         if ON["socket"] or ON["http"] or ON["smtp"] or ON["imap"] or ON["pop3"]:
             try:
                 n = memoryview(data).nbytes
@@ -234,7 +259,12 @@ def _wrap_sendto(orig):
 
 def _wrap_recv(orig):
     def recv(self, *args):
-        data = orig(self, *args)
+        try:
+            data = orig(self, *args)
+        except BaseException as error:
+            if _tracked:
+                _io_failed(self, error)
+            raise
         if ON["socket"] or ON["http"] or ON["smtp"] or ON["imap"] or ON["pop3"]:
             try:
                 _count_in(self, len(data))
@@ -247,7 +277,12 @@ def _wrap_recv(orig):
 
 def _wrap_recv_into(orig):
     def recv_into(self, *args, **kwargs):
-        n = orig(self, *args, **kwargs)
+        try:
+            n = orig(self, *args, **kwargs)
+        except BaseException as error:
+            if _tracked:
+                _io_failed(self, error)
+            raise
         if ON["socket"] or ON["http"] or ON["smtp"] or ON["imap"] or ON["pop3"]:
             try:
                 _count_in(self, n)
@@ -352,7 +387,12 @@ def _wrap_ssl_send(orig):
 
 def _wrap_ssl_read(orig):
     def read(self, *args, **kwargs):
-        result = orig(self, *args, **kwargs)
+        try:
+            result = orig(self, *args, **kwargs)
+        except BaseException as error:
+            if _tracked:
+                _io_failed(self, error)
+            raise
         if ON["socket"] or ON["http"] or ON["smtp"] or ON["imap"] or ON["pop3"]:
             try:
                 _count_in(self, result if isinstance(result, int) else len(result))
