@@ -120,7 +120,8 @@ class Journal:
         return self.rows(where)
 
     def accounted(self, where_calls, worker_ids):
-        ids = ",".join(str(w) for w in worker_ids) or "NULL"
+        # The journal stores the u64 worker id as a bigint (two's complement).
+        ids = ",".join(str(w - 2**64 if w >= 2**63 else w) for w in worker_ids) or "NULL"
         gaps = ",".join(f"'{r}'" for r in HOOK_GAP_REASONS)
         calls = self.count(where_calls)
         lost = int(psql(self.name, "SELECT coalesce(sum(gap_count), 0) FROM egress.journal "

@@ -15,7 +15,7 @@ Layout:
 Public API (stable, see the package README): ``install``, ``uninstall``,
 ``installed``, ``settings``, ``set_context``, ``reset_context``,
 ``current_context``, ``context``, ``set_worker_info``, ``config_changed``,
-``stats``.
+``flush``, ``stats``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from ._core import (CHANNELS, Context, current_context, reset_context,
                     set_context, settings, state)
 
 __all__ = ["CHANNELS", "Context", "config_changed", "context", "current_context",
-           "install", "installed", "reset_context", "set_context",
+           "flush", "install", "installed", "reset_context", "set_context",
            "set_worker_info", "settings", "stats", "uninstall"]
 
 _lock = threading.RLock()
@@ -158,6 +158,17 @@ def config_changed(database, key, old_value, new_value, user_login="", uid=None)
         _core.count_error()
 
 
+def flush():
+    """Sends the drops not yet reported (and every sequence cursor) now;
+    returns whether the collector's socket took them. Never raises."""
+    try:
+        client = state.client
+        return bool(client is not None and client.report_drops())
+    except Exception:
+        _core.count_error()
+        return False
+
+
 def stats():
     """The transport's counters plus ``interceptor_errors`` (swallowed
     errors of the interceptor) and ``mode`` (native or python)."""
@@ -167,6 +178,7 @@ def stats():
         if client is not None:
             out.update(client.stats())
             out["mode"] = getattr(client, "hook_mode", "native")
+            out["worker_id"] = client.worker_id()
         out["interceptor_errors"] = state.errors
         import egress_hook
 
