@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use actix::{Actor, Context, Handler, Message, Recipient, ResponseFuture};
+use actix::{Actor, AsyncContext, Context, Handler, Message, Recipient, ResponseFuture};
 
 use crate::catalogue::{Catalogue, Class, Classified};
 use crate::origin::{origin_of, Origin};
@@ -142,6 +142,11 @@ fn databases_of(item: &Item<RawCall>) -> Vec<&str> {
 
 impl Actor for Attribution {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // Hand on what the next stage could not take yet.
+        ctx.run_interval(crate::link::RETRY_EVERY, |act, _| act.next.flush());
+    }
 }
 
 /// Gives attribution the watcher to ask for policies (wired after both start).

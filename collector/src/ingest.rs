@@ -99,6 +99,7 @@ pub async fn run(
     let mut buf = vec![0u8; MAX_DATAGRAM_SIZE + 1];
     tokio::pin!(shutdown);
     loop {
+        let retry = next.is_holding();
         tokio::select! {
             _ = &mut shutdown => break,
             ready = socket.readable() => {
@@ -106,6 +107,11 @@ pub async fn run(
                     warn!(error = %e, "Ingest socket not readable.");
                     continue;
                 }
+            }
+            // Attribution was busy: retry what is held even if no datagram comes.
+            _ = tokio::time::sleep(crate::link::RETRY_EVERY), if retry => {
+                next.flush();
+                continue;
             }
         }
         let mut items = Vec::new();
@@ -200,12 +206,14 @@ fn accept(
         }
         Message::Hello(hello) => Ok(Item::Hello(sender, hello)),
         Message::Drops(mut drops) => {
-            for count in &mut drops.counts {
-                normalise(&mut count.database)?;
-            }
-            for cursor in &mut drops.cursors {
-                normalise(&mut cursor.database)?;
-            }
+            // One bad entry must not cost the others: the sender cleared its
+            // counts once the kernel took the datagram.
+            drops
+                .counts
+                .retain_mut(|count| normalise(&mut count.database).is_ok());
+            drops
+                .cursors
+                .retain_mut(|cursor| normalise(&mut cursor.database).is_ok());
             Ok(Item::Drops(sender, drops))
         }
         Message::ConfigChange(mut change) => {
@@ -270,5 +278,25 @@ mod tests {
             accept(&frame, false, ALLOWED, &settings()).unwrap_err(),
             "invalid_database"
         );
+    }
+
+    #[test]
+    fn a_bad_database_in_a_drops_report_costs_only_that_entry() {
+        use egress_proto::{DropCount, Drops};
+        let entry = |db: &str| DropCount {
+            database: db.into(),
+            reason: "buffer_full".into(),
+            count: 2,
+        };
+        let drops = Drops {
+            worker_id: 1,
+            counts: vec![entry("good"), entry("bad name")],
+            cursors: vec![],
+        };
+        let frame = encode(&Message::Drops(drops)).unwrap();
+        match accept(&frame, false, ALLOWED, &settings()).unwrap() {
+            Item::Drops(_, kept) => assert_eq!(kept.counts, vec![entry("good")]),
+            other => panic!("unexpected {other:?}"),
+        }
     }
 }

@@ -10,7 +10,7 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use actix::{Actor, Context, Handler, ResponseFuture};
+use actix::{Actor, AsyncContext, Context, Handler, ResponseFuture};
 use egress_proto::JournalRow;
 
 use crate::link::Link;
@@ -53,6 +53,11 @@ impl Redaction {
 
 impl Actor for Redaction {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // Hand on what the next stage could not take yet.
+        ctx.run_interval(crate::link::RETRY_EVERY, |act, _| act.next.flush());
+    }
 }
 
 impl Handler<Batch<AttributedCall>> for Redaction {

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use actix::{Actor, Addr, Context, Handler, ResponseFuture};
+use actix::{Actor, Addr, AsyncContext, Context, Handler, ResponseFuture};
 use egress_proto::Drops;
 use tracing::warn;
 
@@ -48,6 +48,15 @@ impl Router {
 
 impl Actor for Router {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // Hand on what appenders could not take yet.
+        ctx.run_interval(crate::link::RETRY_EVERY, |act, _| {
+            for link in act.appenders.values_mut() {
+                link.flush();
+            }
+        });
+    }
 }
 
 impl Handler<Batch<RedactedEntry>> for Router {

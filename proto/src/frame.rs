@@ -216,7 +216,7 @@ mod tests {
     #[test]
     fn a_huge_length_prefix_is_rejected_without_allocating_it() {
         let mut frame = encode(&Message::Call(sample_call())).unwrap();
-        // Bytes 20..28 of the payload are the database string's length prefix.
+        // Frame bytes 20..28 (payload bytes 16..24) are the database length prefix.
         let prefix = HEADER_LEN + 16;
         frame[prefix..prefix + 8].copy_from_slice(&u64::MAX.to_le_bytes());
         assert_eq!(decode(&frame).unwrap_err().reason(), "bad_payload");
