@@ -172,9 +172,7 @@ impl Catalogue {
         let by_suffix = || {
             self.suffixes
                 .iter()
-                .find(|(suffix, index)| {
-                    (host == *suffix || host.ends_with(&format!(".{suffix}"))) && port_ok(index)
-                })
+                .find(|(suffix, index)| is_within(&host, suffix) && port_ok(index))
                 .map(|(_, index)| *index)
         };
         // A host given as a literal address is matched as an IP too.
@@ -197,6 +195,14 @@ impl Catalogue {
             },
         }
     }
+}
+
+/// `host` is `suffix` or a subdomain of it.
+fn is_within(host: &str, suffix: &str) -> bool {
+    host == suffix
+        || host.len() > suffix.len()
+            && host.ends_with(suffix)
+            && host.as_bytes()[host.len() - suffix.len() - 1] == b'.'
 }
 
 #[cfg(test)]

@@ -220,6 +220,9 @@ fn keep_only_destination_sizes_and_timing(row: &mut JournalRow) {
 /// Caps a string on a character boundary and removes NUL, which PostgreSQL
 /// text cannot hold (one such byte would make the whole batch fail).
 fn text(value: &str, max: usize) -> String {
+    if value.len() <= max && !value.contains('\0') {
+        return value.to_owned();
+    }
     let mut out: String = value.chars().filter(|&c| c != '\0').collect();
     if out.len() > max {
         let mut cut = max;

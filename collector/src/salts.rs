@@ -16,7 +16,9 @@ use crate::error::{Error, Result};
 
 pub struct Salts {
     dir: PathBuf,
-    cache: Mutex<HashMap<String, [u8; 32]>>,
+    /// database → HMAC already keyed with its salt (cloned per use: keying
+    /// costs as much as the MAC itself).
+    cache: Mutex<HashMap<String, Hmac<Sha256>>>,
 }
 
 impl Salts {
@@ -29,20 +31,20 @@ impl Salts {
 
     /// `HMAC-SHA256(salt of database, digest)`.
     pub fn fingerprint(&self, database: &str, digest: &[u8; 32]) -> Result<Vec<u8>> {
-        let salt = self.salt(database)?;
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&salt).expect("any key length");
+        let mut mac = self.keyed(database)?;
         mac.update(digest);
         Ok(mac.finalize().into_bytes().to_vec())
     }
 
-    fn salt(&self, database: &str) -> Result<[u8; 32]> {
+    fn keyed(&self, database: &str) -> Result<Hmac<Sha256>> {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(salt) = cache.get(database) {
-            return Ok(*salt);
+        if let Some(mac) = cache.get(database) {
+            return Ok(mac.clone());
         }
         let salt = self.load_or_create(database)?;
-        cache.insert(database.to_owned(), salt);
-        Ok(salt)
+        let mac = <Hmac<Sha256> as Mac>::new_from_slice(&salt).expect("any key length");
+        cache.insert(database.to_owned(), mac.clone());
+        Ok(mac)
     }
 
     fn load_or_create(&self, database: &str) -> Result<[u8; 32]> {
