@@ -171,8 +171,8 @@ pub fn redact(
                 .take(MAX_STACK)
                 .map(|(f, origin)| {
                     let function = scrub::segment(&f.function);
-                    text(
-                        &format!("[{origin}] {}:{} {function}", f.file, f.line),
+                    cap(
+                        format!("[{origin}] {}:{} {function}", f.file, f.line),
                         MAX_PATH,
                     )
                 })
@@ -215,6 +215,15 @@ fn keep_only_destination_sizes_and_timing(row: &mut JournalRow) {
     row.trigger_kind = None;
     row.trigger_name = None;
     row.odoo_uid = None;
+}
+
+/// `text` for a string we already own: no copy when nothing changes.
+fn cap(value: String, max: usize) -> String {
+    if value.len() <= max && !value.contains('\0') {
+        value
+    } else {
+        text(&value, max)
+    }
 }
 
 /// Caps a string on a character boundary and removes NUL, which PostgreSQL
