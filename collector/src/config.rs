@@ -110,7 +110,7 @@ const fn default_flush_interval_ms() -> u64 {
     20
 }
 const fn default_queue_max() -> usize {
-    200_000
+    100_000
 }
 
 impl Default for IngestConfig {

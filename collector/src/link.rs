@@ -16,7 +16,7 @@ use crate::stage::{Batch, Drain, Item, LossSummary, Traceable};
 use crate::stats::Stats;
 
 /// Items a link holds while the next stage is busy, by default.
-pub const DEFAULT_MAX_HELD: usize = 100_000;
+pub const DEFAULT_MAX_HELD: usize = 20_000;
 /// How often owners retry what their link holds.
 pub const RETRY_EVERY: std::time::Duration = std::time::Duration::from_millis(2);
 
