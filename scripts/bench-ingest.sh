@@ -15,9 +15,12 @@
 # Needs: a local PostgreSQL reachable as a superuser (trust auth), psql, cargo.
 # Settings (environment): BENCH_RUNS, BENCH_SECONDS, BENCH_CLIENTS (default 4),
 # BENCH_EVENTS (events per client; default: calibrated for BENCH_SECONDS),
+# BENCH_RATE (events/s per client; default: full speed; when set, BENCH_EVENTS
+# defaults to BENCH_RATE x BENCH_SECONDS),
 # BENCH_DB (default egress_bench; dropped and recreated!), PGHOST (default
 # /var/run/postgresql), BENCH_PG_SUPERUSER (default postgres), BENCH_OUTPUT
-# (default docs/PERFORMANCE.md; "-" to skip writing it).
+# (default docs/PERFORMANCE.md; "-" to skip writing it), BENCH_APPEND=1 (add a
+# results section to an existing page instead of rewriting it).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -96,7 +99,8 @@ peak_rss_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$COLLECTOR_PID/status"; }
 
 now_ns() { date +%s%N; }
 
-# One measured load. Prints: calls attempted sent dropped gaps seconds rate rss_kib reasons
+# One measured load. Prints:
+# calls attempted sent dropped gaps seconds rate rss_kib loadgen_ms client_reasons collector_reasons
 measure() { # measure EVENTS_PER_CLIENT LOGFILE
     local events=$1 log=$2
     fresh_database
@@ -105,7 +109,7 @@ measure() { # measure EVENTS_PER_CLIENT LOGFILE
     local t0 report
     t0=$(now_ns)
     report=$("$BIN/egress-loadgen" --socket "$WORK/ingest.sock" --db "$DB" \
-        --events "$events" --clients "$CLIENTS" --linger-ms 10000 --json)
+        --events "$events" --clients "$CLIENTS" --linger-ms 10000 --json ${RATE_ARGS[@]+"${RATE_ARGS[@]}"})
     # Poll until every event is accounted for; the load's end is the last
     # moment the count of committed rows grew.
     local calls=0 gaps=0 last=-1 t_last=$t0 stable_since
@@ -125,45 +129,66 @@ measure() { # measure EVENTS_PER_CLIENT LOGFILE
         [ $((t - stable_since)) -gt 30000000000 ] && break
         sleep 0.5
     done
-    local rss
+    local rss collector_reasons
     rss=$(peak_rss_kib)
+    collector_reasons=$(psql_bench -c "SELECT string_agg(gap_reason || ':' || n, ',' ORDER BY gap_reason)
+        FROM (SELECT gap_reason, sum(gap_count) AS n FROM egress.journal
+              WHERE kind = 'gap' AND gap_reason NOT IN ($HOOK_REASONS) GROUP BY 1) AS g")
     stop_collector
     local secs rate reasons
     secs=$(awk -v a="$t0" -v b="$t_last" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')
     rate=$(awk -v n="$calls" -v s="$secs" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }')
     reasons=$(printf '%s' "$report" | grep -o '"dropped_by_reason":{[^}]*}' | sed 's/"dropped_by_reason"://; s/[{}"]//g')
-    echo "$calls $attempted $(jnum sent "$report") $(jnum dropped "$report") $gaps $secs $rate $rss ${reasons:-none}"
+    echo "$calls $attempted $(jnum sent "$report") $(jnum dropped "$report") $gaps $secs $rate $rss" \
+        "$(jnum elapsed_ms "$report") ${reasons:-none} ${collector_reasons:-none}"
 }
+
+HOOK_REASONS="'socket_missing','buffer_full','too_large','permission_denied','send_error'"
+RATE_ARGS=()
+PACE='at full speed (no `--rate`)'
+if [ -n "${BENCH_RATE:-}" ]; then
+    RATE_ARGS=(--rate "$BENCH_RATE")
+    PACE="paced at \`--rate $BENCH_RATE\` events/s per client"
+fi
 
 if [ -n "${BENCH_EVENTS:-}" ]; then
     EVENTS=$BENCH_EVENTS
+elif [ -n "${BENCH_RATE:-}" ]; then
+    EVENTS=$((BENCH_RATE * SECONDS_TARGET))
 else
+    # At full speed the clients send (or drop) faster than anything is
+    # committed: size the load by how fast they get through their events.
     say "== calibrating (a short run to size a ~${SECONDS_TARGET} s load)"
-    measure 20000 "$WORK/calibration.log" >"$WORK/calibration"
-    read -r c _ _ _ _ s r _ _ <"$WORK/calibration"
+    CALIBRATION_EVENTS=50000
+    measure "$CALIBRATION_EVENTS" "$WORK/calibration.log" >"$WORK/calibration"
+    read -r c _ _ _ _ s r _ ms _ <"$WORK/calibration"
     [ "$r" -gt 0 ] || die "calibration committed nothing ($c rows in $s s); see the collector log"
-    EVENTS=$(( r * SECONDS_TARGET / CLIENTS ))
-    say "   $c calls in $s s = $r/s -> $EVENTS events per client"
+    [ "${ms:-0}" -gt 0 ] || ms=1
+    EVENTS=$(( CALIBRATION_EVENTS * 1000 * SECONDS_TARGET / ms ))
+    say "   each client got through $CALIBRATION_EVENTS events in $ms ms ($r calls/s committed)" \
+        "-> $EVENTS events per client"
 fi
 
-say "== $RUNS runs: $CLIENTS clients x $EVENTS events, full speed"
+say "== $RUNS runs: $CLIENTS clients x $EVENTS events, ${BENCH_RATE:-full speed}${BENCH_RATE:+ events/s per client}"
 RESULTS=()
 for i in $(seq "$RUNS"); do
     measure "$EVENTS" "$WORK/run-$i.log" >"$WORK/result-$i"
     line=$(cat "$WORK/result-$i")
     RESULTS+=("$line")
-    read -r calls attempted sent dropped gaps secs rate rss reasons <<<"$line"
+    read -r calls attempted sent dropped gaps secs rate rss ms reasons creasons <<<"$line"
     accounted=no
     [ $((calls + gaps)) -eq "$attempted" ] && accounted=yes
     say "   run $i: $rate calls/s ($calls calls in $secs s), attempted $attempted, sent $sent," \
-        "dropped by clients $dropped ($reasons), events in gaps $gaps, accounted: $accounted," \
-        "peak RSS $((rss / 1024)) MiB"
+        "dropped by clients $dropped ($reasons), events in gaps $gaps (collector-side: $creasons)," \
+        "accounted: $accounted," \
+        "peak RSS $((rss / 1024)) MiB, load ran $ms ms"
 done
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 MEDIAN_RATE=$(for l in "${RESULTS[@]}"; do echo "$l" | awk '{print $7}'; done | median)
 MEDIAN_RSS=$(for l in "${RESULTS[@]}"; do echo "$l" | awk '{print $8}'; done | median)
 MEDIAN_LOSS=$(for l in "${RESULTS[@]}"; do echo "$l" | awk '{ printf "%.2f\n", 100 * ($2 - $1) / $2 }'; done | median)
+MEDIAN_COLLECTOR_LOSS=$(for l in "${RESULTS[@]}"; do echo "$l" | awk '{ printf "%.2f\n", 100 * ($5 - $4) / $2 }'; done | median)
 say "== median: $MEDIAN_RATE calls/s committed, $MEDIAN_LOSS % of events in gaps, peak RSS $((MEDIAN_RSS / 1024)) MiB"
 
 [ "$OUTPUT" = "-" ] && exit 0
@@ -172,8 +197,12 @@ CPU=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 MEM=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
 PGVER=$(psql_admin -tA -c 'SHOW server_version')
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-{
-    cat <<EOF
+
+# The page's opening: what, how, on which machine. With BENCH_APPEND=1 and an
+# existing page, only a results section is added (e.g. a paced run after the
+# full-speed one).
+header() {
+    cat <<HEADER
 # Performance
 
 Sustained ingest of \`egress-collector\`, measured by \`scripts/bench-ingest.sh\`
@@ -192,28 +221,11 @@ Sustained ingest of \`egress-collector\`, measured by \`scripts/bench-ingest.sh\
 ## How
 
 Release build. For each run: a fresh database, \`egress-collector setup\`, a
-fresh collector (\`run\`, defaults), then \`egress-loadgen\` with $CLIENTS clients
-at full speed (no \`--rate\`), $EVENTS events each (sized by a calibration run
-for about $SECONDS_TARGET s), \`--linger-ms 10000\`. $RUNS runs; the median is
-reported. The load generator, the collector and PostgreSQL share the machine.
-
-## Results
-
-Median: **$MEDIAN_RATE committed calls/s**, $MEDIAN_LOSS % of attempted events
-in gap entries, collector peak RSS $((MEDIAN_RSS / 1024)) MiB.
-
-| run | committed calls/s | calls | seconds | attempted | dropped by clients | events in gaps | accounted | peak RSS (MiB) |
-|---|---|---|---|---|---|---|---|---|
-EOF
-    i=0
-    for l in "${RESULTS[@]}"; do
-        i=$((i + 1))
-        read -r calls attempted sent dropped gaps secs rate rss reasons <<<"$l"
-        accounted=no
-        [ $((calls + gaps)) -eq "$attempted" ] && accounted=yes
-        echo "| $i | $rate | $calls | $secs | $attempted | $dropped ($reasons) | $gaps | $accounted | $((rss / 1024)) |"
-    done
-    cat <<EOF
+fresh collector (\`run\`, defaults), then \`egress-loadgen\` with \`--clients N\`,
+\`--events M\` and \`--linger-ms 10000\`, at full speed or paced with \`--rate\`
+(each results section says which). Runs per configuration: $RUNS; the
+median is reported. The load generator, the collector and PostgreSQL share
+the machine, so at full speed they compete for its CPUs.
 
 ## Machine
 
@@ -222,7 +234,40 @@ EOF
 - PostgreSQL: $PGVER
 - Kernel: $(uname -r); \`net.unix.max_dgram_qlen\` = $QLEN
 - Rust: $(rustc --version)
-- Commit: $COMMIT, measured $(date -u +%Y-%m-%d)
-EOF
-} >"$OUTPUT"
+HEADER
+}
+
+results() {
+    cat <<RESULTS
+
+## Results: $CLIENTS clients $PACE
+
+Commit $COMMIT, measured $(date -u +%Y-%m-%d). $CLIENTS clients × $EVENTS events
+(about $SECONDS_TARGET s of load).
+
+Median: **$MEDIAN_RATE committed calls/s**, $MEDIAN_LOSS % of attempted events
+in gap entries ($MEDIAN_COLLECTOR_LOSS % lost inside the collector, the rest
+dropped by the clients when the socket's receive queue was full), collector
+peak RSS $((MEDIAN_RSS / 1024)) MiB. A run is accounted for exactly when its
+"accounted" column says yes.
+
+| run | committed calls/s | calls | seconds | attempted | accepted by the socket | dropped by clients | lost in the collector | accounted | peak RSS (MiB) |
+|---|---|---|---|---|---|---|---|---|---|
+RESULTS
+    local i=0 l
+    for l in "${RESULTS[@]}"; do
+        i=$((i + 1))
+        read -r calls attempted sent dropped gaps secs rate rss ms reasons creasons <<<"$l"
+        accounted=no
+        [ $((calls + gaps)) -eq "$attempted" ] && accounted=yes
+        echo "| $i | $rate | $calls | $secs | $attempted | $sent | $dropped ($reasons) |" \
+            "$((gaps - dropped)) ($creasons) | $accounted | $((rss / 1024)) |"
+    done
+}
+
+if [ "${BENCH_APPEND:-0}" = 1 ] && [ -f "$OUTPUT" ]; then
+    results >>"$OUTPUT"
+else
+    { header; results; } >"$OUTPUT"
+fi
 say "== wrote $OUTPUT"
