@@ -13,6 +13,9 @@ const SETTLE: Duration = Duration::from_secs(120);
 
 /// At a pace the collector sustains nothing is dropped anywhere: exactly
 /// 100,000 call rows, no gap, `seq` 1..=100,000, and the chain verifies.
+/// 8,000 events/s in all, well under the 20,000/s a release collector sustains on
+/// two cores (docs/PERFORMANCE.md), so that a 512-datagram receive queue
+/// absorbs a 60 ms stall of a debug build on a busy CI machine.
 #[test]
 fn a_paced_load_is_journaled_exactly_once() {
     let _serial = serial();
@@ -23,7 +26,7 @@ fn a_paced_load_is_journaled_exactly_once() {
     let report = Loadgen::new(collector.socket(), db.name())
         .clients(CLIENTS)
         .events(EVENTS)
-        .rate(5_000)
+        .rate(2_000)
         .linger_ms(5_000)
         .run();
     assert_eq!(
