@@ -239,7 +239,7 @@ def interceptor():
 
     yield module
     module.uninstall()
-    module.settings.update(enabled=True, disabled_channels=(), stack_depth=24)
+    module.settings.update(enabled=True, disabled_channels=(), stack_depth=16)
 
 
 class Receiver:

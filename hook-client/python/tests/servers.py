@@ -73,6 +73,9 @@ def client_context(cert):
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body are two writes: with Nagle on, the body can wait for
+    # an ACK that loopback delays, stalling keep-alive clients.
+    disable_nagle_algorithm = True
 
     def _reply(self):
         length = int(self.headers.get("Content-Length") or 0)

@@ -150,9 +150,84 @@ def _encode_call(worker_id, seq, f, level):
     return b"".join(parts)
 
 
+# Level-0 encodings of strings seen before: hosts, methods, channels, stack
+# frames repeat from call to call, and a dict hit is far cheaper than
+# encoding and packing again. Bounded: cleared when full.
+_CACHE_MAX = 4096
+_text_cache = {}
+_path_cache = {}
+_frame_cache = {}
+
+
+def _cached(cache, text, cap):
+    data = cache.get(text)
+    if data is None:
+        raw = utf8(text, cap)
+        data = _Q(len(raw)) + raw
+        if len(cache) >= _CACHE_MAX:
+            cache.clear()
+        cache[text] = data
+    return data
+
+
+def _encode_call_fast(worker_id, seq, f):
+    """Level 0 (the generous caps, which almost every call fits) with cached
+    string encodings; the same bytes as ``_encode_call(..., LEVELS[0])``."""
+    (database, started_at_us, duration_us, channel, protocol, direction, method,
+     host, port, url_path, query_keys, header_names, src_ip, src_port, dst_ip,
+     dst_port, tls, status, error_class, bytes_out, bytes_in, digest, stack,
+     trigger_kind, trigger_name, trigger_uid) = f
+    text = _text_cache
+    path = _path_cache
+    frames = _frame_cache
+    item_cap, frame_cap = LEVELS[0][3], LEVELS[0][5]
+    parts = [_HEADER[KIND_CALL], _QQ(worker_id, seq),
+             _cached(text, database, DATABASE_MAX),
+             _q(started_at_us), _Q(duration_us),
+             _cached(text, channel, 512), _cached(text, protocol, 512),
+             _cached(text, direction, 512), _cached(text, method, 512),
+             _cached(text, host, 512), _H(port), _cached(path, url_path, 2048)]
+    for names in (query_keys, header_names):
+        names = names if len(names) <= 64 else list(names)[:64]
+        parts.append(_Q(len(names)))
+        for name in names:
+            parts.append(_cached(text, name, item_cap))
+    parts += (_cached(text, src_ip, 512), _H(src_port), _cached(text, dst_ip, 512),
+              _H(dst_port), _TRUE if tls else _FALSE)
+    _opt_u32(parts, status)
+    parts.append(_cached(text, error_class, 512))
+    parts.append(_QQ(bytes_out, bytes_in))
+    if digest is None:
+        parts.append(_NONE)
+    else:
+        if len(digest) != 32:
+            raise EncodeError("payload digest is not 32 bytes")
+        parts.append(_SOME + bytes(digest))
+    if len(stack) > 32:
+        stack = list(stack)[:32]
+    parts.append(_Q(len(stack)))
+    for file, function, line in stack:
+        key = (file, function)
+        data = frames.get(key)
+        if data is None:
+            data = _cached({}, file, frame_cap) + _cached({}, function, frame_cap)
+            if len(frames) >= _CACHE_MAX:
+                frames.clear()
+            frames[key] = data
+        parts.append(data)
+        parts.append(_I(line))
+    parts.append(_cached(text, trigger_kind, 512))
+    parts.append(_cached(path, trigger_name, 2048))
+    _opt_i64(parts, trigger_uid)
+    return b"".join(parts)
+
+
 def encode_call(worker_id, seq, fields):
     """The datagram of a ``Call``; ``fields`` as in ``Client.send_call``."""
-    for level in LEVELS:
+    data = _encode_call_fast(worker_id, seq, fields)
+    if len(data) <= MAX_DATAGRAM_SIZE:
+        return data
+    for level in LEVELS[1:]:
         data = _encode_call(worker_id, seq, fields, level)
         if len(data) <= MAX_DATAGRAM_SIZE:
             return data

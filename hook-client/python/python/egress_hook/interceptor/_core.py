@@ -40,7 +40,7 @@ class Settings:
     def __init__(self):
         self.enabled = True
         self.disabled_channels = frozenset()
-        self.stack_depth = 24
+        self.stack_depth = 16
 
     def update(self, enabled=None, disabled_channels=None, stack_depth=None):
         """Changes settings; takes effect on the next call of every thread."""
@@ -206,19 +206,39 @@ def sha256(data):
     return None
 
 
+# (code, instruction offset) → (file, function, line): the same call sites
+# recur, and computing a line number scans the code's line table. The keys
+# hold their code objects, so an entry can never describe another function.
+_FRAMES_MAX = 8192
+_frames = {}
+
+
 def capture_stack():
     """Frames of the caller, innermost first, without the interceptor's own,
     at most ``settings.stack_depth``."""
     depth = settings.stack_depth
     out = []
-    frame = sys._getframe(1)
+    if not depth:
+        return out
+    append = out.append
+    frames = _frames
     own = _OWN_DIR
-    while frame is not None and depth:
+    frame = sys._getframe(1)
+    while frame is not None:
         code = frame.f_code
-        file = code.co_filename
-        if not file.startswith(own):
-            out.append((file, code.co_name, frame.f_lineno or 0))
-            depth -= 1
+        key = (code, frame.f_lasti)
+        entry = frames.get(key)
+        if entry is None:
+            file = code.co_filename
+            # () marks the interceptor's own frames, left out.
+            entry = () if file.startswith(own) else (file, code.co_name, frame.f_lineno or 0)
+            if len(frames) >= _FRAMES_MAX:
+                frames.clear()
+            frames[key] = entry
+        if entry:
+            append(entry)
+            if len(out) >= depth:
+                break
         frame = frame.f_back
     return out
 

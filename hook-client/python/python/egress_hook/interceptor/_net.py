@@ -19,9 +19,13 @@ import weakref
 from . import _core
 from ._core import ON, Record, active, capture_stack, count_error, emit
 
-_INET = (_socket_mod.AF_INET, _socket_mod.AF_INET6)
-_STREAM = _socket_mod.SOCK_STREAM
-_DGRAM = _socket_mod.SOCK_DGRAM
+_INET = (int(_socket_mod.AF_INET), int(_socket_mod.AF_INET6))
+# The C attributes: socket.socket's properties convert to enums, which costs
+# more than the rest of a check.
+_FAMILY = _socket_mod._socket.socket.family.__get__
+_TYPE = _socket_mod._socket.socket.type.__get__
+_STREAM = int(_socket_mod.SOCK_STREAM)
+_DGRAM = int(_socket_mod.SOCK_DGRAM)
 _IN_PROGRESS = (_errno.EINPROGRESS, _errno.EALREADY, _errno.EWOULDBLOCK, _errno.EINTR)
 
 _NOT_ERRORS = (BlockingIOError, InterruptedError, _ssl.SSLWantReadError,
@@ -31,20 +35,25 @@ _NOT_ERRORS = (BlockingIOError, InterruptedError, _ssl.SSLWantReadError,
 _tracked = {}
 
 
+class _Ref(weakref.ref):
+    __slots__ = ("key",)
+
+
+def _gone(ref):
+    # The socket was collected without close(): report it now. A callback
+    # runs in whatever thread collected it and must never raise.
+    try:
+        entry = _tracked.pop(ref.key, None)
+        if entry is not None:
+            emit(entry[0])
+    except Exception:
+        count_error()
+
+
 def _track(sock, rec):
-    key = id(sock)
-
-    def gone(_ref, key=key):
-        # The socket was collected without close(): report it now. A callback
-        # runs in whatever thread collected it and must never raise.
-        try:
-            entry = _tracked.pop(key, None)
-            if entry is not None:
-                emit(entry[0])
-        except Exception:
-            count_error()
-
-    _tracked[key] = (rec, weakref.ref(sock, gone))
+    ref = _Ref(sock, _gone)
+    ref.key = key = id(sock)
+    _tracked[key] = (rec, ref)
 
 
 def _untrack(sock):
@@ -52,14 +61,21 @@ def _untrack(sock):
     return None if entry is None else entry[0]
 
 
+def _numeric_host(host):
+    return isinstance(host, str) and (":" in host or host.replace(".", "").isdigit())
+
+
 def _addresses(rec, sock, address=None):
-    """Fills source and destination of ``rec`` from a connected socket."""
+    """Fills source and destination of ``rec`` from a connected socket (the
+    peer is asked only when the address named a host, not an IP)."""
     try:
         if not rec.dst_ip:
-            try:
-                peer = sock.getpeername()
-            except OSError:
-                peer = address
+            peer = address
+            if not (isinstance(peer, tuple) and len(peer) >= 2 and _numeric_host(peer[0])):
+                try:
+                    peer = sock.getpeername()
+                except OSError:
+                    pass
             if isinstance(peer, tuple) and len(peer) >= 2:
                 rec.dst_ip, rec.dst_port = str(peer[0]), int(peer[1])
         if not rec.src_ip:
@@ -118,8 +134,9 @@ def _hash_out(sock, data, n):
         entry = _tracked.get(id(sock))
         if entry is not None:
             rec = entry[0]
-            if rec.hasher is not None:
-                rec.hasher.update(memoryview(data)[:n] if n is not None else data)
+            if rec.hasher is None:
+                rec.hasher = _core.hashlib.sha256()
+            rec.hasher.update(memoryview(data)[:n] if n is not None else data)
 
 
 # -- socket.socket ----------------------------------------------------------
@@ -141,15 +158,14 @@ def _wrap_connect(orig, is_ex):
             _addresses(rec, self, address)
             return result
         try:
-            family = self.family
-            kind = self.type
+            family = _FAMILY(self)
+            kind = _TYPE(self)
             if family not in _INET or kind not in (_STREAM, _DGRAM):
                 return orig(self, address)
             host, port = _dest(address)
             new = Record("socket", "tcp" if kind == _STREAM else "udp",
                          "connect", host, port, capture_stack())
             new.dst_ip, new.dst_port = host, port
-            new.hasher = _core.hashlib.sha256()
         except Exception:
             count_error()
             return orig(self, address)
@@ -230,7 +246,7 @@ def _wrap_sendto(orig):
             return n
         rec = None
         try:
-            if self.family in _INET and self.type == _DGRAM and args:
+            if _FAMILY(self) in _INET and _TYPE(self) == _DGRAM and args:
                 host, port = _dest(args[-1])
                 rec = Record("socket", "udp", "sendto", host, port, capture_stack())
                 rec.dst_ip, rec.dst_port = host, port
