@@ -1,0 +1,71 @@
+//! Serde for fixed-size byte arrays as lowercase hex strings of exact length.
+
+use serde::{Deserialize, Deserializer, Serializer};
+
+pub fn serialize<S: Serializer, const N: usize>(bytes: &[u8; N], s: S) -> Result<S::Ok, S::Error> {
+    let mut buf = [0u8; 128];
+    let text = &mut buf[..2 * N];
+    hex::encode_to_slice(bytes, text).map_err(serde::ser::Error::custom)?;
+    s.serialize_str(std::str::from_utf8(text).expect("hex is ASCII"))
+}
+
+pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(d: D) -> Result<[u8; N], D::Error> {
+    d.deserialize_str(HexVisitor::<N>)
+}
+
+/// Parses in place from the input (or the parser's scratch buffer): no
+/// allocation per hash, which matters at a million rows.
+struct HexVisitor<const N: usize>;
+
+impl<const N: usize> serde::de::Visitor<'_> for HexVisitor<N> {
+    type Value = [u8; N];
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "a string of {} hex digits", 2 * N)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<[u8; N], E> {
+        parse(text).map_err(E::custom)
+    }
+}
+
+/// `N` bytes from exactly `2N` hex digits.
+pub fn parse<const N: usize>(text: &str) -> Result<[u8; N], String> {
+    let mut out = [0u8; N];
+    if text.len() != 2 * N {
+        return Err(format!(
+            "expected {} hex digits, found {} characters",
+            2 * N,
+            text.len()
+        ));
+    }
+    hex::decode_to_slice(text, &mut out).map_err(|e| format!("invalid hex: {e}"))?;
+    Ok(out)
+}
+
+/// Optional variant, for `Option<[u8; N]>` fields.
+pub mod option {
+    use super::*;
+
+    pub fn serialize<S: Serializer, const N: usize>(
+        bytes: &Option<[u8; N]>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match bytes {
+            Some(b) => super::serialize(b, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
+        d: D,
+    ) -> Result<Option<[u8; N]>, D::Error> {
+        struct Wrap<const N: usize>([u8; N]);
+        impl<'de, const N: usize> Deserialize<'de> for Wrap<N> {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                super::deserialize(d).map(Wrap)
+            }
+        }
+        Ok(<Option<Wrap<N>>>::deserialize(d)?.map(|w| w.0))
+    }
+}

@@ -1,0 +1,38 @@
+//! egress-signer: the proof side of egress-audit. Pure: no database, no
+//! sockets; the collector calls it to sign heads and build exports, and
+//! `egress-verify` uses it to check an export with nothing else.
+//!
+//! Layout:
+//! - `keys`: per-database HMAC and Ed25519 keys in the state directory.
+//! - `head`: the signed-head input, `sign_head`, head verification.
+//! - `export`: the export file, its digest and signatures, `build_export`.
+//! - `verify`: `verify_export`, naming the first bad position.
+//! - `witness`: the last accepted head, kept between verifications.
+//! - `encode`, `hexbytes`: byte encoding of signed inputs; hex in JSON.
+//! - `error`: the crate's one error type.
+//!
+//! The formats are specified in `docs/EXPORT_FORMAT.md`; golden vectors live
+//! in `signer/vectors/`, checked by the Rust tests and by
+//! `signer/python/verify_export.py`.
+
+mod encode;
+pub mod error;
+pub mod export;
+pub mod head;
+pub mod hexbytes;
+pub mod keys;
+pub mod verify;
+pub mod witness;
+
+pub use error::{Error, Result};
+pub use export::{
+    build_export, export_digest, sign_export, ExportFile, ExportRange, ExportRow, HeadEntry,
+    EXPORT_FORMAT, EXPORT_VERSION,
+};
+pub use head::{head_input, sign_head, SignedHead, HEAD_DOMAIN, HEAD_VERSION};
+pub use keys::{validate_database, KeyStore, Keys};
+pub use verify::{
+    parse_export, verify_export, verify_export_json, KeySource, Position, Problem, Report,
+    VerifyOptions,
+};
+pub use witness::Witness;
