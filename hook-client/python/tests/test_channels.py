@@ -325,3 +325,23 @@ def _closed_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_connections_never_closed_are_reported_after_collection(audit, http_srv, smtp_srv):
+    import gc
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        sock = socket.create_connection(("127.0.0.1", http_srv.port), timeout=5)
+        sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        smtp = smtplib.SMTP("127.0.0.1", smtp_srv.port, timeout=10)
+        smtp.noop()
+        del sock, smtp
+        gc.collect()
+    # Collected objects are reported with the next event or a flush, never
+    # from inside the collection.
+    assert audit.interceptor.flush()
+    rows = audit.rows(2)
+    assert sorted((r["channel"], r["method"]) for r in rows) == [
+        ("smtp", "NOOP"), ("socket", "connect")]

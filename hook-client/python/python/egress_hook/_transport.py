@@ -24,6 +24,7 @@ import os
 import socket
 import threading
 import time
+import weakref
 
 from . import _wire
 
@@ -107,8 +108,18 @@ class PythonClient:
         self.hook_version = hook_version or HOOK_VERSION
         self.drops_report_interval = drops_report_interval
         self._worker = _Worker(os.getpid())
+        # The pid check in _current() alone makes a child a new worker; this
+        # also drops the inherited state at once. A weak reference, so the
+        # registration (which cannot be undone) does not keep clients alive.
+        ref = weakref.ref(self)
+
+        def after_in_child():
+            client = ref()
+            if client is not None:
+                client._after_fork()
+
         try:
-            os.register_at_fork(after_in_child=self._after_fork)
+            os.register_at_fork(after_in_child=after_in_child)
         except Exception:  # pragma: no cover - not on this platform
             pass
 

@@ -92,6 +92,7 @@ def uninstall():
                 _net._tracked.clear()
             client = state.client
             if client is not None:
+                _core.drain_deferred()
                 client.report_drops()
     except Exception:
         _core.count_error()
@@ -106,6 +107,7 @@ def _after_fork():
     # forgets the parent's raw connections and says hello on its first event.
     try:
         _net._tracked.clear()
+        _core._deferred.clear()
         state.hello_pid = 0
         _core.deactivate()
     except Exception:
@@ -116,6 +118,7 @@ def _at_exit():
     client = state.client
     if client is not None and state.installed:
         try:
+            _core.drain_deferred()
             client.report_drops()
         except Exception:
             pass
@@ -162,6 +165,7 @@ def flush():
     """Sends the drops not yet reported (and every sequence cursor) now;
     returns whether the collector's socket took them. Never raises."""
     try:
+        _core.drain_deferred()
         client = state.client
         return bool(client is not None and client.report_drops())
     except Exception:

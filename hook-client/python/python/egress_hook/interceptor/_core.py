@@ -264,6 +264,30 @@ def deactivate():
 
 # -- emitting -------------------------------------------------------------
 
+#: Events of objects the garbage collector reclaimed (a socket or a mail
+#: session never closed). A collection can run anywhere, even inside the
+#: pure-Python sender while it holds its lock, so those events wait here and
+#: leave with the next event, ``flush`` or exit.
+_deferred = []
+
+
+def defer(rec):
+    """``emit`` for a garbage-collection callback: never sends from there."""
+    try:
+        _deferred.append(rec)
+    except Exception:  # pragma: no cover
+        count_error()
+
+
+def drain_deferred():
+    while _deferred:
+        try:
+            rec = _deferred.pop()
+        except IndexError:  # another thread took the last one
+            return
+        emit(rec)
+
+
 def emit(rec):
     """Sends ``rec`` once. Never raises."""
     try:
@@ -273,6 +297,8 @@ def emit(rec):
         client = state.client
         if client is None:
             return
+        if _deferred:
+            drain_deferred()
         pid = os.getpid()
         now = time.monotonic()
         if state.hello_pid != pid or now - state.hello_at > 60.0:

@@ -66,7 +66,7 @@ def _reply(rec, code):
         rec.status = int(code)
 
 
-def _finish(rec):
+def _finish(rec, later=False):
     """Builds method and path from the session, then sends the event."""
     try:
         if rec.done:
@@ -82,11 +82,21 @@ def _finish(rec):
         rec.method = (work[0] if work else (verbs[0] if verbs else "connect"))
         if session.hasher is not None:
             rec.digest = session.hasher.digest()
-        if session.finalizer is not None:
+        if session.finalizer is not None and not later:
             session.finalizer.detach()
     except Exception:
         count_error()
-    emit(rec)
+    if later:
+        _core.defer(rec)
+    else:
+        emit(rec)
+
+
+def _finish_later(rec):
+    try:
+        _finish(rec, later=True)
+    except Exception:
+        count_error()
 
 
 def _open(channel, protocol, tls, host, port, obj):
@@ -97,8 +107,9 @@ def _open(channel, protocol, tls, host, port, obj):
     if previous is not None:
         _finish(previous)
     obj.__dict__[_REC] = rec
-    # A session dropped without quit/close is still reported.
-    rec.commands.finalizer = weakref.finalize(obj, _finish, rec)
+    # A session dropped without quit/close is still reported (with the next
+    # event: a collection can happen anywhere, see _core.defer).
+    rec.commands.finalizer = weakref.finalize(obj, _finish_later, rec)
     return rec
 
 

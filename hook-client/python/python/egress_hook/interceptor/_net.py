@@ -40,12 +40,13 @@ class _Ref(weakref.ref):
 
 
 def _gone(ref):
-    # The socket was collected without close(): report it now. A callback
-    # runs in whatever thread collected it and must never raise.
+    # The socket was collected without close(): report it with the next
+    # event. A callback runs wherever the collection happened (possibly inside
+    # the sender) and must never raise.
     try:
         entry = _tracked.pop(ref.key, None)
         if entry is not None:
-            emit(entry[0])
+            _core.defer(entry[0])
     except Exception:
         count_error()
 
