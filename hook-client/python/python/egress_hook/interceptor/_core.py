@@ -67,7 +67,7 @@ settings = Settings()
 
 #: channel → whether its hooks do any work. Read by every hook first; False
 #: for every channel while nothing is installed or the master switch is off.
-ON = dict.fromkeys(CHANNELS, False)
+ON = dict.fromkeys(CHANNELS + ("bytes",), False)
 
 
 class _State:
@@ -87,6 +87,8 @@ def _refresh():
     live = state.installed and state.client is not None and settings.enabled
     for channel in CHANNELS:
         ON[channel] = live and channel not in settings.disabled_channels
+    # Byte counting serves every channel but dns: one look-up per socket I/O.
+    ON["bytes"] = any(ON[c] for c in ("http", "smtp", "imap", "pop3", "socket"))
 
 
 def count_error():

@@ -204,7 +204,7 @@ def _wrap_send(orig):
             if _tracked:
                 _io_failed(self, error)
             raise
-        if ON["socket"] or ON["http"] or ON["smtp"] or ON["imap"] or ON["pop3"]:
+        if ON["bytes"]:
             try:
                 _count_out(self, n)
                 _hash_out(self, data, n)
@@ -223,7 +223,7 @@ def _wrap_sendall(orig):
             if _tracked:
                 _io_failed(self, error)
             raise
-        if ON["socket"] or ON["http"] or ON["smtp"] or ON["imap"] or ON["pop3"]:
+        if ON["bytes"]:
             try:
                 n = memoryview(data).nbytes
                 _count_out(self, n)
@@ -282,7 +282,7 @@ def _wrap_recv(orig):
             if _tracked:
                 _io_failed(self, error)
             raise
-        if ON["socket"] or ON["http"] or ON["smtp"] or ON["imap"] or ON["pop3"]:
+        if ON["bytes"]:
             try:
                 _count_in(self, len(data))
             except Exception:
@@ -300,7 +300,7 @@ def _wrap_recv_into(orig):
             if _tracked:
                 _io_failed(self, error)
             raise
-        if ON["socket"] or ON["http"] or ON["smtp"] or ON["imap"] or ON["pop3"]:
+        if ON["bytes"]:
             try:
                 _count_in(self, n)
             except Exception:
@@ -390,8 +390,7 @@ def _wrap_ssl_send(orig):
     def send(self, data, *args):
         n = orig(self, data, *args)
         # Without a TLS object the call went through socket.send, which counted.
-        if self._sslobj is not None and (ON["socket"] or ON["http"] or ON["smtp"]
-                                         or ON["imap"] or ON["pop3"]):
+        if self._sslobj is not None and ON["bytes"]:
             try:
                 _count_out(self, n)
                 _hash_out(self, data, n)
@@ -410,7 +409,7 @@ def _wrap_ssl_read(orig):
             if _tracked:
                 _io_failed(self, error)
             raise
-        if ON["socket"] or ON["http"] or ON["smtp"] or ON["imap"] or ON["pop3"]:
+        if ON["bytes"]:
             try:
                 _count_in(self, result if isinstance(result, int) else len(result))
             except Exception:
