@@ -219,6 +219,15 @@ def pop3_srv():
 
 
 @pytest.fixture(scope="session")
+def pop3s_srv(tls_files):
+    s = servers.pop3_server()
+    s.server.socket = servers.server_context(*tls_files).wrap_socket(
+        s.server.socket, server_side=True)
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="session")
 def silent_srv():
     s = servers.SilentServer()
     yield s

@@ -248,6 +248,7 @@ class SMTPServer:
 
     def __init__(self, tls_context=None, implicit_tls=False):
         from aiosmtpd.controller import Controller
+        from aiosmtpd.smtp import AuthResult
 
         self.messages = []
 
@@ -256,7 +257,8 @@ class SMTPServer:
                 self.messages.append(envelope.content)
                 return "250 OK message accepted"
 
-        kwargs = {}
+        kwargs = {"authenticator": lambda *args: AuthResult(success=True),
+                  "auth_require_tls": False}
         if implicit_tls:
             kwargs["ssl_context"] = tls_context
         elif tls_context is not None:

@@ -184,6 +184,22 @@ def test_smtp_ssl(audit, smtps_srv, tls_files):
     assert (row["path"], row["method"], row["status"]) == ("220 NOOP:250 QUIT:221", "NOOP", 221)
 
 
+def test_smtp_auth_login_keeps_no_credentials(audit, smtp_srv):
+    import base64
+
+    with smtplib.SMTP("127.0.0.1", smtp_srv.port, timeout=10) as smtp:
+        smtp.ehlo()
+        smtp.user, smtp.password = "mailer", SECRET
+        code, _ = smtp.auth("LOGIN", smtp.auth_login, initial_response_ok=False)
+        assert code == 235
+    row = audit.one()
+    # The two continuation lines (user name and password, base64) are "*".
+    assert row["path"] == "220 EHLO:250 AUTH:334 *:334 *:235 QUIT:221"
+    assert row["method"] == "EHLO"
+    assert audit.journal.text_contains(base64.b64encode(SECRET.encode()).decode()) == 0
+    assert_no_secret(audit.journal)
+
+
 def test_imap_session(audit, imap_srv):
     imap = imaplib.IMAP4("127.0.0.1", imap_srv.port, timeout=10)
     imap.login("user", SECRET)
@@ -224,6 +240,18 @@ def test_pop3_session(audit, pop3_srv):
     assert row["path"] == "+OK USER:+OK PASS:+OK STAT:+OK RETR:+OK QUIT:+OK"
     assert row["method"] == "STAT"
     assert row["bytes_in"] > 42
+    assert_no_secret(audit.journal)
+
+
+def test_pop3_ssl(audit, pop3s_srv, tls_files):
+    pop = poplib.POP3_SSL("127.0.0.1", pop3s_srv.port, timeout=10,
+                          context=client_context(tls_files[0]))
+    pop.user("user")
+    pop.pass_(SECRET)
+    pop.quit()
+    row = audit.one()
+    assert (row["protocol"], row["tls"], row["port"]) == ("pop3s", True, pop3s_srv.port)
+    assert row["path"] == "+OK USER:+OK PASS:+OK QUIT:+OK"
     assert_no_secret(audit.journal)
 
 
