@@ -190,6 +190,25 @@ pub fn export_digest<'a, R>(
     file: &ExportFile<R>,
     row_hashes: impl ExactSizeIterator<Item = &'a [u8; 32]>,
 ) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    digest_input(file, row_hashes, |bytes| hasher.update(bytes));
+    hasher.finalize().into()
+}
+
+/// The digest input itself, whole (for vectors and the worked example).
+pub fn export_digest_input(file: &ExportFile) -> Vec<u8> {
+    let mut input = Vec::new();
+    digest_input(file, file.rows.iter().map(|r| &r.row_hash), |b| {
+        input.extend_from_slice(b)
+    });
+    input
+}
+
+fn digest_input<'a, R>(
+    file: &ExportFile<R>,
+    row_hashes: impl ExactSizeIterator<Item = &'a [u8; 32]>,
+    mut sink: impl FnMut(&[u8]),
+) {
     let mut head = Input::with_capacity(256);
     head.byte(EXPORT_VERSION as u8);
     head.text(EXPORT_DOMAIN);
@@ -201,10 +220,9 @@ pub fn export_digest<'a, R>(
     head.raw(&file.anchor);
     head.raw(&file.public_key);
     head.int(row_hashes.len() as i64);
-    let mut hasher = Sha256::new();
-    hasher.update(head.into_bytes());
+    sink(&head.into_bytes());
     for hash in row_hashes {
-        hasher.update(hash);
+        sink(hash);
     }
     let mut tail = Input::with_capacity(64 + 144 * (file.signed_heads.len() + 1));
     tail.int(file.signed_heads.len() as i64);
@@ -218,8 +236,7 @@ pub fn export_digest<'a, R>(
             head_entry(&mut tail, h);
         }
     }
-    hasher.update(tail.into_bytes());
-    hasher.finalize().into()
+    sink(&tail.into_bytes());
 }
 
 fn head_entry(input: &mut Input, h: &HeadEntry) {

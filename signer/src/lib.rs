@@ -7,6 +7,7 @@
 //! - `head`: the signed-head input, `sign_head`, head verification.
 //! - `export`: the export file, its digest and signatures, `build_export`.
 //! - `verify`: `verify_export`, naming the first bad position.
+//! - `rowcheck`: rows parsed, encoded and hashed without allocation, on every core.
 //! - `witness`: the last accepted head, kept between verifications.
 //! - `encode`, `hexbytes`: byte encoding of signed inputs; hex in JSON.
 //! - `error`: the crate's one error type.
@@ -21,13 +22,14 @@ pub mod export;
 pub mod head;
 pub mod hexbytes;
 pub mod keys;
+mod rowcheck;
 pub mod verify;
 pub mod witness;
 
 pub use error::{Error, Result};
 pub use export::{
-    build_export, export_digest, sign_export, ExportFile, ExportRange, ExportRow, HeadEntry,
-    EXPORT_FORMAT, EXPORT_VERSION,
+    build_export, export_digest, export_digest_input, sign_export, ExportFile, ExportRange,
+    ExportRow, HeadEntry, EXPORT_FORMAT, EXPORT_VERSION,
 };
 pub use head::{head_input, sign_head, SignedHead, HEAD_DOMAIN, HEAD_VERSION};
 pub use keys::{validate_database, KeyStore, Keys};

@@ -10,13 +10,13 @@
 use std::fmt;
 
 use egress_proto::GENESIS_HASH;
-use serde::de::{SeqAccess, Visitor};
-use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
 
 use crate::error::{Error, Result};
-use crate::export::{export_digest, ExportFile, ExportRange, ExportRow, HeadEntry};
+use crate::export::{export_digest, ExportFile, ExportRange, HeadEntry};
 use crate::export::{EXPORT_FORMAT, EXPORT_VERSION};
 use crate::head::{ed25519_valid, head_input, hmac_valid};
+use crate::rowcheck::{check_rows_json, CheckedRows};
 use crate::witness::Witness;
 
 /// What the verifier trusts beyond the file itself.
@@ -125,87 +125,18 @@ impl Report {
     }
 }
 
-/// One row reduced to what the chain check needs.
-#[derive(Debug, Clone)]
-struct RowCheck {
-    seq: i64,
-    prev_hash: [u8; 32],
-    row_hash: [u8; 32],
-    /// `SHA-256(prev_hash ‖ canonical(row)) == row_hash`.
-    content_ok: bool,
-    /// Same `database` as the first row.
-    same_database: bool,
-}
-
-/// The rows of a file, reduced as they are parsed.
-#[derive(Debug, Default)]
-struct CheckedRows {
-    rows: Vec<RowCheck>,
-    first_database: Option<String>,
-}
-
-impl CheckedRows {
-    fn push(&mut self, row: &ExportRow) {
-        let first = self
-            .first_database
-            .get_or_insert_with(|| row.row.database.clone());
-        let same_database = *first == row.row.database;
-        self.rows.push(RowCheck {
-            seq: row.row.seq,
-            prev_hash: row.prev_hash,
-            row_hash: row.row_hash,
-            content_ok: row.row.hash_after(&row.prev_hash) == row.row_hash,
-            same_database,
-        });
-    }
-
-    /// The row at `seq`: where it should be, else the first one carrying it.
-    fn at(&self, from: i64, seq: i64) -> Option<&RowCheck> {
-        let direct = usize::try_from(seq.wrapping_sub(from))
-            .ok()
-            .and_then(|i| self.rows.get(i))
-            .filter(|r| r.seq == seq);
-        direct.or_else(|| self.rows.iter().find(|r| r.seq == seq))
-    }
-}
-
-impl<'de> Deserialize<'de> for CheckedRows {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct Rows;
-        impl<'de> Visitor<'de> for Rows {
-            type Value = CheckedRows;
-
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a list of rows")
-            }
-
-            fn visit_seq<A: SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> std::result::Result<CheckedRows, A::Error> {
-                let mut checked = CheckedRows::default();
-                if let Some(n) = seq.size_hint() {
-                    checked.rows.reserve(n);
-                }
-                while let Some(row) = seq.next_element::<ExportRow>()? {
-                    checked.push(&row);
-                }
-                Ok(checked)
-            }
-        }
-        d.deserialize_seq(Rows)
-    }
-}
-
-/// Reads and verifies an export from its JSON bytes, streaming its rows.
-/// `Err`: the file is not an export at all (could not check).
+/// Reads and verifies an export from its JSON bytes, reducing each row to its
+/// hashes as it is parsed. `Err`: the file is not an export at all (could
+/// not check).
 pub fn verify_export_json(json: &[u8], options: &VerifyOptions) -> Result<Report> {
-    let file: ExportFile<CheckedRows> =
-        serde_json::from_slice(json).map_err(|e| Error::Format {
-            reason: e.to_string(),
-        })?;
+    let format = |e: serde_json::Error| Error::Format {
+        reason: e.to_string(),
+    };
+    // The rows are taken as raw text first, then checked part by part.
+    let file: ExportFile<&RawValue> = serde_json::from_slice(json).map_err(format)?;
     check_format(&file)?;
-    Ok(check(&file, &file.rows, options))
+    let rows = check_rows_json(file.rows.get()).map_err(format)?;
+    Ok(check(&file, &rows, options))
 }
 
 /// Verifies an export held in memory.
@@ -213,7 +144,7 @@ pub fn verify_export(file: &ExportFile, options: &VerifyOptions) -> Result<Repor
     check_format(file)?;
     let mut rows = CheckedRows::default();
     for row in &file.rows {
-        rows.push(row);
+        rows.push_row(row);
     }
     Ok(check(file, &rows, options))
 }

@@ -2,6 +2,7 @@
 //! network. Exit 0: verified; 1: tampered (the first bad position is named);
 //! 2: could not check (unreadable file, not an export, bad key or witness).
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -29,6 +30,14 @@ struct Args {
     /// database and refuses a later export that no longer contains it.
     #[arg(long, value_name = "STATE")]
     witness: Option<PathBuf>,
+}
+
+/// `println!` into a String.
+macro_rules! outln {
+    ($out:expr, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($out, $($arg)*);
+    }};
 }
 
 fn main() -> ExitCode {
@@ -91,23 +100,32 @@ fn read_hmac_key(path: &Path) -> anyhow::Result<[u8; 32]> {
     }
 }
 
+/// Writes the verdict to stdout in one piece; a closed pipe is not an error
+/// worth a panic (`egress-verify FILE | head -1`).
 fn print_report(report: &Report, witness_path: Option<&Path>) -> anyhow::Result<()> {
+    let mut out = String::new();
+    let result = render(report, witness_path, &mut out);
+    let _ = std::io::stdout().write_all(out.as_bytes());
+    result
+}
+
+fn render(report: &Report, witness_path: Option<&Path>, out: &mut String) -> anyhow::Result<()> {
     if let Some((first, rest)) = report.problems.split_first() {
-        println!("Export TAMPERED — first bad position: {first}");
+        outln!(out, "Export TAMPERED — first bad position: {first}");
         for p in rest {
-            println!("  also: {p}");
+            outln!(out, "  also: {p}");
         }
         return Ok(());
     }
     if !report.incomplete.is_empty() {
         for reason in &report.incomplete {
-            println!("Could not check the export: {reason}");
+            outln!(out, "Could not check the export: {reason}");
         }
         return Ok(());
     }
     let r = &report.range;
-    println!("Export verified OK — no tampering detected.");
-    println!("  database:     {}", report.database);
+    outln!(out, "Export verified OK — no tampering detected.");
+    outln!(out, "  database:     {}", report.database);
     let anchor = if r.from == 1 {
         "chained from the genesis hash".to_owned()
     } else {
@@ -117,11 +135,15 @@ fn print_report(report: &Report, witness_path: Option<&Path>) -> anyhow::Result<
             r.from - 1
         )
     };
-    println!(
+    outln!(
+        out,
         "  rows:         seq {} to {} ({} rows, each re-hashed and linked), {anchor}",
-        r.from, r.to, report.rows
+        r.from,
+        r.to,
+        report.rows
     );
-    println!(
+    outln!(
+        out,
         "  range:        {}",
         if r.to_end {
             "runs to the end of the journal at export time"
@@ -134,31 +156,35 @@ fn print_report(report: &Report, witness_path: Option<&Path>) -> anyhow::Result<
     } else {
         "Ed25519 (HMAC not checked: no --hmac-key)"
     };
-    println!("  signatures:   {schemes}");
+    outln!(out, "  signatures:   {schemes}");
     let latest = match (report.latest_head, report.last_signed_seq) {
         (None, _) => "no head was signed yet".to_owned(),
         (Some(l), Some(s)) if l == s => format!("the latest, seq {l}, matches row {l}"),
         (Some(l), _) if l > r.to => format!("the latest, seq {l}, lies beyond this range"),
         (Some(l), _) => format!("the latest, seq {l}, lies before this range"),
     };
-    println!("  signed heads: {} checked; {latest}", report.heads_checked);
+    outln!(
+        out,
+        "  signed heads: {} checked; {latest}",
+        report.heads_checked
+    );
     match report.last_signed_seq {
-        Some(s) if s < r.to => println!(
+        Some(s) if s < r.to => outln!(out,
             "  note:         rows {} to {} are covered by the export's signature only, not yet by a signed head",
             s + 1,
             r.to
         ),
-        None if report.rows > 0 => println!(
+        None if report.rows > 0 => outln!(out,
             "  note:         no signed head falls in this range: the rows are covered by the export's signature only"
         ),
         _ => {}
     }
-    println!("  export:       digest and signature valid");
+    outln!(out, "  export:       digest and signature valid");
     let key = hex::encode(report.public_key);
     match report.key_source {
-        KeySource::Pinned => println!("  public key:   {key} (as given with --pubkey)"),
-        KeySource::Witness => println!("  public key:   {key} (as accepted by the witness)"),
-        KeySource::File => println!(
+        KeySource::Pinned => outln!(out, "  public key:   {key} (as given with --pubkey)"),
+        KeySource::Witness => outln!(out, "  public key:   {key} (as accepted by the witness)"),
+        KeySource::File => outln!(out,
             "  public key:   {key} (the file's own: compare it with `egress-collector pubkey`, or pin it with --pubkey or --witness)"
         ),
     }
@@ -168,14 +194,14 @@ fn print_report(report: &Report, witness_path: Option<&Path>) -> anyhow::Result<
                 w.save(path)?;
                 match report.witness_before {
                     Some(before) if before == w.seq => {
-                        println!("  witness:      seq {before} still present and unchanged")
+                        outln!(out, "  witness:      seq {before} still present and unchanged")
                     }
-                    Some(before) => println!(
+                    Some(before) => outln!(out,
                         "  witness:      seq {before} present and unchanged; advanced to seq {} ({})",
                         w.seq,
                         path.display()
                     ),
-                    None => println!(
+                    None => outln!(out,
                         "  witness:      started at seq {} ({})",
                         w.seq,
                         path.display()
@@ -183,7 +209,10 @@ fn print_report(report: &Report, witness_path: Option<&Path>) -> anyhow::Result<
                 }
             }
             None => {
-                println!("  witness:      nothing to remember: this export holds no signed head")
+                outln!(
+                    out,
+                    "  witness:      nothing to remember: this export holds no signed head"
+                )
             }
         }
     }
