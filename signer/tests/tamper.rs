@@ -1,0 +1,699 @@
+//! The tamper matrix, against both standalone verifiers (the real
+//! `egress-verify` binary and `verify_export.py`, with and without
+//! `cryptography`) and the library: every tampering is detected with its first
+//! bad position named; every clean export passes.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+use egress_proto::JournalRow;
+use egress_signer::{build_export, sign_head, verify_export, ExportFile, VerifyOptions, Witness};
+use serde_json::Value;
+
+type Rows = Vec<(JournalRow, [u8; 32], [u8; 32])>;
+
+/// The journal of the matrix: 20 rows, heads signed at 5, 10, 15 and 18
+/// (rows 19 and 20 not yet under a head).
+fn journal() -> (Rows, Vec<egress_signer::SignedHead>) {
+    let rows = chain(20);
+    let heads = heads_at(&rows, &[5, 10, 15, 18]);
+    (rows, heads)
+}
+
+fn export(
+    rows: &[(JournalRow, [u8; 32], [u8; 32])],
+    heads: &[egress_signer::SignedHead],
+) -> ExportFile {
+    let from = rows.first().map_or(1, |r| r.0.seq);
+    build_export(DB, rows, heads, &keys(), T0 + 99_000_000, from, None)
+}
+
+/// What a case must produce, from every verifier.
+#[derive(Debug, Clone, Copy)]
+enum Expect {
+    Ok,
+    /// Exit 1, first bad position and a word of its message.
+    Tampered(&'static str, &'static str),
+}
+
+struct Matrix {
+    dir: PathBuf,
+    hmac_key: PathBuf,
+    python: bool,
+    failures: Vec<String>,
+    cases: usize,
+}
+
+impl Matrix {
+    fn new() -> Matrix {
+        let dir = temp_dir("tamper");
+        let hmac_key = dir.join("prod_db.hmac");
+        std::fs::write(&hmac_key, keys().hmac_key()).unwrap();
+        let python = python_has_cryptography();
+        if !python {
+            eprintln!("python3 has no `cryptography`: Python runs check the HMAC path only");
+        }
+        Matrix {
+            dir,
+            hmac_key,
+            python,
+            failures: Vec::new(),
+            cases: 0,
+        }
+    }
+
+    fn write(&self, name: &str, file: &ExportFile) -> PathBuf {
+        let path = self.dir.join(format!("{name}.json"));
+        std::fs::write(&path, file.to_json()).unwrap();
+        path
+    }
+
+    /// Writes an export edited as JSON after it was signed.
+    fn write_edited(
+        &self,
+        name: &str,
+        file: &ExportFile,
+        edit: impl FnOnce(&mut Value),
+    ) -> PathBuf {
+        let mut value: Value = serde_json::from_str(&file.to_json()).unwrap();
+        edit(&mut value);
+        let path = self.dir.join(format!("{name}.json"));
+        std::fs::write(&path, serde_json::to_string(&value).unwrap()).unwrap();
+        path
+    }
+
+    /// Runs every verifier on `file`; `witness`: the state to start from.
+    fn case(
+        &mut self,
+        name: &str,
+        file: &Path,
+        pubkey: bool,
+        witness: Option<&Witness>,
+        expect: Expect,
+    ) {
+        self.cases += 1;
+        let hmac = self.hmac_key.to_str().unwrap().to_owned();
+        let pk = hex::encode(keys().public_key());
+        let mut base: Vec<String> = Vec::new();
+        if pubkey {
+            base.extend(["--pubkey".into(), pk]);
+        }
+        let with_hmac = |args: &[String]| {
+            let mut a = args.to_vec();
+            a.extend(["--hmac-key".into(), hmac.clone()]);
+            a
+        };
+        let mut runs: Vec<(&str, Vec<String>, u8)> = vec![
+            ("egress-verify", base.clone(), 0),
+            ("egress-verify --hmac-key", with_hmac(&base), 0),
+            (
+                "verify_export.py (no cryptography) --hmac-key",
+                with_hmac(&base),
+                2,
+            ),
+        ];
+        if self.python {
+            runs.push(("verify_export.py", base.clone(), 1));
+            runs.push(("verify_export.py --hmac-key", with_hmac(&base), 1));
+        }
+        for (i, (label, mut args, kind)) in runs.into_iter().enumerate() {
+            let state = self.dir.join(format!("{name}.witness{i}"));
+            let _ = std::fs::remove_file(&state);
+            if let Some(w) = witness {
+                w.save(&state).unwrap();
+            }
+            if witness.is_some() || matches!(expect, Expect::Ok) {
+                args.extend(["--witness".into(), state.to_str().unwrap().into()]);
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let out = match kind {
+                0 => rust_verify(file, &args),
+                1 => python_verify(file, &args, false),
+                _ => python_verify(file, &args, true),
+            };
+            let fine = match expect {
+                Expect::Ok => {
+                    out.code == 0
+                        && out
+                            .stdout
+                            .contains("Export verified OK — no tampering detected.")
+                }
+                Expect::Tampered(position, word) => {
+                    out.code == 1
+                        && out.first_line().starts_with(&format!(
+                            "Export TAMPERED — first bad position: {position}: "
+                        ))
+                        && out.first_line().contains(word)
+                }
+            };
+            if !fine {
+                self.failures.push(format!(
+                    "{name} / {label}: expected {expect:?}, got exit {}:\n{}{}",
+                    out.code, out.stdout, out.stderr
+                ));
+            }
+            if fine && matches!(expect, Expect::Ok) && witness.is_some() {
+                // A passing check advances (or keeps) the witness, never drops it.
+                assert!(
+                    Witness::load(&state).unwrap().is_some(),
+                    "{name} / {label}: witness kept"
+                );
+            }
+        }
+    }
+}
+
+fn edit_row(v: &mut Value, seq: i64, f: impl FnOnce(&mut serde_json::Map<String, Value>)) {
+    let rows = v["rows"].as_array_mut().unwrap();
+    let row = rows.iter_mut().find(|r| r["seq"] == seq).unwrap();
+    f(row.as_object_mut().unwrap());
+}
+
+fn witness_at(rows: &Rows, seq: i64) -> Witness {
+    let r = rows.iter().find(|r| r.0.seq == seq).unwrap();
+    Witness::new(DB, seq, r.2, T0 + seq * 1_000 + 500, keys().public_key())
+}
+
+#[test]
+fn tamper_matrix_against_both_verifiers() {
+    let mut m = Matrix::new();
+    let (rows, heads) = journal();
+    let clean = export(&rows, &heads);
+
+    // ---- clean exports pass --------------------------------------------
+    let f = m.write("clean", &clean);
+    m.case("clean", &f, false, None, Expect::Ok);
+    m.case("clean, pinned key", &f, true, None, Expect::Ok);
+    m.case(
+        "clean, witness at an earlier head",
+        &f,
+        false,
+        Some(&witness_at(&rows, 10)),
+        Expect::Ok,
+    );
+    m.case(
+        "clean, witness at the latest head",
+        &f,
+        false,
+        Some(&witness_at(&rows, 18)),
+        Expect::Ok,
+    );
+    let from_anchor = export(&rows[5..], &heads);
+    let f = m.write("anchor", &from_anchor);
+    m.case(
+        "clean, starts at seq 6 from an anchor",
+        &f,
+        true,
+        None,
+        Expect::Ok,
+    );
+    m.case(
+        "clean, anchor equals the witness's head",
+        &f,
+        false,
+        Some(&witness_at(&rows, 5)),
+        Expect::Ok,
+    );
+    let stopped = build_export(
+        DB,
+        &rows[..12],
+        &heads,
+        &keys(),
+        T0 + 99_000_000,
+        1,
+        Some(12),
+    );
+    let f = m.write("stopped", &stopped);
+    m.case(
+        "clean, range stops at seq 12 (latest head beyond)",
+        &f,
+        false,
+        None,
+        Expect::Ok,
+    );
+    let no_heads = export(&rows[..4], &[]);
+    let f = m.write("no-heads", &no_heads);
+    m.case("clean, nothing signed yet", &f, false, None, Expect::Ok);
+
+    // ---- the database was tampered with, then exported honestly ----------
+    let mut t = rows.clone();
+    t[6].0.bytes_out = Some(1);
+    let f = m.write("db-field", &export(&t, &heads));
+    m.case(
+        "modified field",
+        &f,
+        false,
+        None,
+        Expect::Tampered("row seq 7", "altered"),
+    );
+
+    rehash_from(&mut t, 6);
+    let f = m.write("db-field-rehashed", &export(&t, &heads));
+    m.case(
+        "modified field, chain recomputed",
+        &f,
+        false,
+        None,
+        Expect::Tampered("signed head seq 10", "altered at or before seq 10"),
+    );
+
+    let mut t = rows.clone();
+    t[6].2[0] ^= 1;
+    let f = m.write("db-hash", &export(&t, &heads));
+    m.case(
+        "modified hash",
+        &f,
+        false,
+        None,
+        Expect::Tampered("row seq 7", "row_hash"),
+    );
+
+    let mut t = rows.clone();
+    t.remove(6);
+    let f = m.write("db-delete", &export(&t, &heads));
+    m.case(
+        "deleted middle row",
+        &f,
+        false,
+        None,
+        Expect::Tampered("row seq 7", "missing"),
+    );
+
+    let mut t = rows.clone();
+    t.swap(6, 7);
+    let f = m.write("db-swap", &export(&t, &heads));
+    m.case(
+        "swapped rows",
+        &f,
+        false,
+        None,
+        Expect::Tampered("row seq 7", "out of place"),
+    );
+
+    let mut t = rows.clone();
+    let mut intruder = row(8);
+    intruder.host = Some("exfil.example".into());
+    let hash = intruder.hash_after(&t[6].2);
+    t.insert(7, (intruder, t[6].2, hash));
+    let f = m.write("db-insert", &export(&t, &heads));
+    m.case(
+        "inserted row",
+        &f,
+        false,
+        None,
+        Expect::Tampered("row seq 8", "again"),
+    );
+
+    let t = rows[..16].to_vec();
+    let f = m.write("db-truncate", &export(&t, &heads));
+    m.case(
+        "truncated tail",
+        &f,
+        false,
+        None,
+        Expect::Tampered("signed head seq 18", "truncated"),
+    );
+
+    let mut forged_heads = heads.clone();
+    forged_heads.push(sign_head(&wrong_keys(), DB, 20, &rows[19].2, T0 + 30_000));
+    let f = m.write("db-forged-head", &export(&rows, &forged_heads));
+    m.case(
+        "forged signed head (wrong key)",
+        &f,
+        false,
+        None,
+        Expect::Tampered("signed head seq 20", "forged"),
+    );
+
+    let mut half = sign_head(&keys(), DB, 20, &rows[19].2, T0 + 30_000);
+    half.hmac = sign_head(&wrong_keys(), DB, 20, &rows[19].2, T0 + 30_000).hmac;
+    let mut t_heads = heads.clone();
+    t_heads.push(half);
+    let f = m.write("db-forged-hmac", &export(&rows, &t_heads));
+    // Only a verifier given the HMAC key can see this one: run it with it.
+    let out = rust_verify(&f, &["--hmac-key", m.hmac_key.to_str().unwrap()]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(
+        out.first_line().contains("signed head seq 20: its HMAC"),
+        "{}",
+        out.stdout
+    );
+    let out = python_verify(&f, &["--hmac-key", m.hmac_key.to_str().unwrap()], true);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(
+        out.first_line().contains("signed head seq 20: its HMAC"),
+        "{}",
+        out.stdout
+    );
+
+    // Rolled back: rows after 13 and the heads after 10 deleted, the older
+    // head now the latest. Only a witness can tell.
+    let rolled = export(&rows[..13], &heads[..2]);
+    let f = m.write("db-rollback", &rolled);
+    m.case(
+        "replayed older signed head, no witness",
+        &f,
+        false,
+        None,
+        Expect::Ok,
+    );
+    m.case(
+        "replayed older signed head",
+        &f,
+        false,
+        Some(&witness_at(&rows, 18)),
+        Expect::Tampered("witness seq 18", "truncated"),
+    );
+
+    // Rewritten from seq 12 on and rehashed, later heads deleted.
+    let mut t = rows.clone();
+    t[11].0.path = Some("/forged".into());
+    rehash_from(&mut t, 11);
+    let f = m.write("db-rewrite", &export(&t, &heads[..2]));
+    m.case(
+        "rewritten after the witness",
+        &f,
+        false,
+        Some(&witness_at(&rows, 18)),
+        Expect::Tampered("witness seq 18", "rewritten"),
+    );
+    m.case(
+        "rewritten, witness before the edit",
+        &f,
+        false,
+        Some(&witness_at(&rows, 10)),
+        Expect::Ok,
+    );
+
+    // A witness that saw more than this export holds.
+    let longer = chain(25);
+    let f_long = m.write(
+        "longer",
+        &export(&longer, &heads_at(&longer, &[5, 10, 15, 18, 23])),
+    );
+    m.case(
+        "clean, later export advances the witness",
+        &f_long,
+        false,
+        Some(&witness_at(&rows, 18)),
+        Expect::Ok,
+    );
+    let f = m.write("older", &clean);
+    m.case(
+        "witness state newer than the export",
+        &f,
+        false,
+        Some(&witness_at(&longer, 23)),
+        Expect::Tampered("witness seq 23", "ends at seq 20"),
+    );
+
+    // ---- the file was edited after export (not re-signed) ----------------
+    let f = m.write_edited("file-field", &clean, |v| {
+        edit_row(v, 7, |r| {
+            r.insert("host".into(), "elsewhere.example".into());
+        })
+    });
+    m.case(
+        "file: modified field",
+        &f,
+        false,
+        None,
+        Expect::Tampered("row seq 7", "altered"),
+    );
+    let f = m.write_edited("file-hash", &clean, |v| {
+        edit_row(v, 7, |r| {
+            r.insert("row_hash".into(), hex::encode([7u8; 32]).into());
+        })
+    });
+    m.case(
+        "file: modified hash",
+        &f,
+        false,
+        None,
+        Expect::Tampered("row seq 7", "row_hash"),
+    );
+    let f = m.write_edited("file-delete", &clean, |v| {
+        v["rows"].as_array_mut().unwrap().remove(6);
+    });
+    m.case(
+        "file: deleted middle row",
+        &f,
+        false,
+        None,
+        Expect::Tampered("row seq 7", "missing"),
+    );
+    let f = m.write_edited("file-swap", &clean, |v| {
+        v["rows"].as_array_mut().unwrap().swap(6, 7);
+    });
+    m.case(
+        "file: swapped rows",
+        &f,
+        false,
+        None,
+        Expect::Tampered("row seq 7", "out of place"),
+    );
+    let f = m.write_edited("file-insert", &clean, |v| {
+        let copy = v["rows"][6].clone();
+        v["rows"].as_array_mut().unwrap().insert(7, copy);
+    });
+    m.case(
+        "file: inserted row",
+        &f,
+        false,
+        None,
+        Expect::Tampered("row seq 7", "again"),
+    );
+    let f = m.write_edited("file-cut", &clean, |v| {
+        v["rows"].as_array_mut().unwrap().truncate(10);
+    });
+    m.case(
+        "file: export cut mid-range",
+        &f,
+        false,
+        None,
+        Expect::Tampered("row seq 11", "cut"),
+    );
+    let f = m.write_edited("file-truncate", &clean, |v| {
+        v["rows"].as_array_mut().unwrap().truncate(16);
+        v["range"]["to"] = 16.into();
+        v["signed_heads"].as_array_mut().unwrap().truncate(3);
+    });
+    m.case(
+        "file: truncated tail, range edited",
+        &f,
+        false,
+        None,
+        Expect::Tampered("signed head seq 18", "truncated"),
+    );
+    let f = m.write_edited("file-replay", &clean, |v| {
+        v["latest_head"] = v["signed_heads"][1].clone();
+    });
+    m.case(
+        "file: replayed older signed head",
+        &f,
+        false,
+        None,
+        Expect::Tampered("signed head seq 10", "replayed"),
+    );
+    let f = m.write_edited("file-head", &clean, |v| {
+        v["signed_heads"][1]["row_hash"] = v["rows"][10]["row_hash"].clone();
+    });
+    m.case(
+        "file: forged signed head",
+        &f,
+        false,
+        None,
+        Expect::Tampered("signed head seq 10", "forged"),
+    );
+    let f = m.write_edited("file-range", &clean, |v| {
+        v["range"]["to_end"] = false.into();
+    });
+    m.case(
+        "file: range flag flipped",
+        &f,
+        false,
+        None,
+        Expect::Tampered("export signature", "digest"),
+    );
+
+    // Re-signed by someone with another key: caught by a pinned key or a
+    // witness (without either, only the HMAC key holder can tell).
+    let mut resigned = clean.clone();
+    let forged: Vec<_> = heads
+        .iter()
+        .map(|h| sign_head(&wrong_keys(), DB, h.seq, &h.row_hash, h.signed_at_us))
+        .collect();
+    resigned.signed_heads = forged
+        .iter()
+        .map(egress_signer::HeadEntry::from_signed)
+        .collect();
+    resigned.latest_head = forged.last().map(egress_signer::HeadEntry::from_signed);
+    egress_signer::sign_export(&mut resigned, &wrong_keys());
+    let f = m.write("resigned", &resigned);
+    m.case(
+        "re-signed with another key, pinned",
+        &f,
+        true,
+        None,
+        Expect::Tampered("export public key", "re-signed"),
+    );
+    m.case(
+        "re-signed with another key, witness",
+        &f,
+        false,
+        Some(&witness_at(&rows, 10)),
+        Expect::Tampered("export public key", "re-signed"),
+    );
+
+    assert!(
+        m.failures.is_empty(),
+        "{} of the runs failed:\n\n{}",
+        m.failures.len(),
+        m.failures.join("\n\n")
+    );
+    eprintln!("{} cases, every verifier agreed", m.cases);
+    if std::env::var_os("KEEP").is_none() {
+        std::fs::remove_dir_all(&m.dir).unwrap();
+    }
+}
+
+#[test]
+fn the_library_names_the_same_positions() {
+    let (rows, heads) = journal();
+    let opts = VerifyOptions {
+        hmac_key: Some(*keys().hmac_key()),
+        pubkey: Some(keys().public_key()),
+        witness: None,
+    };
+    let report = verify_export(&export(&rows, &heads), &opts).unwrap();
+    assert!(report.ok(), "{:?}", report.problems);
+    assert_eq!(report.last_signed_seq, Some(18));
+    assert_eq!(report.next_witness.as_ref().map(|w| w.seq), Some(18));
+
+    let mut t = rows.clone();
+    t.remove(6);
+    let report = verify_export(&export(&t, &heads), &opts).unwrap();
+    assert_eq!(report.problems[0].at, egress_signer::Position::Row(7));
+    assert_eq!(report.exit_code(), 1);
+    assert!(
+        report.next_witness.is_none(),
+        "a failed check never moves the witness"
+    );
+
+    let report = verify_export(&export(&rows[..16], &heads), &opts).unwrap();
+    assert_eq!(report.problems[0].at, egress_signer::Position::Head(18));
+    assert!(report.problems[0]
+        .message
+        .contains("truncated or altered after signed head seq 18"));
+}
+
+#[test]
+fn a_witness_too_old_for_a_pruned_export_cannot_be_checked() {
+    let (rows, heads) = journal();
+    let pruned = export(&rows[10..], &heads);
+    let dir = temp_dir("pruned");
+    let file = dir.join("pruned.json");
+    std::fs::write(&file, pruned.to_json()).unwrap();
+    let state = dir.join("w.json");
+    witness_at(&rows, 5).save(&state).unwrap();
+    let args = ["--witness", state.to_str().unwrap()];
+    for out in [
+        rust_verify(&file, &args),
+        python_verify(&file, &args, !python_has_cryptography()),
+    ] {
+        assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+        assert!(
+            out.stdout.contains("export from seq 6 or earlier"),
+            "{}",
+            out.stdout
+        );
+    }
+    assert_eq!(
+        Witness::load(&state).unwrap().unwrap().seq,
+        5,
+        "witness unchanged"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn files_that_are_not_exports_cannot_be_checked() {
+    let dir = temp_dir("unreadable");
+    let (rows, heads) = journal();
+    let good = export(&rows[..3], &heads).to_json();
+    let unknown_field = good.replacen("\"kind\":", "\"note\":\"x\",\"kind\":", 1);
+    let duplicate = good.replacen("\"kind\":", "\"host\":\"a\",\"host\":\"b\",\"kind\":", 1);
+    let bool_int = good.replacen("\"seq\":1,", "\"seq\":true,", 1);
+    let cases = [
+        ("missing", None),
+        ("not-json", Some("{ this is not json".to_owned())),
+        ("not-export", Some("{\"hello\": 1}".to_owned())),
+        ("unknown-field", Some(unknown_field)),
+        ("duplicate-key", Some(duplicate)),
+        ("bool-for-int", Some(bool_int)),
+    ];
+    for (name, content) in cases {
+        let file = dir.join(format!("{name}.json"));
+        if let Some(c) = &content {
+            std::fs::write(&file, c).unwrap();
+        }
+        for out in [rust_verify(&file, &[]), python_verify(&file, &[], false)] {
+            assert_eq!(out.code, 2, "{name}: {}{}", out.stdout, out.stderr);
+            assert!(
+                out.stderr.starts_with("Could not check the export: "),
+                "{name}: {}",
+                out.stderr
+            );
+            assert_eq!(
+                out.stderr.lines().count(),
+                1,
+                "{name}: one line: {}",
+                out.stderr
+            );
+        }
+    }
+    let file = dir.join("good.json");
+    std::fs::write(&file, &good).unwrap();
+    let bad_key = dir.join("bad.key");
+    std::fs::write(&bad_key, "not a key").unwrap();
+    for args in [
+        vec!["--hmac-key", bad_key.to_str().unwrap()],
+        vec!["--hmac-key", "/nonexistent/key"],
+        vec!["--pubkey", "abcd"],
+    ] {
+        for out in [
+            rust_verify(&file, &args),
+            python_verify(&file, &args, false),
+        ] {
+            assert_eq!(out.code, 2, "{args:?}: {}{}", out.stdout, out.stderr);
+        }
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn python_without_cryptography_says_so_and_needs_the_hmac_key() {
+    let dir = temp_dir("nocrypto");
+    let (rows, heads) = journal();
+    let file = dir.join("e.json");
+    std::fs::write(&file, export(&rows, &heads).to_json()).unwrap();
+    let out = python_verify(&file, &[], true);
+    assert_eq!(out.code, 2, "{}", out.stdout);
+    assert!(
+        out.stdout.contains("Ed25519 signatures were NOT checked"),
+        "{}",
+        out.stdout
+    );
+    let key = dir.join("k");
+    std::fs::write(&key, hex::encode(keys().hmac_key())).unwrap();
+    let out = python_verify(&file, &["--hmac-key", key.to_str().unwrap()], true);
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert!(
+        out.stdout.contains("Ed25519 signatures were NOT checked"),
+        "{}",
+        out.stdout
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
