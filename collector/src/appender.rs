@@ -298,60 +298,115 @@ fn workers_in(items: &[Item<RedactedEntry>]) -> Vec<u64> {
 async fn write_batch(
     pool: Result<Pool>,
     database: String,
-    items: Vec<Item<RedactedEntry>>,
-    mut known: HashMap<u64, u64>,
+    mut items: Vec<Item<RedactedEntry>>,
+    known: HashMap<u64, u64>,
     unknown: Vec<u64>,
     collector: String,
 ) -> Result<Written, Failed> {
-    let attempt = async {
-        let mut client = pool?.get().await.map_err(|e| Error::Pool {
-            database: database.clone(),
-            reason: crate::error::chain_text(&e),
-        })?;
-        if !unknown.is_empty() {
-            let ids: Vec<i64> = unknown.iter().map(|w| *w as i64).collect();
-            let stored = store::fetch_cursors(&client, &ids).await?;
-            for worker in &unknown {
-                let last = stored.get(&(*worker as i64)).map_or(0, |s| *s as u64);
-                known.insert(*worker, last);
-            }
-        }
-        let plan = chain::plan(&database, &items, &known);
-        let tx = client.transaction().await.map_err(|source| Error::Db {
-            stmt: "begin",
-            source,
-        })?;
-        let head = match store::lock_and_read_head(&tx).await? {
-            None => None,
-            Some((seq, hash)) => Some((seq, <[u8; 32]>::try_from(hash.as_slice()).map_err(|_| {
-                Error::Config(format!(
-                    "the journal head (seq {seq}) has a row_hash that is not 32 bytes: run `egress-collector verify`"
-                ))
-            })?)),
-        };
-        let now_us = store::to_micros(SystemTime::now());
-        let rows = chain::chain(plan.rows, head, &collector, now_us);
-        store::copy_rows(&tx, &rows).await?;
-        let cursors: Vec<(i64, i64)> = plan
-            .cursors
-            .iter()
-            .map(|(w, s)| (*w as i64, *s as i64))
-            .collect();
-        store::upsert_cursors(&tx, &cursors).await?;
-        tx.commit().await.map_err(|source| Error::Db {
-            stmt: "commit",
-            source,
-        })?;
-        Ok(Written {
+    let (mut client, known) = match connect(pool, &database, known, &unknown).await {
+        Ok(ready) => ready,
+        Err(error) => return Err(Failed { items, error }),
+    };
+    // Rows move out of the items; on failure they move back, so a retry
+    // finds every item as it was.
+    let mut plan = chain::plan(&database, &mut items, &known);
+    let sources = std::mem::take(&mut plan.sources);
+    let cursors: Vec<(i64, i64)> = plan
+        .cursors
+        .iter()
+        .map(|(w, s)| (*w as i64, *s as i64))
+        .collect();
+    match commit(
+        &mut client,
+        std::mem::take(&mut plan.rows),
+        &cursors,
+        &collector,
+    )
+    .await
+    {
+        Ok(rows) => Ok(Written {
             rows,
             cursors: plan.cursors,
             gap_entries: plan.gap_entries,
             events_in_gaps: plan.events_in_gaps,
             suppressed: plan.suppressed,
+        }),
+        Err((rows, error)) => {
+            chain::restore(&mut items, rows, &sources);
+            Err(Failed { items, error })
+        }
+    }
+}
+
+/// A connection, and the stored cursors of workers not seen since start.
+async fn connect(
+    pool: Result<Pool>,
+    database: &str,
+    mut known: HashMap<u64, u64>,
+    unknown: &[u64],
+) -> Result<(deadpool_postgres::Object, HashMap<u64, u64>)> {
+    let client = pool?.get().await.map_err(|e| Error::Pool {
+        database: database.to_owned(),
+        reason: crate::error::chain_text(&e),
+    })?;
+    if !unknown.is_empty() {
+        let ids: Vec<i64> = unknown.iter().map(|w| *w as i64).collect();
+        let stored = store::fetch_cursors(&client, &ids).await?;
+        for worker in unknown {
+            let last = stored.get(&(*worker as i64)).map_or(0, |s| *s as u64);
+            known.insert(*worker, last);
+        }
+    }
+    Ok((client, known))
+}
+
+/// One transaction: lock the chain, read its head, chain the rows after it,
+/// COPY them and move the cursors. On failure the rows come back unchained.
+async fn commit(
+    client: &mut deadpool_postgres::Object,
+    rows: Vec<egress_proto::JournalRow>,
+    cursors: &[(i64, i64)],
+    collector: &str,
+) -> Result<Vec<ChainedRow>, (Vec<egress_proto::JournalRow>, Error)> {
+    let tx = match client.transaction().await {
+        Ok(tx) => tx,
+        Err(source) => {
+            return Err((
+                rows,
+                Error::Db {
+                    stmt: "begin",
+                    source,
+                },
+            ))
+        }
+    };
+    let head = match store::lock_and_read_head(&tx).await.and_then(head_hash) {
+        Ok(head) => head,
+        Err(error) => return Err((rows, error)),
+    };
+    let chained = chain::chain(rows, head, collector, store::to_micros(SystemTime::now()));
+    let written = async {
+        store::copy_rows(&tx, &chained).await?;
+        store::upsert_cursors(&tx, cursors).await?;
+        tx.commit().await.map_err(|source| Error::Db {
+            stmt: "commit",
+            source,
         })
     };
-    match attempt.await {
-        Ok(written) => Ok(written),
-        Err(error) => Err(Failed { items, error }),
+    match written.await {
+        Ok(()) => Ok(chained),
+        Err(error) => Err((chained.into_iter().map(|c| c.row).collect(), error)),
     }
+}
+
+fn head_hash(head: Option<(i64, Vec<u8>)>) -> Result<Option<(i64, [u8; 32])>> {
+    let Some((seq, hash)) = head else {
+        return Ok(None);
+    };
+    let hash = <[u8; 32]>::try_from(hash.as_slice()).map_err(|_| {
+        Error::Config(format!(
+            "the journal head (seq {seq}) has a row_hash that is not 32 bytes: run `egress-collector verify`"
+        ))
+    })?;
+    Ok(Some((seq, hash)))
 }

@@ -16,6 +16,8 @@ pub const SEQUENCE_JUMP: &str = "sequence_jump";
 #[derive(Debug, Default)]
 pub struct Plan {
     pub rows: Vec<JournalRow>,
+    /// For each row, the index of the item it was moved out of (calls).
+    pub sources: Vec<Option<usize>>,
     /// worker → last sequence number now accounted for.
     pub cursors: HashMap<u64, u64>,
     pub gap_entries: u64,
@@ -27,14 +29,14 @@ pub struct Plan {
 /// Walks items in arrival order. `known` holds each worker's last accounted
 /// sequence number (absent: never seen, so 0). Every sequence number up to a
 /// worker's newest is either a row or counted in exactly one gap entry.
-pub fn plan(database: &str, items: &[Item<RedactedEntry>], known: &HashMap<u64, u64>) -> Plan {
+pub fn plan(database: &str, items: &mut [Item<RedactedEntry>], known: &HashMap<u64, u64>) -> Plan {
     let mut walk = Walk {
         known,
         plan: Plan::default(),
         gaps: BTreeMap::new(),
         pids: HashMap::new(),
     };
-    for item in items {
+    for (index, item) in items.iter_mut().enumerate() {
         match item {
             Item::Call(entry) => {
                 walk.note_pid(entry.worker_id, entry.row.worker_pid);
@@ -43,9 +45,9 @@ pub fn plan(database: &str, items: &[Item<RedactedEntry>], known: &HashMap<u64, 
                     walk.plan.suppressed += 1;
                     continue;
                 }
-                let mut row = entry.row.clone();
+                let mut row = std::mem::take(&mut entry.row);
                 row.kind = "call".into();
-                walk.plan.rows.push(row);
+                walk.push(row, Some(index));
             }
             Item::Drops(sender, drops) => {
                 walk.note_sender(drops.worker_id, sender);
@@ -58,7 +60,7 @@ pub fn plan(database: &str, items: &[Item<RedactedEntry>], known: &HashMap<u64, 
             }
             Item::ConfigChange(sender, change) => {
                 walk.note_sender(change.worker_id, sender);
-                walk.plan.rows.push(JournalRow {
+                walk.push(JournalRow {
                     kind: "config_change".into(),
                     worker_id: Some(change.worker_id as i64),
                     worker_pid: Some(sender.pid),
@@ -78,7 +80,7 @@ pub fn plan(database: &str, items: &[Item<RedactedEntry>], known: &HashMap<u64, 
                         .to_string(),
                     ),
                     ..JournalRow::default()
-                });
+                }, None);
             }
             Item::Lost(summary) => {
                 for ((_, worker), loss) in &summary.workers {
@@ -138,6 +140,11 @@ impl Walk<'_> {
         self.plan.cursors.insert(worker, last.max(seq));
     }
 
+    fn push(&mut self, row: JournalRow, source: Option<usize>) {
+        self.plan.rows.push(row);
+        self.plan.sources.push(source);
+    }
+
     fn gap(&mut self, worker: u64, reason: &str, count: u64) {
         if count > 0 {
             *self.gaps.entry((worker, reason.to_owned())).or_default() += count;
@@ -158,19 +165,35 @@ impl Walk<'_> {
         for ((worker, reason), count) in std::mem::take(&mut self.gaps) {
             self.plan.gap_entries += 1;
             self.plan.events_in_gaps += count;
-            self.plan.rows.push(JournalRow {
-                kind: "gap".into(),
-                worker_id: Some(worker as i64),
-                worker_pid: self.pids.get(&worker).copied(),
-                gap_count: Some(count as i64),
-                gap_reason: Some(reason),
-                ..JournalRow::default()
-            });
+            self.push(
+                JournalRow {
+                    kind: "gap".into(),
+                    worker_id: Some(worker as i64),
+                    worker_pid: self.pids.get(&worker).copied(),
+                    gap_count: Some(count as i64),
+                    gap_reason: Some(reason),
+                    ..JournalRow::default()
+                },
+                None,
+            );
         }
         for row in &mut self.plan.rows {
             row.database = database.to_owned();
         }
         self.plan
+    }
+}
+
+/// Moves rows back into the items they came from (after a failed write).
+pub fn restore(
+    items: &mut [Item<RedactedEntry>],
+    rows: Vec<JournalRow>,
+    sources: &[Option<usize>],
+) {
+    for (row, source) in rows.into_iter().zip(sources) {
+        if let Some(Item::Call(entry)) = source.and_then(|i| items.get_mut(i)) {
+            entry.row = row;
+        }
     }
 }
 
@@ -255,35 +278,35 @@ mod tests {
 
     #[test]
     fn a_gapless_run_has_no_gap() {
-        let plan = plan("db", &[call(1), call(2), call(3)], &HashMap::new());
+        let plan = plan("db", &mut [call(1), call(2), call(3)], &HashMap::new());
         assert!(gaps(&plan).is_empty());
         assert_eq!(plan.cursors[&W], 3);
     }
 
     #[test]
     fn a_jump_counts_exactly_the_missing_numbers() {
-        let plan = plan("db", &[call(1), call(5)], &HashMap::new());
+        let plan = plan("db", &mut [call(1), call(5)], &HashMap::new());
         assert_eq!(gaps(&plan), [("sequence_jump".into(), 3)]);
     }
 
     #[test]
     fn a_restart_resumes_from_the_stored_cursor() {
         let known = HashMap::from([(W, 10)]);
-        let plan = plan("db", &[call(14)], &known);
+        let plan = plan("db", &mut [call(14)], &known);
         assert_eq!(gaps(&plan), [("sequence_jump".into(), 3)]);
     }
 
     #[test]
     fn collector_losses_are_counted_once_not_again_as_a_jump() {
-        let items = [call(1), lost(&[2, 3], "mailbox_full"), call(4)];
-        let plan = plan("db", &items, &HashMap::new());
+        let mut items = [call(1), lost(&[2, 3], "mailbox_full"), call(4)];
+        let plan = plan("db", &mut items, &HashMap::new());
         assert_eq!(gaps(&plan), [("mailbox_full".into(), 2)]);
     }
 
     #[test]
     fn losses_before_a_summary_are_a_jump_then_the_summary_counts_its_own() {
         let known = HashMap::from([(W, 1)]);
-        let plan = plan("db", &[lost(&[5, 6], "mailbox_full"), call(7)], &known);
+        let plan = plan("db", &mut [lost(&[5, 6], "mailbox_full"), call(7)], &known);
         assert_eq!(
             gaps(&plan),
             [("mailbox_full".into(), 2), ("sequence_jump".into(), 3)]
@@ -306,7 +329,7 @@ mod tests {
         };
         let plan = plan(
             "db",
-            &[call(1), call(2), Item::Drops(SENDER, drops)],
+            &mut [call(1), call(2), Item::Drops(SENDER, drops)],
             &HashMap::new(),
         );
         assert_eq!(
@@ -329,7 +352,7 @@ mod tests {
         };
         let plan = plan(
             "db",
-            &[call(1), call(2), Item::Drops(SENDER, drops)],
+            &mut [call(1), call(2), Item::Drops(SENDER, drops)],
             &HashMap::new(),
         );
         assert!(gaps(&plan).is_empty());
@@ -341,9 +364,33 @@ mod tests {
         if let Item::Call(entry) = &mut hidden {
             entry.suppressed = Some("capture_disabled");
         }
-        let plan = plan("db", &[call(1), hidden, call(3)], &HashMap::new());
+        let plan = plan("db", &mut [call(1), hidden, call(3)], &HashMap::new());
         assert!(gaps(&plan).is_empty());
         assert_eq!((plan.rows.len(), plan.suppressed), (2, 1));
+    }
+
+    #[test]
+    fn a_failed_write_gives_every_row_back_to_its_item() {
+        let mut items = [call(1), call(5)];
+        for item in &mut items {
+            if let Item::Call(entry) = item {
+                entry.row.path = Some(format!("/p{}", entry.worker_seq));
+            }
+        }
+        let mut plan = plan("db", &mut items, &HashMap::new());
+        assert!(items
+            .iter()
+            .all(|i| matches!(i, Item::Call(e) if e.row.path.is_none())));
+        let sources = std::mem::take(&mut plan.sources);
+        restore(&mut items, std::mem::take(&mut plan.rows), &sources);
+        let paths: Vec<_> = items
+            .iter()
+            .map(|i| match i {
+                Item::Call(e) => e.row.path.clone(),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(paths, [Some("/p1".to_string()), Some("/p5".to_string())]);
     }
 
     #[test]

@@ -99,6 +99,18 @@ pub async fn run(
     let mut buf = vec![0u8; MAX_DATAGRAM_SIZE + 1];
     tokio::pin!(shutdown);
     loop {
+        // Below any one link's bound, so no stage further on has to drop.
+        if stats.held_in_links.load(Relaxed) >= crate::link::DEFAULT_MAX_HELD / 2 {
+            // The stages hold all they may. Shed load where it costs nothing:
+            // leave datagrams in the kernel's queue, so senders count them
+            // (buffer_full) and report them, instead of decoding events only
+            // to drop them further on.
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = tokio::time::sleep(crate::link::RETRY_EVERY) => next.flush(),
+            }
+            continue;
+        }
         let retry = next.is_holding();
         tokio::select! {
             _ = &mut shutdown => break,

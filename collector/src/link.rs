@@ -6,7 +6,9 @@
 //! (DESIGN §1.3).
 
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix::dev::ToEnvelope;
 use actix::prelude::SendError;
@@ -18,7 +20,9 @@ use crate::stats::Stats;
 /// Items a link holds while the next stage is busy, by default.
 pub const DEFAULT_MAX_HELD: usize = 20_000;
 /// How often owners retry what their link holds.
-pub const RETRY_EVERY: std::time::Duration = std::time::Duration::from_millis(2);
+pub const RETRY_EVERY: Duration = Duration::from_millis(2);
+/// Most items handed on in one message: bounds what a refused try moves.
+const MAX_BATCH: usize = 4096;
 
 pub struct Link<C: 'static, A: Actor> {
     to: Addr<A>,
@@ -28,6 +32,8 @@ pub struct Link<C: 'static, A: Actor> {
     max_held: usize,
     /// Losses since the held queue was last below its bound.
     pending: LossSummary,
+    /// Set when the next stage refused a batch: no retry before then.
+    retry_at: Option<Instant>,
     /// Counter name in `status`, e.g. "attribution".
     name: &'static str,
     stats: Arc<Stats>,
@@ -46,6 +52,7 @@ where
             held_calls: 0,
             max_held: DEFAULT_MAX_HELD,
             pending: LossSummary::new("mailbox_full"),
+            retry_at: None,
             name,
             stats,
         }
@@ -71,28 +78,53 @@ where
                     std::mem::replace(&mut self.pending, LossSummary::new("mailbox_full"));
                 self.held.push_back(Item::Lost(summary));
             }
-            self.held_calls += usize::from(is_call);
+            if is_call {
+                self.add_held(1);
+            }
             self.held.push_back(item);
         }
         self.flush();
     }
 
-    /// Tries to hand on everything held; keeps it if the mailbox is full.
+    /// Hands on what is held, `MAX_BATCH` items at a time, until the next
+    /// stage's mailbox is full; then waits `RETRY_EVERY` before trying again,
+    /// so a busy stage costs the sender nothing but a clock read.
     pub fn flush(&mut self) {
-        if self.held.is_empty() && self.pending.is_empty() {
+        if self.retry_at.is_some_and(|at| Instant::now() < at) {
             return;
         }
-        let mut batch: Vec<Item<C>> = self.held.drain(..).collect();
-        if !self.pending.is_empty() {
-            let summary = std::mem::replace(&mut self.pending, LossSummary::new("mailbox_full"));
-            batch.push(Item::Lost(summary));
-        }
-        match self.to.try_send(Batch(batch)) {
-            Ok(()) => self.held_calls = 0,
-            Err(SendError::Full(Batch(batch)) | SendError::Closed(Batch(batch))) => {
-                self.held = batch.into();
+        self.retry_at = None;
+        while !self.held.is_empty() || !self.pending.is_empty() {
+            let take = self.held.len().min(MAX_BATCH);
+            let mut batch: Vec<Item<C>> = self.held.drain(..take).collect();
+            if self.held.is_empty() && !self.pending.is_empty() {
+                let summary =
+                    std::mem::replace(&mut self.pending, LossSummary::new("mailbox_full"));
+                batch.push(Item::Lost(summary));
+            }
+            let calls = batch.iter().filter(|i| matches!(i, Item::Call(_))).count();
+            match self.to.try_send(Batch(batch)) {
+                Ok(()) => self.remove_held(calls),
+                Err(SendError::Full(Batch(batch)) | SendError::Closed(Batch(batch))) => {
+                    // Back to the front, in order: only this batch moves.
+                    for item in batch.into_iter().rev() {
+                        self.held.push_front(item);
+                    }
+                    self.retry_at = Some(Instant::now() + RETRY_EVERY);
+                    return;
+                }
             }
         }
+    }
+
+    fn add_held(&mut self, calls: usize) {
+        self.held_calls += calls;
+        self.stats.held_in_links.fetch_add(calls, Relaxed);
+    }
+
+    fn remove_held(&mut self, calls: usize) {
+        self.held_calls -= calls;
+        self.stats.held_in_links.fetch_sub(calls, Relaxed);
     }
 
     /// Whether anything waits to be handed on (the owner then retries soon).
@@ -105,7 +137,8 @@ where
     pub fn drain(&mut self) -> impl std::future::Future<Output = ()> + 'static {
         let to = self.to.clone();
         let mut batch: Vec<Item<C>> = self.held.drain(..).collect();
-        self.held_calls = 0;
+        self.remove_held(self.held_calls);
+        self.retry_at = None;
         if !self.pending.is_empty() {
             let summary = std::mem::replace(&mut self.pending, LossSummary::new("mailbox_full"));
             batch.push(Item::Lost(summary));

@@ -32,6 +32,8 @@ pub struct Stats {
     /// Calls attributed to the audit addon itself: should stay zero.
     pub self_egress: AtomicU64,
     pub watchers: AtomicU64,
+    /// Calls held by all links together: ingest stops reading above a bound.
+    pub held_in_links: std::sync::atomic::AtomicUsize,
     rejected: Mutex<BTreeMap<&'static str, u64>>,
     /// stage → reason → calls dropped on the way out of that stage.
     dropped: Mutex<BTreeMap<&'static str, BTreeMap<&'static str, u64>>>,

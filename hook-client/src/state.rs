@@ -92,17 +92,27 @@ impl State {
 
     pub fn send_hello(&mut self, mut hello: Hello, path: &Path, every: Duration) {
         hello.worker_id = self.worker_id;
-        self.send_other(Message::Hello(hello), String::new(), path, every);
+        // A lost Hello is no lost event (it is repeated every minute): it is
+        // counted in the stats but never reported as a gap.
+        self.send_other(Message::Hello(hello), None, path, every);
     }
 
     pub fn send_config_change(&mut self, mut change: ConfigChange, path: &Path, every: Duration) {
         change.worker_id = self.worker_id;
         fit::truncate(&mut change.database, fit::DATABASE_MAX);
         let database = change.database.clone();
-        self.send_other(Message::ConfigChange(change), database, path, every);
+        self.send_other(Message::ConfigChange(change), Some(database), path, every);
     }
 
-    fn send_other(&mut self, mut message: Message, database: String, path: &Path, every: Duration) {
+    /// Sends a message other than a call; `journaled` names the database
+    /// whose journal loses a record if it is dropped.
+    fn send_other(
+        &mut self,
+        mut message: Message,
+        journaled: Option<String>,
+        path: &Path,
+        every: Duration,
+    ) {
         match self.send(&mut message, path) {
             Ok(()) => {
                 self.totals.other_sent += 1;
@@ -110,7 +120,9 @@ impl State {
             }
             Err(reason) => {
                 self.totals.other_dropped += 1;
-                *self.pending.entry((database, reason)).or_default() += 1;
+                if let Some(database) = journaled {
+                    *self.pending.entry((database, reason)).or_default() += 1;
+                }
             }
         }
     }
