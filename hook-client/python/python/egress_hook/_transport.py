@@ -11,8 +11,9 @@ rule for rule, so the collector cannot tell the two apart except by
   send once ``drops_report_interval`` has passed, or by ``report_drops()``;
 - the socket is non-blocking, unbound and unconnected, so every send resolves
   the path anew and reaches a collector that re-bound it;
-- a forked child notices by its pid and starts a new worker (new id, socket,
-  lock, sequences) without touching what it inherited.
+- a forked child starts a new worker (new id, socket, lock, sequences)
+  without touching what it inherited (``os.register_at_fork``; the Rust
+  client checks its pid instead).
 
 No method raises: what goes wrong is counted.
 """
@@ -131,11 +132,10 @@ class PythonClient:
         self._worker = _Worker(os.getpid())
 
     def _current(self):
-        worker = self._worker
-        pid = os.getpid()
-        if worker.pid != pid:
-            worker = self._worker = _Worker(pid)
-        return worker
+        # Replaced in a forked child by the at-fork hook registered in
+        # __init__ (every fork that runs Python code runs it): no getpid()
+        # system call per event.
+        return self._worker
 
     def worker_id(self):
         return self._current().worker_id
@@ -165,15 +165,19 @@ class PythonClient:
         wire order, the trigger flattened into ``kind, name, uid``."""
         try:
             worker = self._current()
-            database = _wire.utf8(fields[0], _wire.DATABASE_MAX).decode("utf-8")
+            database = fields[0]
+            # 63 characters are at most 252 bytes: no cut, no copy (the
+            # common case; PostgreSQL names are at most 63 bytes).
+            if not (type(database) is str and len(database) <= 63):
+                database = _wire.utf8(database, _wire.DATABASE_MAX).decode("utf-8")
+                fields = (database,) + tuple(fields[1:])
         except Exception:
             return
         with worker.lock:
             try:
                 seq = worker.last_seq.get(database, 0) + 1
                 try:
-                    data = _wire.encode_call(worker.worker_id, seq,
-                                             (database,) + tuple(fields[1:]))
+                    data = _wire.encode_call(worker.worker_id, seq, fields)
                 except _wire.EncodeError:
                     raise _Failed(TOO_LARGE) from None
                 except Exception:

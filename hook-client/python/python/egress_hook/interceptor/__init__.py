@@ -108,6 +108,7 @@ def _after_fork():
     try:
         _net._tracked.clear()
         _core._deferred.clear()
+        state.pid = os.getpid()
         state.hello_pid = 0
         _core.deactivate()
     except Exception:

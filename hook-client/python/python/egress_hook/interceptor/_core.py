@@ -75,6 +75,7 @@ class _State:
     database = ""
     installed = False
     errors = 0
+    pid = os.getpid()
     hello_pid = 0
     hello_at = 0.0
     worker_info = ("", [], [])  # odoo_version, addons_paths, databases
@@ -301,10 +302,11 @@ def emit(rec):
             return
         if _deferred:
             drain_deferred()
-        pid = os.getpid()
+        # state.pid is refreshed after a fork (os.getpid() is a system call,
+        # too dear for every event).
         now = time.monotonic()
-        if state.hello_pid != pid or now - state.hello_at > 60.0:
-            send_hello(client, pid, now)
+        if state.hello_pid != state.pid or now - state.hello_at > 60.0:
+            send_hello(client, state.pid, now)
         client.send_call(rec.fields())
     except Exception:
         count_error()
