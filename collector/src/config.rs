@@ -17,6 +17,7 @@ pub struct Config {
     pub chain: ChainConfig,
     pub control: ControlConfig,
     pub policy: PolicyConfig,
+    pub signer: SignerConfig,
     pub state: StateConfig,
     pub log: LogConfig,
 }
@@ -78,6 +79,14 @@ pub struct PolicyConfig {
     /// How often each database's audit settings and components catalogue
     /// are re-read, in milliseconds; changes apply within this delay.
     pub poll_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SignerConfig {
+    /// How often each database's chain head is signed, in seconds
+    /// (1 to 86400: at least daily).
+    pub interval_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -173,6 +182,24 @@ impl PolicyConfig {
     }
 }
 
+const fn default_sign_interval_secs() -> u64 {
+    600
+}
+
+impl Default for SignerConfig {
+    fn default() -> Self {
+        SignerConfig {
+            interval_secs: default_sign_interval_secs(),
+        }
+    }
+}
+
+impl SignerConfig {
+    pub fn interval(&self) -> Duration {
+        Duration::from_secs(self.interval_secs)
+    }
+}
+
 impl Default for StateConfig {
     fn default() -> Self {
         StateConfig {
@@ -246,6 +273,9 @@ impl Config {
         }
         if !(100..=5_000).contains(&self.policy.poll_interval_ms) {
             return fail("policy.poll_interval_ms must be between 100 and 5000 (changes must apply within 5 s)".into());
+        }
+        if !(1..=86_400).contains(&self.signer.interval_secs) {
+            return fail("signer.interval_secs must be between 1 and 86400 (heads are signed at least daily)".into());
         }
         if self.chain.queue_max < self.chain.batch_max_rows {
             return fail("chain.queue_max must be at least chain.batch_max_rows".into());

@@ -25,6 +25,22 @@ use crate::watch_hub::WatchHub;
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum Request {
     Status,
+    /// Sign the head of `db` now.
+    SignNow {
+        db: String,
+    },
+    /// The Ed25519 public key of `db`.
+    Pubkey {
+        db: String,
+    },
+    /// A signed export of `db`, rows `from` to `to` (inclusive; to the end
+    /// when absent).
+    Export {
+        db: String,
+        #[serde(default = "first_seq")]
+        from: i64,
+        to: Option<i64>,
+    },
     Watch {
         /// Only this database; all when absent.
         db: Option<String>,
@@ -35,6 +51,10 @@ pub enum Request {
     },
 }
 
+fn first_seq() -> i64 {
+    1
+}
+
 pub struct ControlServer {
     pub socket: PathBuf,
     pub allow_uids: HashSet<u32>,
@@ -42,6 +62,7 @@ pub struct ControlServer {
     pub watch: WatchHub,
     pub databases: Arc<Databases>,
     pub default_db: String,
+    pub signing: crate::head_signer::Signing,
 }
 
 pub fn bind(path: &PathBuf) -> Result<UnixListener> {
@@ -90,6 +111,43 @@ impl ControlServer {
         match serde_json::from_str::<Request>(&line) {
             Ok(Request::Status) => write_line(&mut write, &self.stats.snapshot()).await,
             Ok(Request::Watch { db, since }) => self.watch(&mut write, db, since).await,
+            Ok(Request::SignNow { db }) => {
+                let reply = match self.checked(&db) {
+                    Ok(()) => match self.signing.sign(&db).await {
+                        Ok(head) => {
+                            json!({"type": "signed_head", "head": serde_json::to_value(&head).unwrap_or_default()})
+                        }
+                        Err(e) => json!({"type": "error", "message": e.to_string()}),
+                    },
+                    Err(e) => json!({"type": "error", "message": e.to_string()}),
+                };
+                write_line(&mut write, &reply).await
+            }
+            Ok(Request::Pubkey { db }) => {
+                let reply = match self.checked(&db).and_then(|()| {
+                    self.signing
+                        .keys
+                        .public_key(&db)
+                        .map_err(|e| Error::Control(e.to_string()))
+                }) {
+                    Ok(key) => {
+                        json!({"type": "pubkey", "database": db, "public_key": hex::encode(key)})
+                    }
+                    Err(e) => json!({"type": "error", "message": e.to_string()}),
+                };
+                write_line(&mut write, &reply).await
+            }
+            Ok(Request::Export { db, from, to }) => match self.export(&db, from, to).await {
+                // The whole file, then the end of the connection.
+                Ok(file) => write.write_all(file.to_json().as_bytes()).await,
+                Err(e) => {
+                    write_line(
+                        &mut write,
+                        &json!({"type": "error", "message": e.to_string()}),
+                    )
+                    .await
+                }
+            },
             Err(e) => {
                 write_line(
                     &mut write,
@@ -149,6 +207,64 @@ impl ControlServer {
                 Err(RecvError::Closed) => return Ok(()),
             }
         }
+    }
+
+    fn checked(&self, database: &str) -> Result<()> {
+        if valid_database_name(database) {
+            Ok(())
+        } else {
+            Err(Error::Control(format!(
+                "{database:?} is not a valid database name"
+            )))
+        }
+    }
+
+    /// Reads the range and the signed heads, then builds and signs the file.
+    async fn export(
+        &self,
+        database: &str,
+        from: i64,
+        to: Option<i64>,
+    ) -> Result<egress_signer::ExportFile> {
+        self.checked(database)?;
+        let client = self
+            .databases
+            .pool(database)?
+            .get()
+            .await
+            .map_err(|e| Error::Pool {
+                database: database.into(),
+                reason: crate::error::chain_text(&e),
+            })?;
+        let rows = store::rows_in_range(&client, from.max(1), to).await?;
+        let heads: Vec<egress_signer::SignedHead> = store::signed_heads(&client)
+            .await?
+            .into_iter()
+            .filter_map(|h| h.ok())
+            .collect();
+        let keys = self
+            .signing
+            .keys
+            .keys(database)
+            .map_err(|e| Error::Control(format!("signing keys: {e}")))?;
+        let rows: Vec<(egress_proto::JournalRow, [u8; 32], [u8; 32])> = rows
+            .into_iter()
+            .map(|r| {
+                let prev = r.prev_hash.as_slice().try_into().unwrap_or([0; 32]);
+                let hash = r.row_hash.as_slice().try_into().unwrap_or([0; 32]);
+                (r.row, prev, hash)
+            })
+            .collect();
+        let now = store::to_micros(std::time::SystemTime::now());
+        Ok(egress_signer::build_export(
+            database,
+            &rows,
+            &heads,
+            &keys,
+            now,
+            from.max(1),
+            to,
+        ))
     }
 
     async fn history(&self, database: &str, n: u32) -> Result<Vec<StoredRow>> {

@@ -18,6 +18,7 @@
 //!   and hashing as pure functions; `store`: every SQL statement.
 //! - `databases`: connection pools per database; `watch_hub`: fan-out of
 //!   committed rows; `control`: the control socket (status, watch).
+//! - `head_signer`: signs chain heads on a schedule and on demand (actor).
 //! - `setup`: roles, schema, migrations, grants; `verify`: chain checking.
 //! - `config`, `stats`, `error`, and `topology` (all wiring, and shutdown).
 
@@ -29,6 +30,7 @@ pub mod config;
 pub mod control;
 pub mod databases;
 pub mod error;
+pub mod head_signer;
 pub mod ingest;
 pub mod link;
 pub mod origin;

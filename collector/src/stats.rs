@@ -20,6 +20,9 @@ pub struct DbStats {
     pub suppressed: u64,
     pub queued: u64,
     pub last_error: Option<String>,
+    /// The latest head this collector signed.
+    pub signed_head_seq: Option<i64>,
+    pub signed_at_us: Option<i64>,
 }
 
 #[derive(Debug, Default)]
@@ -66,6 +69,10 @@ impl Stats {
                 .entry(database.to_owned())
                 .or_default(),
         );
+    }
+
+    pub fn database_names(&self) -> Vec<String> {
+        lock(&self.databases).keys().cloned().collect()
     }
 
     pub fn rejected_total(&self) -> u64 {

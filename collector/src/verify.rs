@@ -1,7 +1,12 @@
 //! Chain verification: recomputes every row's hash from its columns and
-//! checks each link, naming the first position where the chain breaks.
+//! checks each link, naming the first position where the chain breaks; then
+//! checks every signed head against the chain, which catches what a chain
+//! alone cannot: a journal truncated after a signed head.
+
+use std::collections::BTreeMap;
 
 use egress_proto::GENESIS_HASH;
+use egress_signer::SignedHead;
 
 use crate::store::StoredRow;
 
@@ -20,6 +25,11 @@ pub struct ChainCheck {
     prev_hash: Vec<u8>,
     pub rows: u64,
     pub broken: Option<Break>,
+    /// Signed heads by seq, checked as their row passes.
+    heads: BTreeMap<i64, Vec<SignedHead>>,
+    /// The public key heads must be signed with, when the auditor pins one.
+    pinned_key: Option<[u8; 32]>,
+    pub heads_checked: usize,
 }
 
 impl ChainCheck {
@@ -31,7 +41,61 @@ impl ChainCheck {
             prev_hash: GENESIS_HASH.to_vec(),
             rows: 0,
             broken: None,
+            heads: BTreeMap::new(),
+            pinned_key: None,
+            heads_checked: 0,
         }
+    }
+
+    /// Signed heads to check (from the table and Odoo's mirror), and the
+    /// key they must carry if the auditor pinned one.
+    pub fn with_heads(mut self, heads: Vec<SignedHead>, pinned_key: Option<[u8; 32]>) -> Self {
+        for head in heads {
+            self.heads.entry(head.seq).or_default().push(head);
+        }
+        self.pinned_key = pinned_key;
+        self
+    }
+
+    /// After the last row: a signed head beyond the journal's end means rows
+    /// were removed after it was signed.
+    pub fn finish(&mut self) {
+        if self.broken.is_some() {
+            return;
+        }
+        let end = self.head_seq();
+        if let Some((&seq, _)) = self.heads.range(end + 1..).next() {
+            self.broken = Some(Break {
+                seq: end + 1,
+                reason: format!(
+                    "the journal ends at seq {end} but a head was signed at seq {seq}: \
+                     the log was truncated or altered after that signed head"
+                ),
+            });
+        }
+    }
+
+    /// Checks the heads signed at `seq` against the row that is there.
+    fn check_heads(&mut self, seq: i64, row_hash: &[u8]) -> Option<String> {
+        for head in self.heads.get(&seq).into_iter().flatten() {
+            if self.pinned_key.is_some_and(|key| key != head.public_key) {
+                return Some(format!(
+                    "the head signed at seq {seq} was not signed with the pinned public key"
+                ));
+            }
+            if !head.verify_signature(&head.public_key) {
+                return Some(format!(
+                    "the head signed at seq {seq} has an invalid signature: forged or altered"
+                ));
+            }
+            if head.row_hash.as_slice() != row_hash {
+                return Some(format!(
+                    "the row no longer matches the head signed at seq {seq}: the log was altered after it was signed"
+                ));
+            }
+            self.heads_checked += 1;
+        }
+        None
     }
 
     /// Checks one row; false once the chain is broken.
@@ -65,7 +129,7 @@ impl ChainCheck {
                 stored.row.database
             ))
         } else {
-            None
+            self.check_heads(seq, &stored.row_hash)
         };
         if let Some(reason) = reason {
             self.broken = Some(Break {
@@ -117,13 +181,54 @@ mod tests {
     }
 
     fn check(rows: &[StoredRow]) -> Option<Break> {
-        let mut check = ChainCheck::new(Some("db".into()));
+        check_with(rows, vec![])
+    }
+
+    fn check_with(rows: &[StoredRow], heads: Vec<SignedHead>) -> Option<Break> {
+        let mut check = ChainCheck::new(Some("db".into())).with_heads(heads, None);
         for row in rows {
             if !check.feed(row) {
                 break;
             }
         }
+        check.finish();
         check.broken
+    }
+
+    fn head(rows: &[StoredRow], seq: usize, secret: u8) -> SignedHead {
+        let keys = egress_signer::Keys::from_secrets([secret; 32], [secret; 32]);
+        let hash: [u8; 32] = rows[seq - 1].row_hash.clone().try_into().unwrap();
+        egress_signer::sign_head(&keys, "db", seq as i64, &hash, 1)
+    }
+
+    #[test]
+    fn signed_heads_that_match_pass() {
+        let rows = journal(5);
+        let heads = vec![head(&rows, 2, 1), head(&rows, 5, 1)];
+        assert_eq!(check_with(&rows, heads), None);
+    }
+
+    #[test]
+    fn a_truncated_tail_is_caught_by_the_signed_head() {
+        let mut rows = journal(5);
+        let heads = vec![head(&rows, 5, 1)];
+        rows.truncate(3);
+        let broken = check_with(&rows, heads).unwrap();
+        assert_eq!(broken.seq, 4);
+        assert!(broken.reason.contains("truncated"), "{}", broken.reason);
+    }
+
+    #[test]
+    fn a_forged_head_is_caught() {
+        let rows = journal(3);
+        let mut forged = head(&rows, 2, 1);
+        forged.row_hash[0] ^= 1;
+        let broken = check_with(&rows, vec![forged]).unwrap();
+        assert!(
+            broken.reason.contains("invalid signature"),
+            "{}",
+            broken.reason
+        );
     }
 
     #[test]

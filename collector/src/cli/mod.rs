@@ -3,8 +3,11 @@
 //! Exit codes: 0 success; 1 the journal is tampered (`verify`) or the
 //! command failed; 2 `verify` could not check.
 
+mod export;
+mod pubkey;
 mod run;
 mod setup;
+mod sign_now;
 mod status;
 mod time;
 mod verify;
@@ -36,8 +39,14 @@ enum Command {
     Watch(watch::WatchArgs),
     /// Show the running collector's counters.
     Status(status::StatusArgs),
-    /// Recompute the whole chain of a database's journal.
+    /// Recompute the whole chain of a database's journal and check its signed heads.
     Verify(verify::VerifyArgs),
+    /// Have the running collector sign a database's chain head now.
+    SignNow(sign_now::SignNowArgs),
+    /// Print a database's Ed25519 public key (for auditors).
+    Pubkey(pubkey::PubkeyArgs),
+    /// Write a signed export of a database's journal.
+    Export(export::ExportArgs),
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -47,6 +56,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Watch(args) => watch::main(args),
         Command::Status(args) => status::main(args),
         Command::Verify(args) => verify::main(args),
+        Command::SignNow(args) => sign_now::main(args),
+        Command::Pubkey(args) => pubkey::main(args),
+        Command::Export(args) => export::main(args),
     }
 }
 
@@ -77,6 +89,27 @@ async fn control_request(
     line.push('\n');
     stream.write_all(line.as_bytes()).await?;
     Ok(tokio::io::BufReader::new(stream).lines())
+}
+
+/// Sends one request and returns its one JSON reply, or the collector's
+/// refusal as an error.
+fn one_reply(
+    path: &std::path::Path,
+    request: &egress_collector::control::Request,
+) -> anyhow::Result<serde_json::Value> {
+    use anyhow::Context;
+    let line = runtime()?.block_on(async {
+        let mut lines = control_request(path, request).await?;
+        lines
+            .next_line()
+            .await?
+            .context("the collector closed the connection without a reply")
+    })?;
+    let value: serde_json::Value = serde_json::from_str(&line).context("unreadable reply")?;
+    if value["type"] == "error" {
+        anyhow::bail!("{}", value["message"].as_str().unwrap_or("refused"));
+    }
+    Ok(value)
 }
 
 const DEFAULT_CONTROL: &str = "/run/egress-collector/control.sock";

@@ -62,6 +62,9 @@ pub struct RunArgs {
     /// [policy] poll_interval_ms: how often settings and catalogue are re-read.
     #[arg(long, env = "EGRESS_POLICY_POLL_MS")]
     policy_poll_ms: Option<u64>,
+    /// [signer] interval_secs: how often chain heads are signed.
+    #[arg(long, env = "EGRESS_SIGN_INTERVAL_SECS")]
+    sign_interval_secs: Option<u64>,
     /// [state] dir: the collector's own state (keys, salts).
     #[arg(long, env = "EGRESS_STATE_DIR")]
     state_dir: Option<PathBuf>,
@@ -99,6 +102,7 @@ fn load(args: RunArgs) -> anyhow::Result<Config> {
         control => control.socket;
         control_allow_uids => control.allow_uids;
         policy_poll_ms => policy.poll_interval_ms;
+        sign_interval_secs => signer.interval_secs;
         state_dir => state.dir;
         log_level => log.level;
     }

@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
 use clap::Args;
 use egress_collector::control::Request;
 use serde_json::Value;
@@ -19,17 +18,7 @@ pub struct StatusArgs {
 }
 
 pub fn main(args: StatusArgs) -> anyhow::Result<ExitCode> {
-    let reply = super::runtime()?.block_on(async {
-        let mut lines = super::control_request(&args.control, &Request::Status).await?;
-        lines
-            .next_line()
-            .await?
-            .context("the collector closed the connection without a reply")
-    })?;
-    let status: Value = serde_json::from_str(&reply).context("unreadable status reply")?;
-    if status["type"] == "error" {
-        bail!("{}", status["message"].as_str().unwrap_or("refused"));
-    }
+    let status = super::one_reply(&args.control, &Request::Status)?;
     if args.json {
         println!("{status}");
     } else {

@@ -1,0 +1,269 @@
+//! Issue 4 end to end: the running collector signs chain heads on a schedule
+//! and on demand, mirrors the latest into Odoo's settings, exports a signed
+//! file that both standalone verifiers accept, and `verify` catches what a
+//! chain alone cannot: a journal truncated after a signed head, a forged
+//! head, and (with an auditor's witness) a rollback with a replayed head.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use egress_hook::{Call, HookClient};
+use egress_tests::bins::bin_dir;
+use egress_tests::{serial, verify, wait_until, Collector, Scratch, TestDb};
+
+fn odoo_db(tag: &str) -> TestDb {
+    let db = TestDb::create(tag);
+    db.sql()
+        .batch(
+            "CREATE TABLE public.ir_config_parameter (
+                 id serial PRIMARY KEY, key varchar NOT NULL UNIQUE, value text NOT NULL)",
+        )
+        .unwrap();
+    let out = db.run_setup();
+    assert!(
+        out.status.success(),
+        "setup: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    db
+}
+
+fn send_calls(collector: &Collector, db: &TestDb, n: i64) {
+    let hook = HookClient::new(collector.socket());
+    let before = db.call_rows();
+    for i in 0..n {
+        hook.send_call(Call {
+            database: db.name().into(),
+            channel: "http".into(),
+            host: "api.openai.com".into(),
+            port: 443,
+            path: format!("/v1/item/{i}"),
+            ..Call::default()
+        });
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let rows = wait_until(
+        Duration::from_secs(30),
+        || db.call_rows(),
+        |v| *v >= before + n,
+    );
+    assert_eq!(rows, before + n);
+}
+
+fn collector_cli(collector: &Collector, args: &[&str]) -> Output {
+    Command::new(bin_dir().join("egress-collector"))
+        .args(args)
+        .arg("--control")
+        .arg(collector.control())
+        .output()
+        .expect("spawn egress-collector")
+}
+
+fn egress_verify(file: &Path, extra: &[&str]) -> Output {
+    Command::new(bin_dir().join("egress-verify"))
+        .arg(file)
+        .args(extra)
+        .output()
+        .expect("spawn egress-verify")
+}
+
+fn verify_export_py(file: &Path, extra: &[&str]) -> Output {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../signer/python/verify_export.py");
+    Command::new("python3")
+        .arg(script)
+        .arg(file)
+        .args(extra)
+        .output()
+        .expect("spawn python3")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// As a superuser who switches the append-only triggers off: the attacker.
+fn tamper(db: &TestDb, sql: &str) {
+    db.sql()
+        .batch(&format!(
+            "ALTER TABLE egress.journal DISABLE TRIGGER USER;
+             ALTER TABLE egress.signed_head DISABLE TRIGGER USER;
+             {sql};
+             ALTER TABLE egress.journal ENABLE TRIGGER USER;
+             ALTER TABLE egress.signed_head ENABLE TRIGGER USER;"
+        ))
+        .unwrap();
+}
+
+#[test]
+fn heads_are_signed_on_schedule_and_on_demand_and_mirrored_into_odoo() {
+    let _serial = serial();
+    let db = odoo_db("signing");
+    let collector = Collector::builder(db.name())
+        .arg("--sign-interval-secs")
+        .arg("1")
+        .start();
+    send_calls(&collector, &db, 5);
+    let scheduled = wait_until(
+        Duration::from_secs(10),
+        || db.sql().int("SELECT count(*) FROM egress.signed_head"),
+        |n| *n >= 2,
+    );
+    assert!(scheduled >= 2, "scheduled signing wrote {scheduled} heads");
+
+    send_calls(&collector, &db, 3);
+    let out = collector_cli(&collector, &["sign-now", "--db", db.name()]);
+    assert!(out.status.success(), "sign-now: {}", text(&out));
+    let head_seq = db.sql().int("SELECT max(seq) FROM egress.journal");
+    assert_eq!(
+        db.sql().int("SELECT max(seq) FROM egress.signed_head"),
+        head_seq
+    );
+    let mirror = db
+        .sql()
+        .text("SELECT (SELECT value FROM ir_config_parameter WHERE key = 'mit_network_audit.signed_head')")
+        .expect("the latest signed head is mirrored into ir_config_parameter");
+    let mirror: serde_json::Value = serde_json::from_str(&mirror).unwrap();
+    assert_eq!(mirror["database"], db.name());
+    let pubkey = collector_cli(&collector, &["pubkey", "--db", db.name()]);
+    let pubkey = String::from_utf8_lossy(&pubkey.stdout).trim().to_string();
+    assert_eq!(mirror["public_key"], pubkey);
+    // Odoo's role reads the heads and cannot forge one.
+    let denied = db
+        .sql()
+        .batch("SET ROLE odoo; INSERT INTO egress.signed_head (database) VALUES ('x')");
+    assert!(denied.is_err());
+    db.sql().batch("RESET ROLE").unwrap();
+
+    let verified = verify(&db.superuser_url());
+    assert!(verified.verified(), "{verified}");
+    assert!(
+        verified.stdout.contains("signed heads checked"),
+        "{verified}"
+    );
+}
+
+#[test]
+fn exports_pass_both_standalone_verifiers_and_verify_catches_truncation_and_forgery() {
+    let _serial = serial();
+    let db = odoo_db("export");
+    let collector = Collector::start(db.name());
+    let dir = Scratch::new("export");
+    send_calls(&collector, &db, 20);
+    assert!(collector_cli(&collector, &["sign-now", "--db", db.name()])
+        .status
+        .success());
+    let pubkey = collector_cli(&collector, &["pubkey", "--db", db.name()]);
+    let pubkey = String::from_utf8_lossy(&pubkey.stdout).trim().to_string();
+
+    let file = dir.join("export.json");
+    let out = collector_cli(
+        &collector,
+        &["export", "--db", db.name(), "-o", file.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "export: {}", text(&out));
+    let witness = dir.join("witness.json");
+    let rust = egress_verify(
+        &file,
+        &["--pubkey", &pubkey, "--witness", witness.to_str().unwrap()],
+    );
+    assert_eq!(
+        rust.status.code(),
+        Some(0),
+        "egress-verify: {}",
+        text(&rust)
+    );
+    let python = verify_export_py(&file, &["--pubkey", &pubkey]);
+    assert_eq!(
+        python.status.code(),
+        Some(0),
+        "verify_export.py: {}",
+        text(&python)
+    );
+
+    // A partial export from an anchor verifies too.
+    let part = dir.join("part.json");
+    assert!(collector_cli(
+        &collector,
+        &[
+            "export",
+            "--db",
+            db.name(),
+            "--from",
+            "5",
+            "--to",
+            "12",
+            "-o",
+            part.to_str().unwrap()
+        ]
+    )
+    .status
+    .success());
+    assert_eq!(
+        egress_verify(&part, &["--pubkey", &pubkey]).status.code(),
+        Some(0)
+    );
+
+    // A forged head in the table (signed with another key).
+    tamper(
+        &db,
+        "INSERT INTO egress.signed_head (database, seq, row_hash, signed_at_us, signed_at, hmac, signature, public_key, collector)
+         SELECT database, seq, row_hash, signed_at_us + 1, signed_at, hmac, signature, public_key, 'forger'
+         FROM egress.signed_head ORDER BY id DESC LIMIT 1",
+    );
+    let forged = verify(&db.superuser_url());
+    assert_eq!(forged.code, Some(1), "{forged}");
+    assert!(forged.stdout.contains("invalid signature"), "{forged}");
+    tamper(
+        &db,
+        "DELETE FROM egress.signed_head WHERE collector = 'forger'",
+    );
+    assert!(verify(&db.superuser_url()).verified());
+
+    // The tail cut after the last signed head: the chain alone still links.
+    let end = db.sql().int("SELECT max(seq) FROM egress.journal");
+    tamper(
+        &db,
+        &format!("DELETE FROM egress.journal WHERE seq > {}", end - 3),
+    );
+    let truncated = verify(&db.superuser_url());
+    assert_eq!(truncated.code, Some(1), "{truncated}");
+    assert!(truncated.stdout.contains("truncated"), "{truncated}");
+    assert!(truncated.names_seq(end - 2), "{truncated}");
+
+    // Deleting the later heads too does not help: Odoo's mirror keeps the latest.
+    tamper(
+        &db,
+        &format!("DELETE FROM egress.signed_head WHERE seq > {}", end - 3),
+    );
+    let still = verify(&db.superuser_url());
+    assert_eq!(still.code, Some(1), "{still}");
+
+    // Replaying an older head into the mirror hides it from `verify` on the
+    // database, but not from an auditor's witness of the earlier export.
+    assert!(collector_cli(&collector, &["sign-now", "--db", db.name()])
+        .status
+        .success());
+    let rolled_back = dir.join("rolled-back.json");
+    assert!(collector_cli(
+        &collector,
+        &[
+            "export",
+            "--db",
+            db.name(),
+            "-o",
+            rolled_back.to_str().unwrap()
+        ]
+    )
+    .status
+    .success());
+    let caught = egress_verify(
+        &rolled_back,
+        &["--pubkey", &pubkey, "--witness", witness.to_str().unwrap()],
+    );
+    assert_eq!(caught.status.code(), Some(1), "witness: {}", text(&caught));
+}
