@@ -14,7 +14,7 @@ use deadpool_postgres::Pool;
 use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
-use crate::chain;
+use crate::chain::{self, Account};
 use crate::config::ChainConfig;
 use crate::databases::Databases;
 use crate::error::{Error, Result};
@@ -39,8 +39,8 @@ pub struct ChainAppender {
     buffer: VecDeque<Item<RedactedEntry>>,
     /// Losses from a full buffer, kept in order behind the buffer.
     overflow: LossSummary,
-    /// worker → last accounted sequence number, as committed.
-    cursors: HashMap<u64, u64>,
+    /// worker → what is accounted for it, as committed.
+    cursors: HashMap<u64, Account>,
     in_flight: bool,
     failures: u32,
     retry_at: Option<Instant>,
@@ -127,7 +127,7 @@ impl ChainAppender {
         let mut unknown = Vec::new();
         for worker in workers_in(&items) {
             match self.cursors.get(&worker) {
-                Some(last) => drop(known.insert(worker, *last)),
+                Some(account) => drop(known.insert(worker, account.clone())),
                 None => unknown.push(worker),
             }
         }
@@ -266,7 +266,7 @@ impl Handler<Drain> for ChainAppender {
 /// A committed batch.
 struct Written {
     rows: Vec<ChainedRow>,
-    cursors: HashMap<u64, u64>,
+    cursors: HashMap<u64, Account>,
     gap_entries: u64,
     events_in_gaps: u64,
     suppressed: u64,
@@ -299,7 +299,7 @@ async fn write_batch(
     pool: Result<Pool>,
     database: String,
     mut items: Vec<Item<RedactedEntry>>,
-    known: HashMap<u64, u64>,
+    known: HashMap<u64, Account>,
     unknown: Vec<u64>,
     collector: String,
 ) -> Result<Written, Failed> {
@@ -311,15 +311,10 @@ async fn write_batch(
     // finds every item as it was.
     let mut plan = chain::plan(&database, &mut items, &known);
     let sources = std::mem::take(&mut plan.sources);
-    let cursors: Vec<(i64, i64)> = plan
-        .cursors
-        .iter()
-        .map(|(w, s)| (*w as i64, *s as i64))
-        .collect();
     match commit(
         &mut client,
         std::mem::take(&mut plan.rows),
-        &cursors,
+        &plan.cursors,
         &collector,
     )
     .await
@@ -338,23 +333,22 @@ async fn write_batch(
     }
 }
 
-/// A connection, and the stored cursors of workers not seen since start.
+/// A connection, and the stored accounts of workers not seen since start.
 async fn connect(
     pool: Result<Pool>,
     database: &str,
-    mut known: HashMap<u64, u64>,
+    mut known: HashMap<u64, Account>,
     unknown: &[u64],
-) -> Result<(deadpool_postgres::Object, HashMap<u64, u64>)> {
+) -> Result<(deadpool_postgres::Object, HashMap<u64, Account>)> {
     let client = pool?.get().await.map_err(|e| Error::Pool {
         database: database.to_owned(),
         reason: crate::error::chain_text(&e),
     })?;
     if !unknown.is_empty() {
         let ids: Vec<i64> = unknown.iter().map(|w| *w as i64).collect();
-        let stored = store::fetch_cursors(&client, &ids).await?;
+        let mut stored = store::fetch_accounts(&client, &ids).await?;
         for worker in unknown {
-            let last = stored.get(&(*worker as i64)).map_or(0, |s| *s as u64);
-            known.insert(*worker, last);
+            known.insert(*worker, stored.remove(worker).unwrap_or_default());
         }
     }
     Ok((client, known))
@@ -365,7 +359,7 @@ async fn connect(
 async fn commit(
     client: &mut deadpool_postgres::Object,
     rows: Vec<egress_proto::JournalRow>,
-    cursors: &[(i64, i64)],
+    accounts: &HashMap<u64, Account>,
     collector: &str,
 ) -> Result<Vec<ChainedRow>, (Vec<egress_proto::JournalRow>, Error)> {
     let tx = match client.transaction().await {
@@ -387,7 +381,7 @@ async fn commit(
     let chained = chain::chain(rows, head, collector, store::to_micros(SystemTime::now()));
     let written = async {
         store::copy_rows(&tx, &chained).await?;
-        store::upsert_cursors(&tx, cursors).await?;
+        store::upsert_accounts(&tx, accounts).await?;
         tx.commit().await.map_err(|source| Error::Db {
             stmt: "commit",
             source,

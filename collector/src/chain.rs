@@ -12,14 +12,23 @@ use crate::store::ChainedRow;
 
 pub const SEQUENCE_JUMP: &str = "sequence_jump";
 
+/// What has been accounted for one worker: its last sequence number, and the
+/// running totals of losses it reported, by reason (workers report totals,
+/// so a lost report is made good by the next one).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Account {
+    pub last_seq: u64,
+    pub reported: BTreeMap<String, u64>,
+}
+
 /// Rows to append, with the accounting that goes with them.
 #[derive(Debug, Default)]
 pub struct Plan {
     pub rows: Vec<JournalRow>,
     /// For each row, the index of the item it was moved out of (calls).
     pub sources: Vec<Option<usize>>,
-    /// worker → last sequence number now accounted for.
-    pub cursors: HashMap<u64, u64>,
+    /// worker → what is now accounted for (the workers this plan touched).
+    pub cursors: HashMap<u64, Account>,
     pub gap_entries: u64,
     pub events_in_gaps: u64,
     /// Calls accounted but not journaled, by the database's settings.
@@ -29,7 +38,11 @@ pub struct Plan {
 /// Walks items in arrival order. `known` holds each worker's last accounted
 /// sequence number (absent: never seen, so 0). Every sequence number up to a
 /// worker's newest is either a row or counted in exactly one gap entry.
-pub fn plan(database: &str, items: &mut [Item<RedactedEntry>], known: &HashMap<u64, u64>) -> Plan {
+pub fn plan(
+    database: &str,
+    items: &mut [Item<RedactedEntry>],
+    known: &HashMap<u64, Account>,
+) -> Plan {
     let mut walk = Walk {
         known,
         plan: Plan::default(),
@@ -52,7 +65,7 @@ pub fn plan(database: &str, items: &mut [Item<RedactedEntry>], known: &HashMap<u
             Item::Drops(sender, drops) => {
                 walk.note_sender(drops.worker_id, sender);
                 for count in &drops.counts {
-                    walk.gap(drops.worker_id, &reason_label(&count.reason), count.count);
+                    walk.reported(drops.worker_id, &reason_label(&count.reason), count.count);
                 }
                 for cursor in &drops.cursors {
                     walk.advance_to(drops.worker_id, cursor.last_seq, 0);
@@ -91,8 +104,8 @@ pub fn plan(database: &str, items: &mut [Item<RedactedEntry>], known: &HashMap<u
                         walk.raise(*worker, high);
                     }
                     walk.gap(*worker, summary.reason, loss.calls + loss.other);
-                    for (reason, count) in &loss.reported {
-                        walk.gap(*worker, &reason_label(reason), *count);
+                    for (reason, total) in &loss.reported {
+                        walk.reported(*worker, &reason_label(reason), *total);
                     }
                     if let Some(cursor) = loss.cursor {
                         walk.advance_to(*worker, cursor, 0);
@@ -106,7 +119,7 @@ pub fn plan(database: &str, items: &mut [Item<RedactedEntry>], known: &HashMap<u
 }
 
 struct Walk<'a> {
-    known: &'a HashMap<u64, u64>,
+    known: &'a HashMap<u64, Account>,
     plan: Plan,
     /// (worker, reason) → events, in a stable order for the rows.
     gaps: BTreeMap<(u64, String), u64>,
@@ -114,13 +127,28 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
-    fn last(&self, worker: u64) -> u64 {
+    /// The worker's account as this plan has it so far.
+    fn account(&mut self, worker: u64) -> &mut Account {
+        let known = self.known;
         self.plan
             .cursors
-            .get(&worker)
-            .or_else(|| self.known.get(&worker))
-            .copied()
-            .unwrap_or(0)
+            .entry(worker)
+            .or_insert_with(|| known.get(&worker).cloned().unwrap_or_default())
+    }
+
+    fn last(&mut self, worker: u64) -> u64 {
+        self.account(worker).last_seq
+    }
+
+    /// A reported running total: only what exceeds the total already
+    /// accounted is a new loss.
+    fn reported(&mut self, worker: u64, reason: &str, total: u64) {
+        let account = self.account(worker);
+        let before = account.reported.get(reason).copied().unwrap_or(0);
+        if total > before {
+            account.reported.insert(reason.to_owned(), total);
+            self.gap(worker, reason, total - before);
+        }
     }
 
     /// Accounts `seq`: a call (`consumes` = 1) or a cursor (0). Numbers skipped
@@ -136,8 +164,8 @@ impl Walk<'_> {
     /// A call that arrives after a later one was accounted (possible only
     /// when an in-band loss summary overtook it) is journaled without a gap.
     fn raise(&mut self, worker: u64, seq: u64) {
-        let last = self.last(worker);
-        self.plan.cursors.insert(worker, last.max(seq));
+        let account = self.account(worker);
+        account.last_seq = account.last_seq.max(seq);
     }
 
     fn push(&mut self, row: JournalRow, source: Option<usize>) {
@@ -280,7 +308,7 @@ mod tests {
     fn a_gapless_run_has_no_gap() {
         let plan = plan("db", &mut [call(1), call(2), call(3)], &HashMap::new());
         assert!(gaps(&plan).is_empty());
-        assert_eq!(plan.cursors[&W], 3);
+        assert_eq!(plan.cursors[&W].last_seq, 3);
     }
 
     #[test]
@@ -291,7 +319,13 @@ mod tests {
 
     #[test]
     fn a_restart_resumes_from_the_stored_cursor() {
-        let known = HashMap::from([(W, 10)]);
+        let known = HashMap::from([(
+            W,
+            Account {
+                last_seq: 10,
+                ..Account::default()
+            },
+        )]);
         let plan = plan("db", &mut [call(14)], &known);
         assert_eq!(gaps(&plan), [("sequence_jump".into(), 3)]);
     }
@@ -305,7 +339,13 @@ mod tests {
 
     #[test]
     fn losses_before_a_summary_are_a_jump_then_the_summary_counts_its_own() {
-        let known = HashMap::from([(W, 1)]);
+        let known = HashMap::from([(
+            W,
+            Account {
+                last_seq: 1,
+                ..Account::default()
+            },
+        )]);
         let plan = plan("db", &mut [lost(&[5, 6], "mailbox_full"), call(7)], &known);
         assert_eq!(
             gaps(&plan),
@@ -337,7 +377,38 @@ mod tests {
             [("sequence_jump".into(), 3), ("socket_missing".into(), 4)]
         );
         assert_eq!(plan.events_in_gaps, 7);
-        assert_eq!(plan.cursors[&W], 5);
+        assert_eq!(plan.cursors[&W].last_seq, 5);
+    }
+
+    #[test]
+    fn reported_totals_count_once_even_when_a_report_was_lost() {
+        let report = |total| {
+            Item::Drops(
+                SENDER,
+                Drops {
+                    worker_id: W,
+                    counts: vec![DropCount {
+                        database: "db".into(),
+                        reason: "buffer_full".into(),
+                        count: total,
+                    }],
+                    cursors: vec![],
+                },
+            )
+        };
+        // The report of 4 was lost in a crash; the next one says 9 in all.
+        let known = HashMap::from([(
+            W,
+            Account {
+                last_seq: 0,
+                reported: [("buffer_full".to_string(), 0)].into(),
+            },
+        )]);
+        let first = plan("db", &mut [report(9)], &known);
+        assert_eq!(gaps(&first), [("buffer_full".into(), 9)]);
+        // The same total again (a report repeated) adds nothing.
+        let again = plan("db", &mut [report(9), report(7)], &first.cursors);
+        assert!(gaps(&again).is_empty());
     }
 
     #[test]

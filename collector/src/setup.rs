@@ -20,6 +20,16 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "components",
         include_str!("../migrations/0002_components.sql"),
     ),
+    (
+        3,
+        "signed_heads",
+        include_str!("../migrations/0003_signed_heads.sql"),
+    ),
+    (
+        4,
+        "worker_drops",
+        include_str!("../migrations/0004_worker_drops.sql"),
+    ),
 ];
 
 /// Serialises concurrent `setup` runs on one database.
@@ -134,15 +144,25 @@ pub async fn setup(options: &SetupOptions) -> Result<SetupReport> {
          GRANT USAGE ON SCHEMA egress TO {collector};
          GRANT SELECT, INSERT ON egress.journal TO {collector};
          GRANT SELECT, INSERT, UPDATE ON egress.worker_cursor TO {collector};
+         GRANT SELECT, INSERT, UPDATE ON egress.worker_drops TO {collector};
          GRANT SELECT ON egress.schema_migrations TO {collector};
          GRANT SELECT ON egress.component TO {collector};
          REVOKE ALL ON public.network_egress_log FROM PUBLIC;
          GRANT SELECT ON public.network_egress_log TO {odoo};
          REVOKE ALL ON public.network_egress_component FROM PUBLIC;
          GRANT SELECT, INSERT, UPDATE, DELETE ON public.network_egress_component TO {odoo};
+         GRANT SELECT, INSERT ON egress.signed_head TO {collector};
+         GRANT USAGE ON SEQUENCE egress.signed_head_id_seq TO {collector};
+         GRANT EXECUTE ON FUNCTION egress.mirror_signed_head(text) TO {collector};
+         GRANT SELECT ON public.network_signed_head TO {odoo};
          DO $$ BEGIN
              IF to_regclass('public.ir_config_parameter') IS NOT NULL THEN
                  GRANT SELECT ON public.ir_config_parameter TO {collector};
+                 -- For egress.mirror_signed_head only (it runs as {owner}).
+                 GRANT SELECT, INSERT, UPDATE ON public.ir_config_parameter TO {owner};
+                 IF to_regclass('public.ir_config_parameter_id_seq') IS NOT NULL THEN
+                     GRANT USAGE ON SEQUENCE public.ir_config_parameter_id_seq TO {owner};
+                 END IF;
              END IF;
          END $$;"
     );

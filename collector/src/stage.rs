@@ -127,7 +127,7 @@ pub struct WorkerLoss {
     /// Calls the collector dropped, with the range of their sequence numbers.
     pub calls: u64,
     pub seq_range: Option<(u64, u64)>,
-    /// Drop counts the worker reported in `Drops` messages we then dropped.
+    /// Running totals the worker reported in `Drops` messages we then dropped.
     pub reported: BTreeMap<String, u64>,
     /// Highest sequence cursor from those dropped `Drops` messages.
     pub cursor: Option<u64>,
@@ -170,8 +170,10 @@ impl LossSummary {
                 }
                 Item::Drops(_, drops) => {
                     for count in drops.counts {
+                        // Reports carry running totals: keep the highest.
                         let loss = self.entry(&count.database, drops.worker_id);
-                        *loss.reported.entry(count.reason).or_default() += count.count;
+                        let total = loss.reported.entry(count.reason).or_default();
+                        *total = (*total).max(count.count);
                     }
                     for cursor in drops.cursors {
                         let loss = self.entry(&cursor.database, drops.worker_id);
@@ -198,8 +200,9 @@ impl LossSummary {
                 (None, r) | (r, None) => r,
                 (Some((a, b)), Some((c, d))) => Some((a.min(c), b.max(d))),
             };
-            for (reason, count) in loss.reported {
-                *mine.reported.entry(reason).or_default() += count;
+            for (reason, total) in loss.reported {
+                let mine_total = mine.reported.entry(reason).or_default();
+                *mine_total = (*mine_total).max(total);
             }
             mine.cursor = mine.cursor.max(loss.cursor);
             mine.other += loss.other;

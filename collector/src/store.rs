@@ -247,24 +247,50 @@ pub fn stored_row(row: &Row) -> Result<StoredRow> {
     })
 }
 
-/// The last accounted sequence number of each given worker; absent workers
-/// have never been seen in this database.
-pub async fn fetch_cursors(
+/// What is accounted for each given worker (absent: never seen here).
+pub async fn fetch_accounts(
     client: &tokio_postgres::Client,
     worker_ids: &[i64],
-) -> Result<HashMap<i64, i64>> {
-    let rows = client
+) -> Result<HashMap<u64, crate::chain::Account>> {
+    let mut accounts: HashMap<u64, crate::chain::Account> = HashMap::new();
+    let cursors = client
         .query(
             "SELECT worker_id, last_seq FROM egress.worker_cursor WHERE worker_id = ANY($1)",
             &[&worker_ids],
         )
         .await
         .map_err(db_err("read worker cursors"))?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    for row in &cursors {
+        accounts
+            .entry(row.get::<_, i64>(0) as u64)
+            .or_default()
+            .last_seq = row.get::<_, i64>(1) as u64;
+    }
+    let drops = client
+        .query(
+            "SELECT worker_id, reason, reported FROM egress.worker_drops WHERE worker_id = ANY($1)",
+            &[&worker_ids],
+        )
+        .await
+        .map_err(db_err("read worker drop totals"))?;
+    for row in &drops {
+        let account = accounts.entry(row.get::<_, i64>(0) as u64).or_default();
+        account
+            .reported
+            .insert(row.get(1), row.get::<_, i64>(2) as u64);
+    }
+    Ok(accounts)
 }
 
-pub async fn upsert_cursors(tx: &Transaction<'_>, cursors: &[(i64, i64)]) -> Result<()> {
-    let (ids, seqs): (Vec<i64>, Vec<i64>) = cursors.iter().copied().unzip();
+/// Stores what is now accounted, in the transaction of the rows it covers.
+pub async fn upsert_accounts(
+    tx: &Transaction<'_>,
+    accounts: &HashMap<u64, crate::chain::Account>,
+) -> Result<()> {
+    let (ids, seqs): (Vec<i64>, Vec<i64>) = accounts
+        .iter()
+        .map(|(w, a)| (*w as i64, a.last_seq as i64))
+        .unzip();
     tx.execute(
         "INSERT INTO egress.worker_cursor (worker_id, last_seq) \
          SELECT * FROM unnest($1::bigint[], $2::bigint[]) \
@@ -275,6 +301,28 @@ pub async fn upsert_cursors(tx: &Transaction<'_>, cursors: &[(i64, i64)]) -> Res
     )
     .await
     .map_err(db_err("update worker cursors"))?;
+    let mut ids = Vec::new();
+    let mut reasons = Vec::new();
+    let mut totals = Vec::new();
+    for (worker, account) in accounts {
+        for (reason, total) in &account.reported {
+            ids.push(*worker as i64);
+            reasons.push(reason.as_str());
+            totals.push(*total as i64);
+        }
+    }
+    if !ids.is_empty() {
+        tx.execute(
+            "INSERT INTO egress.worker_drops (worker_id, reason, reported) \
+             SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[]) \
+             ON CONFLICT (worker_id, reason) DO UPDATE \
+             SET reported = GREATEST(egress.worker_drops.reported, EXCLUDED.reported), \
+                 updated_at = now()",
+            &[&ids, &reasons, &totals],
+        )
+        .await
+        .map_err(db_err("update worker drop totals"))?;
+    }
     Ok(())
 }
 
@@ -413,4 +461,128 @@ pub async fn seed_components(
             .map_err(db_err("seed components catalogue"))?;
     }
     Ok(added)
+}
+
+/// The journal's last row `(seq, row_hash)`, read without the chain lock.
+pub async fn read_head(client: &tokio_postgres::Client) -> Result<Option<(i64, Vec<u8>)>> {
+    let row = client
+        .query_opt(
+            "SELECT seq, row_hash FROM egress.journal ORDER BY seq DESC LIMIT 1",
+            &[],
+        )
+        .await
+        .map_err(db_err("read chain head"))?;
+    Ok(row.map(|r| (r.get(0), r.get(1))))
+}
+
+/// Appends a signed head and mirrors it into Odoo's settings; returns
+/// whether Odoo's `ir_config_parameter` was there to receive the mirror.
+pub async fn record_signed_head(
+    client: &tokio_postgres::Client,
+    head: &egress_signer::SignedHead,
+    collector: &str,
+) -> Result<bool> {
+    client
+        .execute(
+            "INSERT INTO egress.signed_head \
+             (database, seq, row_hash, signed_at_us, signed_at, hmac, signature, public_key, collector) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            &[
+                &head.database,
+                &head.seq,
+                &head.row_hash.as_slice(),
+                &head.signed_at_us,
+                &to_system_time(head.signed_at_us),
+                &head.hmac.as_slice(),
+                &head.signature.as_slice(),
+                &head.public_key.as_slice(),
+                &collector,
+            ],
+        )
+        .await
+        .map_err(db_err("record signed head"))?;
+    let mirrored = client
+        .query_one("SELECT egress.mirror_signed_head($1)", &[&head.to_json()])
+        .await
+        .map_err(db_err("mirror signed head"))?;
+    Ok(mirrored.get(0))
+}
+
+/// Every signed head, oldest first. Heads whose stored bytes have the wrong
+/// length (edited by hand) are returned as errors in place.
+pub async fn signed_heads(
+    client: &tokio_postgres::Client,
+) -> Result<Vec<std::result::Result<egress_signer::SignedHead, String>>> {
+    let rows = client
+        .query(
+            "SELECT database, seq, row_hash, signed_at_us, hmac, signature, public_key, id \
+             FROM egress.signed_head ORDER BY seq, signed_at_us, id",
+            &[],
+        )
+        .await
+        .map_err(db_err("read signed heads"))?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let bytes = |i: usize| r.get::<_, Vec<u8>>(i);
+            let id: i64 = r.get(7);
+            let fixed = |i: usize, what: &str| -> std::result::Result<Vec<u8>, String> {
+                Ok(bytes(i)).and_then(|b| {
+                    if b.is_empty() {
+                        Err(format!("signed head {id}: empty {what}"))
+                    } else {
+                        Ok(b)
+                    }
+                })
+            };
+            Ok(egress_signer::SignedHead {
+                database: r.get(0),
+                seq: r.get(1),
+                row_hash: fixed(2, "row_hash")?
+                    .try_into()
+                    .map_err(|_| format!("signed head {id}: row_hash is not 32 bytes"))?,
+                signed_at_us: r.get(3),
+                hmac: fixed(4, "hmac")?
+                    .try_into()
+                    .map_err(|_| format!("signed head {id}: hmac is not 32 bytes"))?,
+                signature: fixed(5, "signature")?
+                    .try_into()
+                    .map_err(|_| format!("signed head {id}: signature is not 64 bytes"))?,
+                public_key: fixed(6, "public_key")?
+                    .try_into()
+                    .map_err(|_| format!("signed head {id}: public key is not 32 bytes"))?,
+            })
+        })
+        .collect())
+}
+
+/// Rows from `from` to `to` (inclusive; `None`: to the end), in chain order.
+pub async fn rows_in_range(
+    client: &tokio_postgres::Client,
+    from: i64,
+    to: Option<i64>,
+) -> Result<Vec<StoredRow>> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {COLUMNS} FROM egress.journal WHERE seq >= $1 AND ($2::bigint IS NULL OR seq <= $2) ORDER BY seq"
+            ),
+            &[&from, &to],
+        )
+        .await
+        .map_err(db_err("read journal rows"))?;
+    rows.iter().map(stored_row).collect()
+}
+
+/// The signed head mirrored into Odoo's settings, if any (and if readable).
+pub async fn mirrored_head(client: &tokio_postgres::Client) -> Option<String> {
+    client
+        .query_opt(
+            "SELECT value FROM public.ir_config_parameter WHERE key = 'mit_network_audit.signed_head'",
+            &[],
+        )
+        .await
+        .ok()
+        .flatten()
+        .map(|r| r.get(0))
 }

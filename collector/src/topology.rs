@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::control::{self, ControlServer};
 use crate::databases::Databases;
 use crate::error::{Error, Result};
+use crate::head_signer::{HeadSigner, Signing};
 use crate::ingest::{self, IngestSettings};
 use crate::link::Link;
 use crate::policy::PolicyMap;
@@ -154,6 +155,19 @@ async fn wire_and_wait(
     let mut control_uids: HashSet<u32> = config.control.allow_uids.iter().copied().collect();
     control_uids.insert(own_uid);
     let listener = control::bind(&config.control.socket)?;
+    let keys = egress_signer::KeyStore::open(&config.state.dir).map_err(|e| {
+        Error::Config(format!(
+            "signing keys in {}: {e}",
+            config.state.dir.display()
+        ))
+    })?;
+    let signing = Signing {
+        databases: databases.clone(),
+        keys: Arc::new(keys),
+        stats: stats.clone(),
+        collector: host_name(),
+    };
+    HeadSigner::new(signing.clone(), config.signer.interval()).start();
     let server = Arc::new(ControlServer {
         socket: config.control.socket.clone(),
         allow_uids: control_uids,
@@ -161,6 +175,7 @@ async fn wire_and_wait(
         watch,
         databases,
         default_db: config.database.default_db.clone(),
+        signing,
     });
     actix_rt::spawn(server.serve(listener));
     info!(ingest = %config.ingest.socket.display(), control = %config.control.socket.display(),

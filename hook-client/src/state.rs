@@ -40,8 +40,13 @@ pub(crate) struct State {
     socket: Option<UnixDatagram>,
     /// Last sequence number the kernel accepted, per database.
     last_seq: BTreeMap<String, u64>,
-    /// Drops not yet acknowledged by an accepted `Drops` datagram.
+    /// Drops not yet acknowledged by an accepted `Drops` datagram: they make
+    /// a report due.
     pending: BTreeMap<(String, DropReason), u64>,
+    /// Running totals of drops since this worker started, never cleared:
+    /// every report carries them, so a report lost on the way (a collector
+    /// killed before it journaled it) is made good by the next one.
+    drop_totals: BTreeMap<(String, DropReason), u64>,
     last_report: Option<Instant>,
     totals: Totals,
 }
@@ -53,6 +58,7 @@ impl State {
             socket: None,
             last_seq: BTreeMap::new(),
             pending: BTreeMap::new(),
+            drop_totals: BTreeMap::new(),
             last_report: None,
             totals: Totals::default(),
         }
@@ -121,7 +127,7 @@ impl State {
             Err(reason) => {
                 self.totals.other_dropped += 1;
                 if let Some(database) = journaled {
-                    *self.pending.entry((database, reason)).or_default() += 1;
+                    self.count_drop(database, reason);
                 }
             }
         }
@@ -135,6 +141,14 @@ impl State {
             .totals
             .calls_dropped_by_reason
             .entry(reason)
+            .or_default() += 1;
+        self.count_drop(database, reason);
+    }
+
+    fn count_drop(&mut self, database: String, reason: DropReason) {
+        *self
+            .drop_totals
+            .entry((database.clone(), reason))
             .or_default() += 1;
         *self.pending.entry((database, reason)).or_default() += 1;
     }
@@ -172,12 +186,13 @@ impl State {
         self.report(path);
     }
 
-    /// Sends every pending count and every cursor, split over as many `Drops`
-    /// datagrams as needed; a count is cleared only when the datagram that
-    /// carried it was accepted. Returns whether all were accepted.
+    /// Sends every running total and every cursor, split over as many
+    /// `Drops` datagrams as needed; pending drops are acknowledged only when
+    /// the datagram that carried their total was accepted. Returns whether
+    /// all were accepted.
     pub fn report(&mut self, path: &Path) -> bool {
         self.last_report = Some(Instant::now());
-        let counts: Vec<(String, DropReason)> = self.pending.keys().cloned().collect();
+        let counts: Vec<(String, DropReason)> = self.drop_totals.keys().cloned().collect();
         let cursors: Vec<SeqCursor> = self
             .last_seq
             .iter()
@@ -215,7 +230,7 @@ impl State {
                 .map(|key| DropCount {
                     database: key.0.clone(),
                     reason: key.1.as_str().to_string(),
-                    count: self.pending.get(key).copied().unwrap_or(0),
+                    count: self.drop_totals.get(key).copied().unwrap_or(0),
                 })
                 .collect(),
             cursors,

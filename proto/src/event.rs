@@ -90,7 +90,9 @@ pub struct Call {
     pub trigger: Trigger,
 }
 
-/// How many events of one database a worker failed to send, and why.
+/// How many events of one database a worker has failed to send since it
+/// started, and why: a running total, never reset, so a lost report is made
+/// good by the next one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct DropCount {
     pub database: String,
@@ -107,9 +109,9 @@ pub struct SeqCursor {
     pub last_seq: u64,
 }
 
-/// The sender's own account of what it could not deliver. Dropped events do
-/// not consume sequence numbers, so these counts and sequence jumps never
-/// describe the same loss twice.
+/// The sender's own account of what it could not deliver, as running
+/// totals. Dropped events do not consume sequence numbers, so these counts
+/// and sequence jumps never describe the same loss twice.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Drops {
     pub worker_id: u64,

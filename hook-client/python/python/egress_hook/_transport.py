@@ -75,10 +75,16 @@ def _now_us():
     return time.time_ns() // 1000
 
 
+def _count_drop(worker, database, reason):
+    key = (database, reason)
+    worker.drop_totals[key] = worker.drop_totals.get(key, 0) + 1
+    worker.pending[key] = worker.pending.get(key, 0) + 1
+
+
 class _Worker:
     """One process's sending state; replaced, never reused, after a fork."""
 
-    __slots__ = ("pid", "worker_id", "lock", "sock", "last_seq", "pending",
+    __slots__ = ("pid", "worker_id", "lock", "sock", "last_seq", "pending", "drop_totals",
                  "last_report", "sent", "dropped", "dropped_by_reason",
                  "other_sent", "other_dropped", "reports_sent")
 
@@ -88,7 +94,12 @@ class _Worker:
         self.lock = threading.Lock()
         self.sock = None
         self.last_seq = {}
+        # Drops not yet carried by an accepted report: they make one due.
         self.pending = {}
+        # Running totals since the worker started, never cleared: every
+        # report carries them, so a report lost on the way is made good by
+        # the next (the Rust client does the same).
+        self.drop_totals = {}
         self.last_report = None
         self.sent = 0
         self.dropped = 0
@@ -196,8 +207,7 @@ class PythonClient:
     def _count_call_drop(self, worker, database, reason):
         worker.dropped += 1
         worker.dropped_by_reason[reason] = worker.dropped_by_reason.get(reason, 0) + 1
-        key = (database, reason)
-        worker.pending[key] = worker.pending.get(key, 0) + 1
+        _count_drop(worker, database, reason)
 
     def _send_other(self, worker, encode, database):
         try:
@@ -210,8 +220,9 @@ class PythonClient:
             self._transmit(worker, data)
         except _Failed as failed:
             worker.other_dropped += 1
-            key = (database, failed.reason)
-            worker.pending[key] = worker.pending.get(key, 0) + 1
+            # A lost Hello (database None) is no lost event: not reported.
+            if database is not None:
+                _count_drop(worker, database, failed.reason)
             return
         worker.other_sent += 1
         self._report_if_due(worker)
@@ -228,7 +239,7 @@ class PythonClient:
                         worker.worker_id, worker.pid, _now_us(), odoo_version,
                         python_version, self.hook_mode, self.hook_version,
                         addons_paths, databases),
-                    "")
+                    None)
         except Exception:
             pass
 
@@ -258,7 +269,7 @@ class PythonClient:
 
     def _report(self, worker):
         worker.last_report = time.monotonic()
-        keys = sorted(worker.pending,
+        keys = sorted(worker.drop_totals,
                       key=lambda k: (k[0].encode("utf-8"), _REASON_ORDER.get(k[1], 9)))
         cursors = sorted(worker.last_seq.items(), key=lambda c: c[0].encode("utf-8"))
         ki = ci = 0
@@ -269,7 +280,7 @@ class PythonClient:
             chunk_cursors = cursors[ci:ci + room]
             ci += len(chunk_cursors)
             last = ki >= len(keys) and ci >= len(cursors)
-            counts = [(db, reason, worker.pending.get((db, reason), 0))
+            counts = [(db, reason, worker.drop_totals.get((db, reason), 0))
                       for db, reason in chunk_keys]
             try:
                 data = _wire.encode_drops(worker.worker_id, counts, chunk_cursors)
