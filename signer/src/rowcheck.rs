@@ -129,36 +129,47 @@ impl<'de> Deserialize<'de> for CheckedRows {
     }
 }
 
-/// Checks the JSON text of a rows array. A JSON string never holds a raw
-/// newline, so every newline lies between tokens: when the array has one row
-/// per line (as `ExportFile::write_json` writes it), it is cut at line
-/// starts into one part per core. A part is accepted only if it parses as a
-/// list of rows on its own; should any cut fall inside a row, that part
-/// cannot parse, and the whole array is read in one piece instead.
-pub(crate) fn check_rows_json(array: &str) -> serde_json::Result<CheckedRows> {
+/// Checks the rows array at `buf[range]` (JSON text that serde_json has
+/// already found to be one well-formed value).
+///
+/// A JSON string never holds a raw newline, so every newline lies between
+/// tokens: when the array has one row per line (as `ExportFile::write_json`
+/// writes it), it is cut at line starts into one part per core, in place:
+/// the `,` ending a part becomes `]` and the blank before the next part's
+/// `{` becomes `[`, so each part is an array of its own, parsed on its own
+/// thread with no copy. A part is accepted only if it parses as a list of
+/// rows by itself; should any cut fall inside a row, that part cannot parse,
+/// the bytes are put back and the whole array is read in one piece.
+pub(crate) fn check_rows_in_place(
+    buf: &mut [u8],
+    range: std::ops::Range<usize>,
+) -> serde_json::Result<CheckedRows> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
-    let inner = array
-        .trim()
-        .strip_prefix('[')
-        .and_then(|a| a.strip_suffix(']'))
-        .map(str::trim);
-    let parts = match inner {
-        Some(inner) if threads > 1 && inner.len() > 1 << 20 => split_rows(inner, threads),
-        _ => Vec::new(),
+    let cuts = if threads > 1 && range.len() > 1 << 20 {
+        find_cuts(&buf[range.clone()], threads)
+    } else {
+        Vec::new()
     };
-    if parts.len() > 1 {
+    if !cuts.is_empty() {
+        let mut starts = vec![range.start];
+        let mut ends = Vec::new();
+        let saved: Vec<u8> = cuts
+            .iter()
+            .map(|&(_, brace)| buf[range.start + brace - 1])
+            .collect();
+        for &(comma, brace) in &cuts {
+            buf[range.start + comma] = b']';
+            buf[range.start + brace - 1] = b'[';
+            ends.push(range.start + comma + 1);
+            starts.push(range.start + brace - 1);
+        }
+        ends.push(range.end);
+        let text: &[u8] = buf;
         let results: Vec<serde_json::Result<CheckedRows>> = std::thread::scope(|s| {
-            let handles: Vec<_> = parts
+            let handles: Vec<_> = starts
                 .iter()
-                .map(|part| {
-                    s.spawn(move || {
-                        let mut text = String::with_capacity(part.len() + 2);
-                        text.push('[');
-                        text.push_str(part);
-                        text.push(']');
-                        serde_json::from_str::<CheckedRows>(&text)
-                    })
-                })
+                .zip(&ends)
+                .map(|(&start, &end)| s.spawn(move || serde_json::from_slice(&text[start..end])))
                 .collect();
             handles
                 .into_iter()
@@ -174,29 +185,26 @@ pub(crate) fn check_rows_json(array: &str) -> serde_json::Result<CheckedRows> {
             }
             return Ok(all);
         }
+        for (&(comma, brace), &blank) in cuts.iter().zip(&saved) {
+            buf[range.start + comma] = b',';
+            buf[range.start + brace - 1] = blank;
+        }
     }
-    serde_json::from_str(array)
+    serde_json::from_slice(&buf[range])
 }
 
-/// Cuts `inner` (the array without its brackets) into about `n` parts, each
-/// at a `,` that ends a line followed by a line starting with `{`.
-fn split_rows(inner: &str, n: usize) -> Vec<&str> {
-    let bytes = inner.as_bytes();
-    let mut parts = Vec::with_capacity(n);
-    let mut start = 0;
+/// Cut points splitting the array text into about `n` parts: pairs (offset
+/// of a `,` ending a line, offset of the `{` starting the next line).
+fn find_cuts(array: &[u8], n: usize) -> Vec<(usize, usize)> {
+    let mut cuts: Vec<(usize, usize)> = Vec::with_capacity(n);
     for k in 1..n {
-        let target = inner.len() * k / n;
-        if target <= start {
-            continue;
+        let from = (array.len() * k / n).max(cuts.last().map_or(1, |c| c.1));
+        match find_cut(array, from) {
+            Some(cut) => cuts.push(cut),
+            None => break,
         }
-        let Some(cut) = find_cut(bytes, target) else {
-            break;
-        };
-        parts.push(&inner[start..cut.0]);
-        start = cut.1;
     }
-    parts.push(&inner[start..]);
-    parts
+    cuts
 }
 
 /// From `from` on, the first `,\n` whose next line starts with `{`: returns

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::export::{export_digest, ExportFile, ExportRange, HeadEntry};
 use crate::export::{EXPORT_FORMAT, EXPORT_VERSION};
 use crate::head::{ed25519_valid, head_input, hmac_valid};
-use crate::rowcheck::{check_rows_json, CheckedRows};
+use crate::rowcheck::{check_rows_in_place, CheckedRows};
 use crate::witness::Witness;
 
 /// What the verifier trusts beyond the file itself.
@@ -129,14 +129,45 @@ impl Report {
 /// hashes as it is parsed. `Err`: the file is not an export at all (could
 /// not check).
 pub fn verify_export_json(json: &[u8], options: &VerifyOptions) -> Result<Report> {
+    verify_export_bytes(json.to_vec(), options)
+}
+
+/// As `verify_export_json`, using `json` as scratch space instead of copying
+/// it (the rows are cut into parts in place, see `rowcheck`).
+pub fn verify_export_bytes(mut json: Vec<u8>, options: &VerifyOptions) -> Result<Report> {
     let format = |e: serde_json::Error| Error::Format {
         reason: e.to_string(),
     };
-    // The rows are taken as raw text first, then checked part by part.
-    let file: ExportFile<&RawValue> = serde_json::from_slice(json).map_err(format)?;
+    // Everything but the rows first, with the rows as raw text; then the
+    // rows, from where that text lies in the buffer.
+    let (file, rows_at) = {
+        let file: ExportFile<&RawValue> = serde_json::from_slice(&json).map_err(format)?;
+        let text = file.rows.get().as_bytes();
+        let start = text.as_ptr() as usize - json.as_ptr() as usize;
+        let rows_at = start..start + text.len();
+        (without_rows(file), rows_at)
+    };
     check_format(&file)?;
-    let rows = check_rows_json(file.rows.get()).map_err(format)?;
+    let rows = check_rows_in_place(&mut json, rows_at).map_err(format)?;
     Ok(check(&file, &rows, options))
+}
+
+fn without_rows<R>(f: ExportFile<R>) -> ExportFile<()> {
+    ExportFile {
+        format: f.format,
+        version: f.version,
+        database: f.database,
+        exported_at_us: f.exported_at_us,
+        range: f.range,
+        anchor: f.anchor,
+        public_key: f.public_key,
+        latest_head: f.latest_head,
+        signed_heads: f.signed_heads,
+        rows: (),
+        digest: f.digest,
+        hmac: f.hmac,
+        signature: f.signature,
+    }
 }
 
 /// Verifies an export held in memory.

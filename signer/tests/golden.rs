@@ -249,4 +249,12 @@ fn the_fast_row_reader_encodes_like_the_reference() {
         report.problems[0].at,
         egress_signer::Position::Row(_)
     ));
+    // An edit deep in the second half of a one-row-per-line file (read in
+    // parts, in parallel) names its row too.
+    let json = export.to_json();
+    let line = json.find("{\"seq\":2500,").unwrap();
+    let at = line + json[line..].find("\"kind\":\"call\"").unwrap();
+    let edited = format!("{}\"kind\":\"calm\"{}", &json[..at], &json[at + 13..]);
+    let report = egress_signer::verify_export_json(edited.as_bytes(), &opts).unwrap();
+    assert_eq!(report.problems[0].at, egress_signer::Position::Row(2500));
 }

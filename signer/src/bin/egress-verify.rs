@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use egress_signer::{verify_export_json, KeySource, Report, VerifyOptions, Witness};
+use egress_signer::{verify_export_bytes, KeySource, Report, VerifyOptions, Witness};
 
 /// Verify an egress-audit export file (docs/EXPORT_FORMAT.md).
 ///
@@ -79,7 +79,7 @@ fn run(args: &Args) -> anyhow::Result<u8> {
         witness,
     };
     let report =
-        verify_export_json(&json, &options).with_context(|| format!("{}", args.file.display()))?;
+        verify_export_bytes(json, &options).with_context(|| format!("{}", args.file.display()))?;
     print_report(&report, args.witness.as_deref())?;
     Ok(report.exit_code())
 }
