@@ -118,6 +118,28 @@ pub struct Classified {
     pub class: Class,
 }
 
+/// The collector's own database host(s) as a `local` component: never
+/// egress of Odoo's, whatever its name or address.
+pub fn database_host_component(hosts: &[String]) -> Option<Component> {
+    if hosts.is_empty() {
+        return None;
+    }
+    let (ips, names): (Vec<&String>, Vec<&String>) =
+        hosts.iter().partition(|h| h.parse::<IpAddr>().is_ok());
+    Some(Component {
+        name: "PostgreSQL database host".into(),
+        owner: "This deployment".into(),
+        purpose: "The database server of this Odoo and of the audit journal.".into(),
+        class: Class::Local,
+        hosts: names.into_iter().cloned().collect(),
+        cidrs: ips
+            .into_iter()
+            .map(|ip| format!("{ip}/{}", if ip.contains(':') { 128 } else { 32 }))
+            .collect(),
+        ports: vec![],
+    })
+}
+
 /// A catalogue ready for matching.
 #[derive(Debug, Default)]
 pub struct Catalogue {
@@ -346,6 +368,29 @@ mod tests {
         assert_eq!(name("b.example.com", ""), "wide");
         assert_eq!(name("h", "10.9.1.1"), "narrow");
         assert_eq!(name("h", "10.8.1.1"), "wide");
+    }
+
+    #[test]
+    fn the_database_host_is_local_whatever_its_name() {
+        let mut components = parse_file(SEED).unwrap();
+        components.extend(database_host_component(&[
+            "mydb.abc.eu-west-1.rds.amazonaws.com".into(),
+            "203.0.113.50".into(),
+        ]));
+        let catalogue = Catalogue::new(components);
+        assert_eq!(
+            catalogue
+                .classify("mydb.abc.eu-west-1.rds.amazonaws.com", None, 5432)
+                .class,
+            Class::Local
+        );
+        assert_eq!(
+            catalogue
+                .classify("x", "203.0.113.50".parse().ok(), 5432)
+                .class,
+            Class::Local
+        );
+        assert!(database_host_component(&[]).is_none());
     }
 
     #[test]

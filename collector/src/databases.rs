@@ -51,6 +51,22 @@ impl Databases {
         })
     }
 
+    /// The TCP hosts of the database URL (none for a Unix socket): the
+    /// database host is `local`, whatever its name (DESIGN §4).
+    pub fn tcp_hosts(&self) -> Vec<String> {
+        config_for(&self.template, "sample")
+            .map(|c| {
+                c.get_hosts()
+                    .iter()
+                    .filter_map(|h| match h {
+                        tokio_postgres::config::Host::Tcp(name) => Some(name.clone()),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     pub fn pool(&self, database: &str) -> Result<Pool> {
         let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(pool) = pools.get(database) {
@@ -98,6 +114,14 @@ mod tests {
         for good in ["odoo", "prod_db", "odoo-17.0", "Acme2"] {
             assert!(valid_database_name(good), "{good:?}");
         }
+    }
+
+    #[test]
+    fn knows_its_tcp_hosts_but_not_sockets() {
+        let tcp = Databases::new("host=db.internal.example,10.0.0.7 dbname={db}", 1).unwrap();
+        assert_eq!(tcp.tcp_hosts(), ["db.internal.example", "10.0.0.7"]);
+        let socket = Databases::new("host=/var/run/postgresql dbname={db}", 1).unwrap();
+        assert!(socket.tcp_hosts().is_empty());
     }
 
     #[test]

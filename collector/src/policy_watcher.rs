@@ -195,7 +195,7 @@ impl PolicyWatcher {
         let settings = Settings::from_parameters(&parameters);
         let policy = Policy {
             settings,
-            catalogue: Catalogue::new(components.clone()),
+            catalogue: Catalogue::new(with_database_host(&self.databases, components.clone())),
             loaded: true,
         };
         self.policies.set(database, Arc::new(policy));
@@ -228,6 +228,14 @@ impl Handler<WatchDatabase> for PolicyWatcher {
             self.load(database, ctx);
         }
     }
+}
+
+/// A database's catalogue plus the collector's own database host.
+fn with_database_host(databases: &Databases, mut components: Vec<Component>) -> Vec<Component> {
+    components.extend(crate::catalogue::database_host_component(
+        &databases.tcp_hosts(),
+    ));
+    components
 }
 
 type Change = (String, Option<String>, Option<String>);
