@@ -84,6 +84,53 @@ fn a_deleted_middle_row_fails_verification_where_the_sequence_breaks() {
     );
 }
 
+/// The rest of issue 4's tamper matrix that applies to a database: one
+/// journal per case, each tampered as a superuser, each named by `verify`.
+#[test]
+fn a_changed_hash_swapped_rows_and_an_inserted_row_are_named() {
+    let _serial = serial();
+    let cases: [(&str, &str, i64); 3] = [
+        (
+            "tamper_hash",
+            "UPDATE egress.journal SET row_hash = sha256(row_hash) WHERE seq = 7",
+            7,
+        ),
+        (
+            "tamper_swap",
+            "UPDATE egress.journal SET seq = -5 WHERE seq = 5;
+             UPDATE egress.journal SET seq = 5 WHERE seq = 6;
+             UPDATE egress.journal SET seq = 6 WHERE seq = -5",
+            5,
+        ),
+        (
+            "tamper_insert",
+            "INSERT INTO egress.journal
+             SELECT seq + 1, row_hash, sha256(row_hash), database, kind, recorded_at, collector,
+                    worker_id, worker_pid, worker_uid, worker_seq, started_at, duration_us, channel,
+                    protocol, direction, method, 'inserted.example', port, path, query_keys,
+                    header_names, src_ip, src_port, dst_ip, dst_port, tls, status, error_class,
+                    bytes_out, bytes_in, fingerprint, addon, addon_path, stack, trigger_kind,
+                    trigger_name, odoo_uid, component, class, self_egress, gap_count, gap_reason,
+                    detail
+             FROM egress.journal ORDER BY seq DESC LIMIT 1",
+            ROWS + 1,
+        ),
+    ];
+    for (tag, statement, seq) in cases {
+        let db = journal_of_calls(tag);
+        let end = db.sql().int("SELECT max(seq) FROM egress.journal");
+        as_superuser_bypassing_triggers(&db, statement);
+        let outcome = verify(&db.superuser_url());
+        assert_eq!(outcome.code, Some(1), "{tag} exits 1:\n{outcome}");
+        // Gap rows may follow the calls: the inserted row lands after them.
+        let seq = if tag == "tamper_insert" { end + 1 } else { seq };
+        assert!(
+            outcome.names_seq(seq),
+            "{tag} must name `seq {seq}`:\n{outcome}"
+        );
+    }
+}
+
 #[test]
 fn verify_exits_2_when_it_cannot_check() {
     let outcome = verify("host=/var/run/postgresql user=postgres dbname=egress_no_such_database");
