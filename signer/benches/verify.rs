@@ -22,7 +22,13 @@ fn main() {
         .unwrap_or(1_000_000);
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("signer-bench");
     std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join(format!("export-{n}.json"));
+    // `compact`: gap rows only (~330 bytes of JSON each) instead of the
+    // realistic mix (~1.6 KB), to show what the row size costs.
+    let compact = std::env::var("EGRESS_BENCH_PROFILE").as_deref() == Ok("compact");
+    let file = dir.join(format!(
+        "export-{n}{}.json",
+        if compact { "-compact" } else { "" }
+    ));
     let key = dir.join("prod_db.hmac");
     std::fs::write(&key, keys().hmac_key()).unwrap();
 
@@ -31,7 +37,7 @@ fn main() {
     let mut rows = Vec::with_capacity(n as usize);
     let mut heads = Vec::new();
     for seq in 1..=n {
-        let r = row(seq);
+        let r = if compact { gap_row(seq) } else { row(seq) };
         let hash = r.hash_after(&prev);
         // A head every 10,000 rows: every 10 minutes at ~17 rows/s.
         if seq % 10_000 == 0 {
@@ -92,6 +98,21 @@ fn main() {
             );
         });
         report("verify_export.py FILE --hmac-key (process)", n, size, best);
+    }
+}
+
+fn gap_row(seq: i64) -> egress_proto::JournalRow {
+    egress_proto::JournalRow {
+        seq,
+        database: DB.into(),
+        kind: "gap".into(),
+        recorded_at_us: T0 + seq * 1_000,
+        collector: "odoo-host-1".into(),
+        worker_id: Some(0x0123_4567_89ab_cdef),
+        worker_pid: Some(4321),
+        gap_count: Some(seq % 13 + 1),
+        gap_reason: Some("socket_missing".into()),
+        ..Default::default()
     }
 }
 

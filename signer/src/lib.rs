@@ -34,7 +34,7 @@ pub use export::{
 pub use head::{head_input, sign_head, SignedHead, HEAD_DOMAIN, HEAD_VERSION};
 pub use keys::{validate_database, KeyStore, Keys};
 pub use verify::{
-    parse_export, verify_export, verify_export_bytes, verify_export_json, KeySource, Position,
-    Problem, Report, VerifyOptions,
+    check_heads, parse_export, verify_export, verify_export_bytes, verify_export_json, KeySource,
+    Position, Problem, Report, VerifyOptions,
 };
 pub use witness::Witness;
