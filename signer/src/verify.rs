@@ -296,7 +296,7 @@ fn check<R>(file: &ExportFile<R>, rows: &CheckedRows, options: &VerifyOptions) -
             break;
         }
         prev = r.row_hash;
-        expected += 1;
+        expected = expected.saturating_add(1);
     }
     if chain_problem.is_none() && expected - 1 < to {
         chain_problem = Some(problem(

@@ -26,8 +26,10 @@ def main(directory):
     ed25519 = v.Ed25519PublicKey is not None
     if ed25519:
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
         private = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(keys["ed25519_seed"]))
-        assert private.public_key().public_bytes_raw() == public_key, "public key from seed"
+        raw = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        assert raw == public_key, "public key from seed"
 
     for case in load(directory, "signed_heads.json"):
         head = {"seq": case["seq"], "row_hash": bytes.fromhex(case["row_hash"]),
