@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use egress_proto::JournalRow;
+use egress_proto::{JournalRow, CHAIN_LOCK_KEY};
 use futures_util::pin_mut;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
@@ -83,9 +83,6 @@ const COLUMN_TYPES: [Type; 44] = [
     Type::TEXT,
 ];
 
-/// Arbitrary, fixed: serialises appenders of one database across collectors.
-const CHAIN_LOCK_KEY: i64 = 0x6567_7265_7373; // "egress"
-
 pub fn to_system_time(us: i64) -> SystemTime {
     if us >= 0 {
         UNIX_EPOCH + Duration::from_micros(us as u64)
@@ -105,8 +102,9 @@ fn db_err(stmt: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Error {
     move |source| Error::Db { stmt, source }
 }
 
-/// Takes the chain's lock for this transaction and returns its head
-/// `(seq, row_hash)`, or `None` for an empty journal.
+/// Takes the chain's lock for this transaction (the one key every writer of
+/// the chain takes: other collectors' appenders, the retention vacuum) and
+/// returns its head `(seq, row_hash)`, or `None` for an empty journal.
 pub async fn lock_and_read_head(tx: &Transaction<'_>) -> Result<Option<(i64, Vec<u8>)>> {
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CHAIN_LOCK_KEY])
         .await

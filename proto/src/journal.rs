@@ -13,6 +13,11 @@ use sha2::{Digest, Sha256};
 pub const GENESIS_HASH: [u8; 32] = [0u8; 32];
 /// First byte of every canonical encoding; bumped if the field list changes.
 pub const CANONICAL_VERSION: u8 = 1;
+/// PostgreSQL advisory lock (transaction-scoped) that every writer of a
+/// database's chain holds from reading the head to committing: appenders of
+/// every collector, and the retention vacuum. Fixed, so writers built from
+/// different crates (and the vacuum's SQL function) serialise on one key.
+pub const CHAIN_LOCK_KEY: i64 = 0x6567_7265_7373; // "egress"
 
 /// What a journal row records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,6 +29,9 @@ pub enum EntryKind {
     Gap,
     /// An audit setting changed.
     ConfigChange,
+    /// Retention removed the rows before this database's anchor; `detail`
+    /// says which (docs/JOURNAL_FORMAT.md §4).
+    Vacuum,
 }
 
 impl EntryKind {
@@ -32,6 +40,7 @@ impl EntryKind {
             EntryKind::Call => "call",
             EntryKind::Gap => "gap",
             EntryKind::ConfigChange => "config_change",
+            EntryKind::Vacuum => "vacuum",
         }
     }
 
@@ -40,6 +49,7 @@ impl EntryKind {
             "call" => Some(EntryKind::Call),
             "gap" => Some(EntryKind::Gap),
             "config_change" => Some(EntryKind::ConfigChange),
+            "vacuum" => Some(EntryKind::Vacuum),
             _ => None,
         }
     }
@@ -51,6 +61,7 @@ impl EntryKind {
 pub struct JournalRow {
     pub seq: i64,
     pub database: String,
+    /// `call`, `gap`, `config_change` or `vacuum` (`EntryKind`).
     pub kind: String,
     /// Microseconds since the Unix epoch, when the collector appended the row.
     pub recorded_at_us: i64,

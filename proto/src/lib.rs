@@ -18,4 +18,4 @@ pub mod journal;
 pub use error::Error;
 pub use event::{Call, ConfigChange, DropCount, Drops, Hello, SeqCursor, StackFrame, Trigger};
 pub use frame::{decode, encode, Message, MessageKind, FORMAT_VERSION, MAGIC, MAX_DATAGRAM_SIZE};
-pub use journal::{chain_hash, EntryKind, JournalRow, GENESIS_HASH};
+pub use journal::{chain_hash, EntryKind, JournalRow, CHAIN_LOCK_KEY, GENESIS_HASH};
