@@ -30,6 +30,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "worker_drops",
         include_str!("../migrations/0004_worker_drops.sql"),
     ),
+    (5, "rollups", include_str!("../migrations/0005_rollups.sql")),
 ];
 
 /// Serialises concurrent `setup` runs on one database.
@@ -155,6 +156,15 @@ pub async fn setup(options: &SetupOptions) -> Result<SetupReport> {
          GRANT USAGE ON SEQUENCE egress.signed_head_id_seq TO {collector};
          GRANT EXECUTE ON FUNCTION egress.mirror_signed_head(text) TO {collector};
          GRANT SELECT ON public.network_signed_head TO {odoo};
+         GRANT SELECT, INSERT, UPDATE ON egress.rollup, egress.rollup_gap TO {collector};
+         GRANT USAGE ON SEQUENCE egress.rollup_id_seq TO {collector};
+         GRANT SELECT, INSERT ON egress.rollup_event TO {collector};
+         GRANT SELECT, UPDATE ON egress.rollup_state TO {collector};
+         GRANT SELECT, INSERT ON egress.verify_result TO {collector};
+         GRANT USAGE ON SEQUENCE egress.verify_result_id_seq TO {collector};
+         GRANT EXECUTE ON FUNCTION egress.vacuum_journal(timestamptz, bigint) TO {collector};
+         GRANT SELECT ON public.network_egress_rollup, public.network_egress_rollup_gap,
+             public.network_egress_rollup_event, public.network_egress_verify_result TO {odoo};
          DO $$ BEGIN
              IF to_regclass('public.ir_config_parameter') IS NOT NULL THEN
                  GRANT SELECT ON public.ir_config_parameter TO {collector};
@@ -186,6 +196,13 @@ pub async fn setup(options: &SetupOptions) -> Result<SetupReport> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_vacuum_function_takes_the_chain_lock_of_the_appenders() {
+        let (_, _, sql) = MIGRATIONS.iter().find(|m| m.1 == "rollups").unwrap();
+        let lock = format!("pg_advisory_xact_lock({})", egress_proto::CHAIN_LOCK_KEY);
+        assert!(sql.contains(&lock), "0005 must lock with {lock}");
+    }
 
     #[test]
     fn role_names_cannot_carry_sql() {
