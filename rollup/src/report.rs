@@ -1,0 +1,692 @@
+//! The Trust Report: its versioned model (docs/REPORT_FORMAT.md), the
+//! verdict, and its assembly from the rollups (never from the journal,
+//! except the comparison scan `Source::JournalScan` that the benchmark and
+//! the tests use to show both give the same answer).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::delta::{day_of, Event, DAY_US};
+use crate::error::{Error, Result};
+use crate::store::{self, GroupRow, ReportData, Source};
+
+pub const REPORT_FORMAT: &str = "egress-audit-report";
+/// Bumped when a field changes meaning or goes away; added fields keep it.
+pub const REPORT_VERSION: u32 = 1;
+/// Rows per table; the rest are counted in `more_rows`.
+pub const DEFAULT_TABLE_ROWS: usize = 50;
+
+pub const KEY_ENABLED: &str = "mit_network_audit.enabled";
+pub const KEY_STRICT: &str = "mit_network_audit.strict_redaction";
+pub const KEY_RETENTION: &str = "mit_network_audit.retention_days";
+const SETTING_KEYS: [&str; 3] = [KEY_ENABLED, KEY_STRICT, KEY_RETENTION];
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    pub format: String,
+    pub version: u32,
+    pub database: String,
+    pub generated_at_us: i64,
+    /// `rollups`; `journal_scan` only in comparisons.
+    pub source: String,
+    pub period: Period,
+    pub verdict: Verdict,
+    pub summary: Summary,
+    /// `vendor`, `third_party`, `local`, `unknown` (present ones only).
+    pub classes: BTreeMap<String, Totals>,
+    /// MIT-bound: class `vendor`.
+    pub vendor: Table,
+    pub third_party: Table,
+    pub unknown: Table,
+    pub trust: Trust,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Period {
+    /// Midnight UTC of the first day covered (rollups are per UTC day).
+    pub since_us: i64,
+    /// Days covered, today included.
+    pub days: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// `ok`, `warning` or `alert`.
+    pub level: String,
+    /// The most severe line.
+    pub headline: String,
+    /// Every line, most severe first.
+    pub lines: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    pub calls: i64,
+    pub bytes_out: i64,
+    pub bytes_in: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub calls: i64,
+    pub bytes_out: i64,
+    pub bytes_in: i64,
+    pub errors: i64,
+    /// Distinct destination hosts.
+    pub destinations: i64,
+    /// Distinct attributed addons.
+    pub addons: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Table {
+    pub rows: Vec<TableRow>,
+    /// Rows not listed (the table is cut at the busiest rows).
+    pub more_rows: u64,
+    /// Over every row, listed or not.
+    pub totals: Totals,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableRow {
+    pub component: Option<String>,
+    pub host: Option<String>,
+    pub addon: Option<String>,
+    pub calls: i64,
+    pub bytes_out: i64,
+    pub bytes_in: i64,
+    pub errors: i64,
+    pub last_seen_us: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trust {
+    /// Calls attributed to the audit addon itself: must be 0.
+    pub self_egress_calls: i64,
+    pub last_verify: Option<VerifyResult>,
+    pub signed_head: Option<SignedHeadAge>,
+    pub gaps: Gaps,
+    pub capture: SettingHistory,
+    pub strict_mode: SettingHistory,
+    pub retention: Retention,
+    pub rollups: Coverage,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyResult {
+    pub checked_at_us: i64,
+    pub verified: bool,
+    pub rows_checked: i64,
+    pub first_seq: Option<i64>,
+    pub last_seq: Option<i64>,
+    pub broken_seq: Option<i64>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedHeadAge {
+    pub seq: i64,
+    pub signed_at_us: i64,
+    pub age_secs: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gaps {
+    pub entries: i64,
+    pub events: i64,
+    pub by_reason: BTreeMap<String, i64>,
+}
+
+/// A boolean setting: its value now, whether it was ever in the other state
+/// during the period, and every change journaled in the period.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettingHistory {
+    /// None when Odoo's settings could not be read.
+    pub now: Option<bool>,
+    /// Whether it was `true` at some time in the period (None: unknown).
+    pub on_in_period: Option<bool>,
+    /// Whether it was `false` at some time in the period (None: unknown).
+    pub off_in_period: Option<bool>,
+    pub changes: Vec<SettingChange>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettingChange {
+    pub seq: i64,
+    pub at_us: i64,
+    pub old: Option<String>,
+    pub new: Option<String>,
+    /// The Odoo user's login when Odoo reported the change.
+    pub user: Option<String>,
+    /// `odoo` or `collector` (seen in the database).
+    pub reported_by: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retention {
+    /// None when Odoo's settings could not be read; 0 keeps everything.
+    pub days: Option<u32>,
+    pub last_vacuum: Option<VacuumSummary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VacuumSummary {
+    pub seq: i64,
+    pub at_us: i64,
+    pub first_seq: i64,
+    pub last_seq: i64,
+    pub rows: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Coverage {
+    /// The last journal seq in the rollups.
+    pub watermark: i64,
+    pub updated_at_us: i64,
+}
+
+/// How far back a report looks: `7d`, `24h`, `2w`, or `all`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Since {
+    All,
+    Micros(i64),
+}
+
+impl std::str::FromStr for Since {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        let text = text.trim();
+        if text == "all" {
+            return Ok(Since::All);
+        }
+        let bad = || format!("{text:?} is not a period like 7d, 24h, 2w or all");
+        let (number, unit) = text.split_at(text.len().saturating_sub(1));
+        let n: i64 = number.parse().map_err(|_| bad())?;
+        let hour = 3_600_000_000;
+        let us = match unit {
+            "h" => n.checked_mul(hour),
+            "d" => n.checked_mul(DAY_US),
+            "w" => n.checked_mul(7 * DAY_US),
+            _ => None,
+        }
+        .filter(|us| *us >= 0)
+        .ok_or_else(bad)?;
+        Ok(Since::Micros(us))
+    }
+}
+
+impl Since {
+    /// The first UTC day covered at `now_us`.
+    pub fn first_day(self, now_us: i64) -> i32 {
+        match self {
+            Since::All => 0,
+            Since::Micros(us) => day_of(now_us.saturating_sub(us)).max(0),
+        }
+    }
+}
+
+/// Reads and assembles the report of `database` at the current time.
+pub async fn build(
+    client: &mut tokio_postgres::Client,
+    database: &str,
+    since: Since,
+    source: Source,
+) -> Result<Report> {
+    let now_us = store::to_micros(SystemTime::now());
+    let first_day = since.first_day(now_us);
+    let data = store::report_data(client, first_day, source, &SETTING_KEYS).await?;
+    Ok(assemble(
+        database,
+        data,
+        first_day,
+        now_us,
+        source,
+        DEFAULT_TABLE_ROWS,
+    ))
+}
+
+/// Odoo stores booleans as "True"/"False" (or removes the key); the same
+/// reading as the collector's policy.
+fn truthy(value: &str) -> bool {
+    matches!(
+        value.trim().to_ascii_lowercase().as_str(),
+        "true" | "1" | "yes" | "on"
+    )
+}
+
+fn opt(text: &str) -> Option<String> {
+    (!text.is_empty()).then(|| text.to_owned())
+}
+
+/// Pure: the report from what was read.
+pub fn assemble(
+    database: &str,
+    data: ReportData,
+    first_day: i32,
+    now_us: i64,
+    source: Source,
+    table_rows: usize,
+) -> Report {
+    let mut summary = Summary::default();
+    let mut classes: BTreeMap<String, Totals> = BTreeMap::new();
+    let mut hosts = BTreeSet::new();
+    let mut addons = BTreeSet::new();
+    let mut self_egress = 0;
+    let mut tables: BTreeMap<&str, Vec<&GroupRow>> = BTreeMap::new();
+    for g in &data.groups {
+        summary.calls += g.calls;
+        summary.bytes_out += g.bytes_out;
+        summary.bytes_in += g.bytes_in;
+        summary.errors += g.errors;
+        self_egress += g.self_egress;
+        if !g.host.is_empty() {
+            hosts.insert(g.host.as_str());
+        }
+        if !g.addon.is_empty() {
+            addons.insert(g.addon.as_str());
+        }
+        let totals = classes.entry(g.class.clone()).or_default();
+        totals.calls += g.calls;
+        totals.bytes_out += g.bytes_out;
+        totals.bytes_in += g.bytes_in;
+        tables.entry(g.class.as_str()).or_default().push(g);
+    }
+    summary.destinations = hosts.len() as i64;
+    summary.addons = addons.len() as i64;
+    let mut table = |class: &str| -> Table {
+        let mut rows = tables.remove(class).unwrap_or_default();
+        rows.sort_by(|a, b| {
+            b.calls.cmp(&a.calls).then_with(|| {
+                (&a.component, &a.host, &a.addon).cmp(&(&b.component, &b.host, &b.addon))
+            })
+        });
+        let totals = classes.get(class).cloned().unwrap_or_default();
+        let more_rows = rows.len().saturating_sub(table_rows) as u64;
+        Table {
+            rows: rows
+                .into_iter()
+                .take(table_rows)
+                .map(|g| TableRow {
+                    component: opt(&g.component),
+                    host: opt(&g.host),
+                    addon: opt(&g.addon),
+                    calls: g.calls,
+                    bytes_out: g.bytes_out,
+                    bytes_in: g.bytes_in,
+                    errors: g.errors,
+                    last_seen_us: g.last_seen_us,
+                })
+                .collect(),
+            more_rows,
+            totals,
+        }
+    };
+    let vendor = table("vendor");
+    let third_party = table("third_party");
+    let unknown = table("unknown");
+
+    let mut gaps = Gaps::default();
+    for (reason, entries, events) in &data.gaps {
+        gaps.entries += entries;
+        gaps.events += events;
+        *gaps.by_reason.entry(reason.clone()).or_default() += events;
+    }
+    let settings: Option<BTreeMap<String, String>> =
+        data.settings.map(|pairs| pairs.into_iter().collect());
+    let setting = |key: &str| settings.as_ref().map(|s| s.get(key).cloned());
+    let capture = history(
+        &data.events,
+        KEY_ENABLED,
+        setting(KEY_ENABLED).map(|v| v.map_or(true, |v| truthy(&v))),
+        true,
+    );
+    let strict_mode = history(
+        &data.events,
+        KEY_STRICT,
+        setting(KEY_STRICT).map(|v| v.is_some_and(|v| truthy(&v))),
+        false,
+    );
+    let retention = Retention {
+        days: setting(KEY_RETENTION).map(|v| v.and_then(|v| v.trim().parse().ok()).unwrap_or(0)),
+        last_vacuum: data.last_vacuum.as_ref().and_then(vacuum_summary),
+    };
+    let trust = Trust {
+        self_egress_calls: self_egress,
+        last_verify: data.last_verify,
+        signed_head: data.signed_head.map(|(seq, at)| SignedHeadAge {
+            seq,
+            signed_at_us: at,
+            age_secs: (now_us - at).max(0) / 1_000_000,
+        }),
+        gaps,
+        capture,
+        strict_mode,
+        retention,
+        rollups: Coverage {
+            watermark: data.rollup_state.0,
+            updated_at_us: data.rollup_state.1,
+        },
+    };
+    let verdict = verdict(&summary, &vendor, &unknown, &trust);
+    Report {
+        format: REPORT_FORMAT.into(),
+        version: REPORT_VERSION,
+        database: database.into(),
+        generated_at_us: now_us,
+        source: source.as_str().into(),
+        period: Period {
+            since_us: i64::from(first_day) * DAY_US,
+            days: i64::from(day_of(now_us)) - i64::from(first_day) + 1,
+        },
+        verdict,
+        summary,
+        classes,
+        vendor,
+        third_party,
+        unknown,
+        trust,
+    }
+}
+
+/// The changes of one boolean setting in the period, and whether it was
+/// on or off at any time in it. Its state at the start of the period is the
+/// old value of the first change in it, or, without one, its value now.
+fn history(events: &[Event], key: &str, now: Option<bool>, default: bool) -> SettingHistory {
+    let changes: Vec<SettingChange> = events
+        .iter()
+        .filter(|e| e.kind == "config_change")
+        .filter_map(|e| {
+            let detail: Value = serde_json::from_str(e.detail.as_deref()?).ok()?;
+            (detail["key"].as_str()? == key).then(|| SettingChange {
+                seq: e.seq,
+                at_us: e.recorded_at_us,
+                old: detail["old"].as_str().map(str::to_owned),
+                new: detail["new"].as_str().map(str::to_owned),
+                user: detail["user"]
+                    .as_str()
+                    .filter(|u| !u.is_empty())
+                    .map(str::to_owned),
+                reported_by: detail["reported_by"].as_str().map(str::to_owned),
+            })
+        })
+        .collect();
+    let value = |v: &Option<String>| v.as_deref().map_or(default, truthy);
+    let start = match changes.first() {
+        Some(first) => Some(value(&first.old)),
+        None => now,
+    };
+    let states: Option<Vec<bool>> = start.map(|s| {
+        std::iter::once(s)
+            .chain(changes.iter().map(|c| value(&c.new)))
+            .collect()
+    });
+    SettingHistory {
+        now,
+        on_in_period: states.as_ref().map(|s| s.contains(&true)),
+        off_in_period: states.as_ref().map(|s| s.contains(&false)),
+        changes,
+    }
+}
+
+fn vacuum_summary(event: &Event) -> Option<VacuumSummary> {
+    let detail: Value = serde_json::from_str(event.detail.as_deref()?).ok()?;
+    Some(VacuumSummary {
+        seq: event.seq,
+        at_us: event.recorded_at_us,
+        first_seq: detail["first_seq"].as_i64()?,
+        last_seq: detail["last_seq"].as_i64()?,
+        rows: detail["rows"].as_i64()?,
+    })
+}
+
+fn plural(n: i64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// The verdict: alerts, then warnings, then what is fine.
+fn verdict(summary: &Summary, vendor: &Table, unknown: &Table, trust: &Trust) -> Verdict {
+    let mut alerts = Vec::new();
+    let mut warnings = Vec::new();
+    let mut fine = Vec::new();
+    if trust.self_egress_calls > 0 {
+        alerts.push(format!(
+            "ALERT: the audit addon made {} itself.",
+            plural(trust.self_egress_calls, "network call", "network calls")
+        ));
+    }
+    if let Some(v) = trust.last_verify.as_ref().filter(|v| !v.verified) {
+        alerts.push(match v.broken_seq {
+            Some(seq) => {
+                format!("ALERT: the last verification found the chain broken at seq {seq}.")
+            }
+            None => "ALERT: the last verification found the chain broken.".into(),
+        });
+    }
+    if unknown.totals.calls > 0 {
+        warnings.push(format!(
+            "{} went to unknown destinations.",
+            plural(unknown.totals.calls, "call", "calls")
+        ));
+    }
+    if trust.gaps.events > 0 {
+        warnings.push(format!(
+            "{} could not be recorded (gaps): the record of this period is incomplete.",
+            plural(trust.gaps.events, "event", "events")
+        ));
+    }
+    if trust.capture.off_in_period == Some(true) {
+        warnings.push(
+            "Capture was switched off during this period: calls made meanwhile were not recorded."
+                .into(),
+        );
+    }
+    if summary.calls == 0 {
+        fine.push("No network calls were recorded in this period.".into());
+    } else if vendor.totals.calls == 0 {
+        fine.push("Nothing went to MIT.".into());
+    } else if unknown.totals.calls > 0 {
+        fine.push("Of the known destinations, only licence metadata goes to MIT.".into());
+    } else {
+        fine.push("Only licence metadata goes to MIT.".into());
+    }
+    let level = if !alerts.is_empty() {
+        "alert"
+    } else if !warnings.is_empty() {
+        "warning"
+    } else {
+        "ok"
+    };
+    let lines: Vec<String> = alerts.into_iter().chain(warnings).chain(fine).collect();
+    Verdict {
+        level: level.into(),
+        headline: lines[0].clone(),
+        lines,
+    }
+}
+
+/// The report as one JSON document.
+pub fn to_json(report: &Report) -> Result<String> {
+    serde_json::to_string_pretty(report).map_err(|e| Error::Invalid(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 20_000 * DAY_US + 3_600_000_000;
+
+    fn group(class: &str, host: &str, addon: &str, calls: i64, self_egress: i64) -> GroupRow {
+        GroupRow {
+            class: class.into(),
+            component: String::new(),
+            host: host.into(),
+            addon: addon.into(),
+            calls,
+            bytes_out: calls * 10,
+            bytes_in: calls,
+            errors: 0,
+            self_egress,
+            last_seen_us: NOW - 5,
+        }
+    }
+
+    fn report(data: ReportData) -> Report {
+        assemble("db", data, 19_994, NOW, Source::Rollups, 2)
+    }
+
+    fn change(seq: i64, key: &str, old: Option<&str>, new: Option<&str>) -> Event {
+        Event {
+            seq,
+            recorded_at_us: NOW - 1000,
+            kind: "config_change".into(),
+            detail: Some(
+                serde_json::json!({"key": key, "old": old, "new": new, "user": "admin",
+                    "reported_by": "odoo"})
+                .to_string(),
+            ),
+        }
+    }
+
+    #[test]
+    fn periods_parse_and_start_at_midnight_utc() {
+        assert_eq!("7d".parse::<Since>().unwrap(), Since::Micros(7 * DAY_US));
+        assert_eq!("all".parse::<Since>().unwrap(), Since::All);
+        assert!("7x".parse::<Since>().is_err() && "d".parse::<Since>().is_err());
+        assert!("-1d".parse::<Since>().is_err());
+        let since: Since = "7d".parse().unwrap();
+        assert_eq!(since.first_day(NOW), 19_993);
+        let r = report(ReportData::default());
+        assert_eq!((r.period.since_us, r.period.days), (19_994 * DAY_US, 7));
+    }
+
+    #[test]
+    fn a_clean_period_says_only_licence_metadata_goes_to_mit() {
+        let r = report(ReportData {
+            groups: vec![
+                group("vendor", "license.example", "mit_maildesk", 3, 0),
+                group("third_party", "smtp.gmail.com", "mail", 40, 0),
+                group("local", "localhost", "base", 5, 0),
+            ],
+            ..ReportData::default()
+        });
+        assert_eq!(r.verdict.level, "ok");
+        assert_eq!(r.verdict.headline, "Only licence metadata goes to MIT.");
+        assert_eq!(r.summary.calls, 48);
+        assert_eq!((r.summary.destinations, r.summary.addons), (3, 3));
+        assert_eq!(r.vendor.totals.calls, 3);
+        assert_eq!(
+            r.third_party.rows[0].host.as_deref(),
+            Some("smtp.gmail.com")
+        );
+        assert_eq!(r.classes["local"].calls, 5);
+    }
+
+    #[test]
+    fn self_egress_is_the_headline_and_unknown_destinations_are_counted() {
+        let r = report(ReportData {
+            groups: vec![
+                group("vendor", "license.example", "mit_network_audit", 2, 2),
+                group("unknown", "203.0.113.9", "x", 4, 0),
+                group("unknown", "198.51.100.1", "y", 1, 0),
+                group("unknown", "198.51.100.2", "y", 1, 0),
+            ],
+            ..ReportData::default()
+        });
+        assert_eq!(r.verdict.level, "alert");
+        assert_eq!(
+            r.verdict.headline,
+            "ALERT: the audit addon made 2 network calls itself."
+        );
+        assert!(r
+            .verdict
+            .lines
+            .contains(&"6 calls went to unknown destinations.".to_string()));
+        assert_eq!((r.unknown.rows.len(), r.unknown.more_rows), (2, 1));
+        assert_eq!(r.unknown.totals.calls, 6);
+        assert_eq!(r.trust.self_egress_calls, 2);
+    }
+
+    #[test]
+    fn capture_history_comes_from_the_changes_and_the_current_setting() {
+        let events = vec![
+            change(5, KEY_ENABLED, Some("True"), Some("False")),
+            change(9, KEY_ENABLED, Some("False"), Some("True")),
+            change(11, "egress.component:x", None, Some("{}")),
+        ];
+        let r = report(ReportData {
+            events,
+            settings: Some(vec![(KEY_ENABLED.into(), "True".into())]),
+            ..ReportData::default()
+        });
+        let c = &r.trust.capture;
+        assert_eq!(c.changes.len(), 2);
+        assert_eq!(c.changes[0].user.as_deref(), Some("admin"));
+        assert_eq!(
+            (c.now, c.on_in_period, c.off_in_period),
+            (Some(true), Some(true), Some(true))
+        );
+        assert_eq!(r.verdict.level, "warning");
+        // No change and settings unreadable: unknown, not a guess.
+        let r = report(ReportData::default());
+        assert_eq!(r.trust.capture.now, None);
+        assert_eq!(r.trust.capture.off_in_period, None);
+        assert_eq!(r.trust.strict_mode.now, None);
+        assert_eq!(r.trust.retention.days, None);
+        // Readable but absent: the defaults (capture on, not strict, keep all).
+        let r = report(ReportData {
+            settings: Some(vec![]),
+            ..ReportData::default()
+        });
+        assert_eq!(r.trust.capture.off_in_period, Some(false));
+        assert_eq!(r.trust.strict_mode.now, Some(false));
+        assert_eq!(r.trust.retention.days, Some(0));
+    }
+
+    #[test]
+    fn gaps_vacuums_heads_and_verification_reach_the_trust_chips() {
+        let r = report(ReportData {
+            gaps: vec![
+                ("socket_missing".into(), 2, 17),
+                ("mailbox_full".into(), 1, 3),
+            ],
+            last_vacuum: Some(Event {
+                seq: 900,
+                recorded_at_us: NOW - 10,
+                kind: "vacuum".into(),
+                detail: Some(r#"{"first_seq":1,"last_seq":99,"rows":99,"anchor":"00"}"#.into()),
+            }),
+            signed_head: Some((850, NOW - 120_000_000)),
+            last_verify: Some(VerifyResult {
+                checked_at_us: NOW,
+                verified: false,
+                rows_checked: 10,
+                first_seq: Some(1),
+                last_seq: None,
+                broken_seq: Some(11),
+                message: "x".into(),
+            }),
+            ..ReportData::default()
+        });
+        assert_eq!((r.trust.gaps.entries, r.trust.gaps.events), (3, 20));
+        assert_eq!(r.trust.retention.last_vacuum.as_ref().unwrap().last_seq, 99);
+        assert_eq!(r.trust.signed_head.as_ref().unwrap().age_secs, 120);
+        assert_eq!(
+            r.verdict.headline,
+            "ALERT: the last verification found the chain broken at seq 11."
+        );
+        assert!(r.verdict.lines.iter().any(|l| l.starts_with("20 events")));
+    }
+
+    #[test]
+    fn the_json_round_trips() {
+        let r = report(ReportData::default());
+        let text = to_json(&r).unwrap();
+        let back: Report = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, r);
+        assert!(text.contains("\"format\": \"egress-audit-report\""));
+    }
+}
