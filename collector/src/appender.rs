@@ -1,7 +1,8 @@
 //! Chain appender actor, one per Odoo database: the chain's single writer in
 //! this collector. Buffers what arrives, and in one transaction at a time
 //! plans gaps, takes the chain lock, reads the head, hashes, COPYs the rows
-//! and moves the worker cursors; then publishes the rows to watchers.
+//! and moves the worker cursors; then hands their sums to the rollup
+//! (without waiting) and publishes the rows to watchers.
 //! Database down: the buffer is kept (bounded), retried with backoff, and
 //! whatever overflows becomes a gap entry with the exact count.
 
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, ResponseFuture, WrapFuture};
 use deadpool_postgres::Pool;
+use egress_rollup::Feed;
 use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
@@ -36,6 +38,7 @@ pub struct ChainAppender {
     collector: String,
     stats: Arc<Stats>,
     watch: WatchHub,
+    rollup: Feed,
     buffer: VecDeque<Item<RedactedEntry>>,
     /// Losses from a full buffer, kept in order behind the buffer.
     overflow: LossSummary,
@@ -56,6 +59,7 @@ impl ChainAppender {
         collector: String,
         stats: Arc<Stats>,
         watch: WatchHub,
+        rollup: Feed,
     ) -> Self {
         ChainAppender {
             database,
@@ -64,6 +68,7 @@ impl ChainAppender {
             collector,
             stats,
             watch,
+            rollup,
             buffer: VecDeque::new(),
             overflow: LossSummary::new("database_unavailable"),
             cursors: HashMap::new(),
@@ -188,6 +193,8 @@ impl ChainAppender {
             d.head_seq = head_seq.unwrap_or(d.head_seq);
             d.last_error = None;
         });
+        self.rollup
+            .committed(&self.database, written.rows.iter().map(|c| &c.row));
         self.watch.publish(Committed {
             database: self.database.clone(),
             rows: written.rows,

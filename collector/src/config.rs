@@ -18,6 +18,8 @@ pub struct Config {
     pub control: ControlConfig,
     pub policy: PolicyConfig,
     pub signer: SignerConfig,
+    pub rollup: RollupConfig,
+    pub vacuum: VacuumConfig,
     pub state: StateConfig,
     pub log: LogConfig,
 }
@@ -87,6 +89,30 @@ pub struct SignerConfig {
     /// How often each database's chain head is signed, in seconds
     /// (1 to 86400: at least daily).
     pub interval_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RollupConfig {
+    /// How often the sums of committed rows are written to the rollups, in
+    /// milliseconds (100 to 60000); the report is at most this far behind.
+    pub flush_interval_ms: u64,
+    /// Most journal rows summed straight from the journal in one
+    /// transaction when catching up (after a restart, or rows another
+    /// collector appended).
+    pub catch_up_rows: i64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VacuumConfig {
+    /// How often each database's journal is pruned to its
+    /// `mit_network_audit.retention_days`, in seconds (60 to 86400; the
+    /// first run is a minute after start).
+    pub interval_secs: u64,
+    /// Most rows removed in one transaction, each journaled as one
+    /// `vacuum` entry.
+    pub batch_rows: i64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -200,6 +226,49 @@ impl SignerConfig {
     }
 }
 
+const fn default_rollup_flush_interval_ms() -> u64 {
+    2000
+}
+const fn default_catch_up_rows() -> i64 {
+    100_000
+}
+const fn default_vacuum_interval_secs() -> u64 {
+    86_400
+}
+const fn default_vacuum_batch_rows() -> i64 {
+    500_000
+}
+
+impl Default for RollupConfig {
+    fn default() -> Self {
+        RollupConfig {
+            flush_interval_ms: default_rollup_flush_interval_ms(),
+            catch_up_rows: default_catch_up_rows(),
+        }
+    }
+}
+
+impl RollupConfig {
+    pub fn flush_interval(&self) -> Duration {
+        Duration::from_millis(self.flush_interval_ms)
+    }
+}
+
+impl Default for VacuumConfig {
+    fn default() -> Self {
+        VacuumConfig {
+            interval_secs: default_vacuum_interval_secs(),
+            batch_rows: default_vacuum_batch_rows(),
+        }
+    }
+}
+
+impl VacuumConfig {
+    pub fn interval(&self) -> Duration {
+        Duration::from_secs(self.interval_secs)
+    }
+}
+
 impl Default for StateConfig {
     fn default() -> Self {
         StateConfig {
@@ -276,6 +345,21 @@ impl Config {
         }
         if !(1..=86_400).contains(&self.signer.interval_secs) {
             return fail("signer.interval_secs must be between 1 and 86400 (heads are signed at least daily)".into());
+        }
+        if !(100..=60_000).contains(&self.rollup.flush_interval_ms) {
+            return fail("rollup.flush_interval_ms must be between 100 and 60000".into());
+        }
+        if self.rollup.catch_up_rows < 1 {
+            return fail("rollup.catch_up_rows must be at least 1".into());
+        }
+        if !(60..=86_400).contains(&self.vacuum.interval_secs) {
+            return fail(
+                "vacuum.interval_secs must be between 60 and 86400 (retention runs at least daily)"
+                    .into(),
+            );
+        }
+        if self.vacuum.batch_rows < 1 {
+            return fail("vacuum.batch_rows must be at least 1".into());
         }
         if self.chain.queue_max < self.chain.batch_max_rows {
             return fail("chain.queue_max must be at least chain.batch_max_rows".into());

@@ -1,11 +1,17 @@
-//! Control socket: a Unix stream socket serving `status` and `watch` to the
-//! CLI. One JSON request line per connection; replies are JSON lines. The
+//! Control socket: a Unix stream socket serving `status`, `watch`,
+//! `sign-now`, `export`, `report` and `vacuum-now` to the CLI. One JSON
+//! request line per connection; replies are JSON lines. The
 //! peer's uid is checked with SO_PEERCRED: root, the collector's own uid and
 //! configured uids only.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Recipient;
+use egress_rollup::FlushRollups;
+use egress_vacuum::RunVacuum;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -49,6 +55,19 @@ pub enum Request {
         #[serde(default)]
         since: u32,
     },
+    /// The Trust Report of `db` (the default database when absent), from
+    /// the rollups brought up to the journal's head first.
+    Report {
+        db: Option<String>,
+        /// `7d`, `24h`, `2w` or `all`.
+        since: String,
+    },
+    /// Prune `db` to its retention now. `now_us` replaces the clock (tests,
+    /// drills); the vacuum entry records that it did.
+    VacuumNow {
+        db: String,
+        now_us: Option<i64>,
+    },
 }
 
 fn first_seq() -> i64 {
@@ -63,7 +82,15 @@ pub struct ControlServer {
     pub databases: Arc<Databases>,
     pub default_db: String,
     pub signing: crate::head_signer::Signing,
+    pub rollup: Recipient<FlushRollups>,
+    pub rollup_stats: Arc<egress_rollup::Stats>,
+    pub vacuum: Recipient<RunVacuum>,
+    pub vacuum_outcomes: Arc<std::sync::Mutex<BTreeMap<String, egress_vacuum::Outcome>>>,
 }
+
+/// How long `report` waits for the rollups to catch up before it answers
+/// from what they hold (and says how far that is).
+const REPORT_FLUSH_WAIT: Duration = Duration::from_secs(20);
 
 pub fn bind(path: &PathBuf) -> Result<UnixListener> {
     let err = |source| Error::Socket {
@@ -109,7 +136,21 @@ impl ControlServer {
         let mut line = String::new();
         BufReader::new(read).read_line(&mut line).await?;
         match serde_json::from_str::<Request>(&line) {
-            Ok(Request::Status) => write_line(&mut write, &self.stats.snapshot()).await,
+            Ok(Request::Status) => write_line(&mut write, &self.status()).await,
+            Ok(Request::Report { db, since }) => {
+                let reply = match self.report(db, &since).await {
+                    Ok(report) => json!({"type": "report", "report": report}),
+                    Err(e) => json!({"type": "error", "message": e.to_string()}),
+                };
+                write_line(&mut write, &reply).await
+            }
+            Ok(Request::VacuumNow { db, now_us }) => {
+                let reply = match self.vacuum_now(&db, now_us).await {
+                    Ok(outcome) => json!({"type": "vacuum", "outcome": outcome}),
+                    Err(e) => json!({"type": "error", "message": e.to_string()}),
+                };
+                write_line(&mut write, &reply).await
+            }
             Ok(Request::Watch { db, since }) => self.watch(&mut write, db, since).await,
             Ok(Request::SignNow { db }) => {
                 let reply = match self.checked(&db) {
@@ -207,6 +248,87 @@ impl ControlServer {
                 Err(RecvError::Closed) => return Ok(()),
             }
         }
+    }
+
+    /// The counters, with the rollups' and the last vacuum of each database.
+    fn status(&self) -> Value {
+        let mut status = self.stats.snapshot();
+        status["rollup"] = self.rollup_stats.snapshot();
+        let outcomes = self
+            .vacuum_outcomes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        status["vacuum"] = json!({ "last": outcomes });
+        status
+    }
+
+    /// Brings the rollups of `database` up to the journal's head, then
+    /// reads the report from them (never from the journal).
+    async fn report(&self, db: Option<String>, since: &str) -> Result<egress_rollup::Report> {
+        let database = db.unwrap_or_else(|| self.default_db.clone());
+        self.checked(&database)?;
+        let since: egress_rollup::Since = since.parse().map_err(Error::Control)?;
+        let flush = self.rollup.send(FlushRollups {
+            database: database.clone(),
+        });
+        match tokio::time::timeout(REPORT_FLUSH_WAIT, flush).await {
+            Ok(Ok(Ok(_))) => {}
+            // The report says how far the rollups go (`trust.rollups`).
+            Ok(Ok(Err(e))) => {
+                warn!(db = %database, error = %e, "Report from rollups that could not catch up.")
+            }
+            Ok(Err(_)) | Err(_) => warn!(db = %database, "Report from rollups still catching up."),
+        }
+        let mut client = self.client(&database).await?;
+        egress_rollup::report::build(
+            &mut client,
+            &database,
+            since,
+            egress_rollup::Source::Rollups,
+        )
+        .await
+        .map_err(|e| Error::Control(e.to_string()))
+    }
+
+    /// The rollups first (the vacuum prunes only rows they hold), then the vacuum.
+    async fn vacuum_now(
+        &self,
+        database: &str,
+        now_us: Option<i64>,
+    ) -> Result<egress_vacuum::Outcome> {
+        self.checked(database)?;
+        let flushed = self
+            .rollup
+            .send(FlushRollups {
+                database: database.to_owned(),
+            })
+            .await
+            .map_err(|e| Error::Control(e.to_string()))?;
+        if let Err(e) = flushed {
+            return Err(Error::Control(format!(
+                "the rollups of {database} cannot catch up, so nothing may be pruned: {e}"
+            )));
+        }
+        self.vacuum
+            .send(RunVacuum {
+                database: database.to_owned(),
+                now_us,
+            })
+            .await
+            .map_err(|e| Error::Control(e.to_string()))?
+            .map_err(Error::Control)
+    }
+
+    async fn client(&self, database: &str) -> Result<deadpool_postgres::Object> {
+        self.databases
+            .pool(database)?
+            .get()
+            .await
+            .map_err(|e| Error::Pool {
+                database: database.into(),
+                reason: crate::error::chain_text(&e),
+            })
     }
 
     fn checked(&self, database: &str) -> Result<()> {

@@ -26,9 +26,19 @@ use crate::router::Router;
 use crate::salts::Salts;
 use crate::stats::Stats;
 use crate::watch_hub::WatchHub;
+use egress_rollup::{FlushRollups, Rollup};
+use egress_vacuum::Vacuum;
 
 /// How long shutdown may take before the collector exits anyway.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(30);
+/// Deltas the rollup's mailbox holds; beyond it they are dropped (and their
+/// rows folded from the journal later).
+const ROLLUP_MAILBOX: usize = 1024;
+/// How often a database with nothing announced is checked for rows no
+/// delta covers (another collector's, the vacuum's own entry).
+const ROLLUP_CHECK_INTERVAL: Duration = Duration::from_secs(30);
+/// How long shutdown gives the rollups to take in what was just committed.
+const ROLLUP_FLUSH_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Runs the service until SIGTERM or SIGINT.
 pub fn run(config: Config) -> Result<()> {
@@ -67,14 +77,36 @@ async fn wire_and_wait(
     let collector = host_name();
     let mailbox = config.ingest.mailbox_batches;
 
+    // Rollups and vacuum reach each database through the same pools.
+    let pools: egress_rollup::PoolFor = {
+        let databases = databases.clone();
+        Arc::new(move |database: &str| databases.pool(database).map_err(|e| e.to_string()))
+    };
+    let rollup_stats = Arc::new(egress_rollup::Stats::default());
+    let rollup = Rollup::create({
+        let options = egress_rollup::Options {
+            flush_interval: config.rollup.flush_interval(),
+            check_interval: ROLLUP_CHECK_INTERVAL,
+            max_fold_rows: config.rollup.catch_up_rows,
+        };
+        let (pools, stats) = (pools.clone(), rollup_stats.clone());
+        let known = [config.database.default_db.clone()];
+        move |ctx: &mut Context<Rollup>| {
+            ctx.set_mailbox_capacity(ROLLUP_MAILBOX);
+            Rollup::new(pools, options, stats, &known)
+        }
+    });
+    let feed = egress_rollup::Feed::new(rollup.clone().recipient(), rollup_stats.clone());
+
     // Router and appenders share this (main) thread with the control socket:
     // their work is I/O-bound and one writer per database is the rule.
     let spawn_appender = {
-        let (databases, chain, stats, watch) = (
+        let (databases, chain, stats, watch, feed) = (
             databases.clone(),
             config.chain.clone(),
             stats.clone(),
             watch.clone(),
+            feed,
         );
         Box::new(move |database: &str| {
             let appender = ChainAppender::new(
@@ -84,6 +116,7 @@ async fn wire_and_wait(
                 collector.clone(),
                 stats.clone(),
                 watch.clone(),
+                feed.clone(),
             );
             ChainAppender::create(|ctx: &mut Context<ChainAppender>| {
                 ctx.set_mailbox_capacity(mailbox);
@@ -168,6 +201,24 @@ async fn wire_and_wait(
         collector: host_name(),
     };
     HeadSigner::new(signing.clone(), config.signer.interval()).start();
+    let vacuum = {
+        let (stats, default_db) = (stats.clone(), config.database.default_db.clone());
+        let known: egress_vacuum::DatabasesFn = Arc::new(move || {
+            let mut names = stats.database_names();
+            if !names.contains(&default_db) {
+                names.push(default_db.clone());
+            }
+            names
+        });
+        let options = egress_vacuum::Options {
+            interval: config.vacuum.interval(),
+            batch_rows: config.vacuum.batch_rows,
+            collector: host_name(),
+        };
+        let vacuum = Vacuum::new(pools, known, options);
+        let outcomes = vacuum.last_outcomes();
+        (vacuum.start(), outcomes)
+    };
     let server = Arc::new(ControlServer {
         socket: config.control.socket.clone(),
         allow_uids: control_uids,
@@ -176,6 +227,10 @@ async fn wire_and_wait(
         databases,
         default_db: config.database.default_db.clone(),
         signing,
+        rollup: rollup.clone().recipient(),
+        rollup_stats,
+        vacuum: vacuum.0.recipient(),
+        vacuum_outcomes: vacuum.1,
     });
     actix_rt::spawn(server.serve(listener));
     info!(ingest = %config.ingest.socket.display(), control = %config.control.socket.display(),
@@ -190,6 +245,18 @@ async fn wire_and_wait(
     {
         error!("Shutdown deadline passed before every event was journaled.");
     }
+    // Not needed for correctness (a restart folds from the watermark), but
+    // leaves the report current.
+    let flushes: Vec<_> = stats
+        .database_names()
+        .into_iter()
+        .map(|database| rollup.send(FlushRollups { database }))
+        .collect();
+    let _ = tokio::time::timeout(
+        ROLLUP_FLUSH_DEADLINE,
+        futures_util::future::join_all(flushes),
+    )
+    .await;
     pipeline.stop();
     ingest_thread.stop();
     info!(appended = %stats.snapshot()["chain"]["appended"], "Collector stopped.");

@@ -5,11 +5,13 @@
 
 mod export;
 mod pubkey;
+mod report;
 mod run;
 mod setup;
 mod sign_now;
 mod status;
 mod time;
+mod vacuum_now;
 mod verify;
 mod watch;
 
@@ -47,6 +49,10 @@ enum Command {
     Pubkey(pubkey::PubkeyArgs),
     /// Write a signed export of a database's journal.
     Export(export::ExportArgs),
+    /// The Trust Report: who the Odoo workers talked to, from the rollups.
+    Report(report::ReportArgs),
+    /// Have the running collector prune a database's journal to its retention now.
+    VacuumNow(vacuum_now::VacuumNowArgs),
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -59,6 +65,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::SignNow(args) => sign_now::main(args),
         Command::Pubkey(args) => pubkey::main(args),
         Command::Export(args) => export::main(args),
+        Command::Report(args) => report::main(args),
+        Command::VacuumNow(args) => vacuum_now::main(args),
     }
 }
 

@@ -65,6 +65,18 @@ pub struct RunArgs {
     /// [signer] interval_secs: how often chain heads are signed.
     #[arg(long, env = "EGRESS_SIGN_INTERVAL_SECS")]
     sign_interval_secs: Option<u64>,
+    /// [rollup] flush_interval_ms: how often sums reach the rollups.
+    #[arg(long, env = "EGRESS_ROLLUP_FLUSH_MS")]
+    rollup_flush_ms: Option<u64>,
+    /// [rollup] catch_up_rows: most rows summed from the journal per transaction.
+    #[arg(long, env = "EGRESS_ROLLUP_CATCH_UP_ROWS")]
+    rollup_catch_up_rows: Option<i64>,
+    /// [vacuum] interval_secs: how often retention prunes each journal.
+    #[arg(long, env = "EGRESS_VACUUM_INTERVAL_SECS")]
+    vacuum_interval_secs: Option<u64>,
+    /// [vacuum] batch_rows: most rows removed per transaction (one vacuum entry each).
+    #[arg(long, env = "EGRESS_VACUUM_BATCH_ROWS")]
+    vacuum_batch_rows: Option<i64>,
     /// [state] dir: the collector's own state (keys, salts).
     #[arg(long, env = "EGRESS_STATE_DIR")]
     state_dir: Option<PathBuf>,
@@ -103,6 +115,10 @@ fn load(args: RunArgs) -> anyhow::Result<Config> {
         control_allow_uids => control.allow_uids;
         policy_poll_ms => policy.poll_interval_ms;
         sign_interval_secs => signer.interval_secs;
+        rollup_flush_ms => rollup.flush_interval_ms;
+        rollup_catch_up_rows => rollup.catch_up_rows;
+        vacuum_interval_secs => vacuum.interval_secs;
+        vacuum_batch_rows => vacuum.batch_rows;
         state_dir => state.dir;
         log_level => log.level;
     }
