@@ -584,3 +584,38 @@ pub async fn mirrored_head(client: &tokio_postgres::Client) -> Option<String> {
         .flatten()
         .map(|r| r.get(0))
 }
+
+/// What one run of `verify` found, as the report's trust chip shows it.
+#[derive(Debug, Clone)]
+pub struct VerifyOutcome {
+    pub verified: bool,
+    pub rows: i64,
+    pub first_seq: Option<i64>,
+    pub last_seq: Option<i64>,
+    pub broken_seq: Option<i64>,
+    pub message: String,
+}
+
+/// Appends the outcome of a verification to `egress.verify_result`.
+pub async fn record_verify_result(
+    client: &tokio_postgres::Client,
+    outcome: &VerifyOutcome,
+) -> Result<()> {
+    client
+        .execute(
+            "INSERT INTO egress.verify_result \
+             (verified, rows_checked, first_seq, last_seq, broken_seq, message) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                &outcome.verified,
+                &outcome.rows,
+                &outcome.first_seq,
+                &outcome.last_seq,
+                &outcome.broken_seq,
+                &outcome.message,
+            ],
+        )
+        .await
+        .map_err(db_err("record the verification"))?;
+    Ok(())
+}

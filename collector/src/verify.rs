@@ -2,11 +2,18 @@
 //! checks each link, naming the first position where the chain breaks; then
 //! checks every signed head against the chain, which catches what a chain
 //! alone cannot: a journal truncated after a signed head.
+//!
+//! After retention pruned the oldest rows, the chain starts from the first
+//! remaining row's `prev_hash` (the anchor). An anchor proves nothing by
+//! itself (anyone who deleted a prefix would leave one), so it is accepted
+//! only if a `vacuum` entry further on, itself inside the verified chain,
+//! recorded removing exactly the rows before it and that same anchor.
 
 use std::collections::BTreeMap;
 
 use egress_proto::GENESIS_HASH;
 use egress_signer::SignedHead;
+use egress_vacuum::VacuumDetail;
 
 use crate::store::StoredRow;
 
@@ -30,6 +37,27 @@ pub struct ChainCheck {
     /// The public key heads must be signed with, when the auditor pins one.
     pinned_key: Option<[u8; 32]>,
     pub heads_checked: usize,
+    /// The first row's seq.
+    pub first_seq: Option<i64>,
+    /// Set when the journal starts after seq 1: where, and from what hash.
+    pub anchor: Option<Anchor>,
+    /// The `last_seq` of every vacuum entry passed, to name what a missing
+    /// prefix lacks.
+    vacuum_ends: Vec<i64>,
+}
+
+/// Where a pruned journal starts, and the vacuum entry that vouches for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anchor {
+    pub first_seq: i64,
+    pub prev_hash: Vec<u8>,
+    /// The seq of the vacuum entry that recorded removing the rows before
+    /// `first_seq` with this anchor, once seen.
+    pub vouched_by: Option<i64>,
+    /// That entry's vacuum ran with a clock set by its caller.
+    pub clock_override: bool,
+    /// A vacuum entry for this range recorded another anchor (its seq).
+    pub contradicted_by: Option<i64>,
 }
 
 impl ChainCheck {
@@ -44,6 +72,9 @@ impl ChainCheck {
             heads: BTreeMap::new(),
             pinned_key: None,
             heads_checked: 0,
+            first_seq: None,
+            anchor: None,
+            vacuum_ends: Vec::new(),
         }
     }
 
@@ -61,6 +92,36 @@ impl ChainCheck {
     /// were removed after it was signed.
     pub fn finish(&mut self) {
         if self.broken.is_some() {
+            return;
+        }
+        if let Some(anchor) = self.anchor.as_ref().filter(|a| a.vouched_by.is_none()) {
+            let first = anchor.first_seq;
+            self.broken = Some(match anchor.contradicted_by {
+                Some(entry) => Break {
+                    seq: first,
+                    reason: format!(
+                        "its prev_hash is not the anchor that the vacuum entry at seq {entry} \
+                         recorded for it: rows before it were replaced"
+                    ),
+                },
+                None => {
+                    // The rows after the last vacuum that did happen.
+                    let from = self
+                        .vacuum_ends
+                        .iter()
+                        .filter(|end| **end < first)
+                        .max()
+                        .map_or(1, |end| end + 1);
+                    Break {
+                        seq: from,
+                        reason: format!(
+                            "rows {from} to {} are missing: the journal starts at seq {first} \
+                             and no vacuum entry records their removal",
+                            first - 1
+                        ),
+                    }
+                }
+            });
             return;
         }
         let end = self.head_seq();
@@ -98,8 +159,60 @@ impl ChainCheck {
         None
     }
 
+    /// Signed heads below the anchor: their rows were pruned, so they can no
+    /// longer be checked.
+    pub fn heads_before_anchor(&self) -> usize {
+        match &self.anchor {
+            Some(anchor) => self
+                .heads
+                .range(..anchor.first_seq)
+                .map(|(_, h)| h.len())
+                .sum(),
+            None => 0,
+        }
+    }
+
+    /// A journal that starts after seq 1 starts from its first row's
+    /// prev_hash, provisionally: `finish` requires a vacuum entry for it.
+    fn start(&mut self, stored: &StoredRow) {
+        let seq = stored.row.seq;
+        self.first_seq = Some(seq);
+        if seq > 1 {
+            self.expected_seq = seq;
+            self.prev_hash.clone_from(&stored.prev_hash);
+            self.anchor = Some(Anchor {
+                first_seq: seq,
+                prev_hash: stored.prev_hash.clone(),
+                vouched_by: None,
+                clock_override: false,
+                contradicted_by: None,
+            });
+        }
+    }
+
+    /// A verified vacuum entry: does it vouch for the anchor?
+    fn saw_vacuum(&mut self, seq: i64, detail: &VacuumDetail) {
+        self.vacuum_ends.push(detail.last_seq);
+        if let Some(anchor) = self.anchor.as_mut() {
+            if detail.last_seq + 1 == anchor.first_seq && anchor.vouched_by.is_none() {
+                if detail
+                    .anchor_bytes()
+                    .is_some_and(|a| a.as_slice() == anchor.prev_hash)
+                {
+                    anchor.vouched_by = Some(seq);
+                    anchor.clock_override = detail.clock_override;
+                } else {
+                    anchor.contradicted_by.get_or_insert(seq);
+                }
+            }
+        }
+    }
+
     /// Checks one row; false once the chain is broken.
     pub fn feed(&mut self, stored: &StoredRow) -> bool {
+        if self.first_seq.is_none() {
+            self.start(stored);
+        }
         let seq = stored.row.seq;
         let expected = self.expected_seq;
         let reason = if seq > expected {
@@ -137,6 +250,9 @@ impl ChainCheck {
                 reason,
             });
             return false;
+        }
+        if let Some(detail) = VacuumDetail::parse(&stored.row) {
+            self.saw_vacuum(seq, &detail);
         }
         self.prev_hash.clone_from(&stored.row_hash);
         self.expected_seq += 1;
@@ -250,6 +366,119 @@ mod tests {
         let broken = check(&rows).unwrap();
         assert_eq!(broken.seq, 2);
         assert!(broken.reason.contains("missing"), "{}", broken.reason);
+    }
+
+    fn stored(chained: Vec<crate::store::ChainedRow>) -> Vec<StoredRow> {
+        chained
+            .into_iter()
+            .map(|c| StoredRow {
+                row: c.row,
+                prev_hash: c.prev_hash.to_vec(),
+                row_hash: c.row_hash.to_vec(),
+            })
+            .collect()
+    }
+
+    /// `n` calls, then a vacuum entry recording the removal of rows
+    /// `1..=removed` with `anchor` (their last row_hash unless given), then
+    /// two more calls; the removed rows are gone.
+    fn pruned(n: usize, removed: usize, anchor: Option<[u8; 32]>) -> Vec<StoredRow> {
+        let mut rows = journal(n);
+        let last = &rows[n - 1];
+        let detail = VacuumDetail {
+            first_seq: 1,
+            last_seq: removed as i64,
+            rows: removed as i64,
+            anchor: hex::encode(
+                anchor.unwrap_or_else(|| rows[removed - 1].row_hash.clone().try_into().unwrap()),
+            ),
+            cutoff_us: 0,
+            retention_days: 1,
+            signed_head_seq: removed as i64 + 1,
+            clock_override: false,
+        };
+        let head = (last.row.seq, last.row_hash.clone().try_into().unwrap());
+        let more = vec![
+            detail.entry("db", "host", 1),
+            JournalRow {
+                database: "db".into(),
+                kind: "call".into(),
+                ..JournalRow::default()
+            },
+        ];
+        rows.extend(stored(chain(more, Some(head), "host", 1)));
+        rows.drain(..removed);
+        rows
+    }
+
+    #[test]
+    fn a_pruned_journal_starts_from_the_anchor_its_vacuum_entry_recorded() {
+        let rows = pruned(10, 4, None);
+        let keys = egress_signer::Keys::from_secrets([1; 32], [1; 32]);
+        let hash: [u8; 32] = rows[6].row_hash.clone().try_into().unwrap();
+        let heads = vec![egress_signer::sign_head(&keys, "db", 11, &hash, 1)];
+        let mut check = ChainCheck::new(Some("db".into())).with_heads(heads, None);
+        for row in &rows {
+            assert!(check.feed(row), "{:?}", check.broken);
+        }
+        check.finish();
+        assert_eq!(check.broken, None);
+        let anchor = check.anchor.clone().unwrap();
+        assert_eq!((anchor.first_seq, anchor.vouched_by), (5, Some(11)));
+        assert_eq!(
+            (check.first_seq, check.head_seq(), check.rows),
+            (Some(5), 12, 8)
+        );
+        assert_eq!((check.heads_checked, check.heads_before_anchor()), (1, 0));
+    }
+
+    #[test]
+    fn a_prefix_deleted_without_a_vacuum_entry_is_caught() {
+        let mut rows = journal(6);
+        rows.drain(..2);
+        let broken = check(&rows).unwrap();
+        assert_eq!(broken.seq, 1);
+        assert!(
+            broken.reason.contains("no vacuum entry"),
+            "{}",
+            broken.reason
+        );
+    }
+
+    #[test]
+    fn rows_deleted_after_a_real_vacuum_are_named_from_where_it_stopped() {
+        let mut rows = pruned(10, 4, None);
+        // Rows 5 and 6 go too, without an entry.
+        rows.drain(..2);
+        let broken = check(&rows).unwrap();
+        assert_eq!(broken.seq, 5);
+        assert!(broken.reason.contains("rows 5 to 6"), "{}", broken.reason);
+    }
+
+    #[test]
+    fn an_anchor_other_than_the_recorded_one_is_caught() {
+        let rows = pruned(10, 4, Some([9; 32]));
+        let broken = check(&rows).unwrap();
+        assert_eq!(broken.seq, 5);
+        assert!(
+            broken.reason.contains("vacuum entry at seq 11"),
+            "{}",
+            broken.reason
+        );
+    }
+
+    #[test]
+    fn signed_heads_below_the_anchor_are_counted_not_checked() {
+        let full = journal(10);
+        let early = head(&full, 2, 1);
+        let rows = pruned(10, 4, None);
+        let mut check = ChainCheck::new(Some("db".into())).with_heads(vec![early], None);
+        for row in &rows {
+            check.feed(row);
+        }
+        check.finish();
+        assert_eq!(check.broken, None);
+        assert_eq!((check.heads_checked, check.heads_before_anchor()), (0, 1));
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! `egress-collector verify`: exit 0 when the chain is intact, 1 when it is
-//! broken (naming the first bad seq), 2 when it could not be checked.
+//! broken (naming the first bad seq), 2 when it could not be checked. The
+//! outcome is appended to `egress.verify_result` (for the Trust Report)
+//! when the role may; a pruned journal is checked from its anchor.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -23,6 +25,9 @@ pub struct VerifyArgs {
     /// `egress-collector pubkey`), so a re-signed journal is caught too.
     #[arg(long)]
     pubkey: Option<String>,
+    /// Do not record the outcome in egress.verify_result.
+    #[arg(long)]
+    no_record: bool,
 }
 
 pub fn main(args: VerifyArgs) -> anyhow::Result<ExitCode> {
@@ -39,8 +44,18 @@ pub fn main(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         },
         None => None,
     };
-    match super::runtime()?.block_on(check(&args.database_url, pinned)) {
-        Ok(check) => Ok(report(&check)),
+    let runtime = super::runtime()?;
+    match runtime.block_on(check(&args.database_url, pinned)) {
+        Ok((check, client)) => {
+            if !args.no_record {
+                if let Err(e) =
+                    runtime.block_on(store::record_verify_result(&client, &outcome(&check)))
+                {
+                    eprintln!("note: the outcome was not recorded for the Trust Report ({e}); --no-record silences this");
+                }
+            }
+            Ok(report(&check))
+        }
         Err(err) => {
             eprintln!("Could not verify the chain: {err}");
             Ok(ExitCode::from(EXIT_UNCHECKED))
@@ -48,7 +63,10 @@ pub fn main(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn check(url: &str, pinned: Option<[u8; 32]>) -> egress_collector::error::Result<ChainCheck> {
+async fn check(
+    url: &str,
+    pinned: Option<[u8; 32]>,
+) -> egress_collector::error::Result<(ChainCheck, tokio_postgres::Client)> {
     let mut client = connect(url).await?;
     let database: tokio_postgres::Config = url.parse().map_err(|e| {
         egress_collector::error::Error::Config(format!("database URL does not parse: {e}"))
@@ -85,7 +103,21 @@ async fn check(url: &str, pinned: Option<[u8; 32]>) -> egress_collector::error::
     })
     .await?;
     check.finish();
-    Ok(check)
+    Ok((check, client))
+}
+
+fn outcome(check: &ChainCheck) -> store::VerifyOutcome {
+    store::VerifyOutcome {
+        verified: check.broken.is_none(),
+        rows: check.rows as i64,
+        first_seq: check.first_seq,
+        last_seq: (check.rows > 0).then(|| check.head_seq()),
+        broken_seq: check.broken.as_ref().map(|b| b.seq),
+        message: match &check.broken {
+            None => "Audit chain verified OK — no tampering detected.".into(),
+            Some(b) => format!("the chain breaks at seq {}: {}", b.seq, b.reason),
+        },
+    }
 }
 
 fn report(check: &ChainCheck) -> ExitCode {
@@ -93,11 +125,31 @@ fn report(check: &ChainCheck) -> ExitCode {
         None => {
             println!("Audit chain verified OK — no tampering detected.");
             println!(
-                "{} rows, seq 1 to {}; {} signed heads checked.",
+                "{} rows, seq {} to {}; {} signed heads checked.",
                 check.rows,
+                check.first_seq.unwrap_or(1),
                 check.head_seq(),
                 check.heads_checked
             );
+            if let Some(anchor) = &check.anchor {
+                println!(
+                    "Started from the anchor {} (prev_hash of seq {}): rows 1 to {} were removed \
+                     by retention, as the vacuum entry at seq {} records{}.",
+                    hex::encode(&anchor.prev_hash),
+                    anchor.first_seq,
+                    anchor.first_seq - 1,
+                    anchor.vouched_by.unwrap_or_default(),
+                    if anchor.clock_override {
+                        " (that vacuum ran with a clock set by its caller)"
+                    } else {
+                        ""
+                    }
+                );
+                let unchecked = check.heads_before_anchor();
+                if unchecked > 0 {
+                    println!("{unchecked} signed heads before the anchor cannot be checked: their rows were pruned.");
+                }
+            }
             ExitCode::SUCCESS
         }
         Some(broken) => {
