@@ -347,10 +347,7 @@ async fn connect(
     mut known: HashMap<u64, Account>,
     unknown: &[u64],
 ) -> Result<(deadpool_postgres::Object, HashMap<u64, Account>)> {
-    let client = pool?.get().await.map_err(|e| Error::Pool {
-        database: database.to_owned(),
-        reason: crate::error::chain_text(&e),
-    })?;
+    let client = crate::databases::connect(pool, database).await?;
     if !unknown.is_empty() {
         let ids: Vec<i64> = unknown.iter().map(|w| *w as i64).collect();
         let mut stored = store::fetch_accounts(&client, &ids).await?;

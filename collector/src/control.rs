@@ -321,14 +321,7 @@ impl ControlServer {
     }
 
     async fn client(&self, database: &str) -> Result<deadpool_postgres::Object> {
-        self.databases
-            .pool(database)?
-            .get()
-            .await
-            .map_err(|e| Error::Pool {
-                database: database.into(),
-                reason: crate::error::chain_text(&e),
-            })
+        self.databases.client(database).await
     }
 
     fn checked(&self, database: &str) -> Result<()> {
@@ -349,15 +342,7 @@ impl ControlServer {
         to: Option<i64>,
     ) -> Result<egress_signer::ExportFile> {
         self.checked(database)?;
-        let client = self
-            .databases
-            .pool(database)?
-            .get()
-            .await
-            .map_err(|e| Error::Pool {
-                database: database.into(),
-                reason: crate::error::chain_text(&e),
-            })?;
+        let client = self.databases.client(database).await?;
         let rows = store::rows_in_range(&client, from.max(1), to).await?;
         let heads: Vec<egress_signer::SignedHead> = store::signed_heads(&client)
             .await?
@@ -395,15 +380,7 @@ impl ControlServer {
                 "{database:?} is not a valid database name"
             )));
         }
-        let client = self
-            .databases
-            .pool(database)?
-            .get()
-            .await
-            .map_err(|e| Error::Pool {
-                database: database.into(),
-                reason: crate::error::chain_text(&e),
-            })?;
+        let client = self.databases.client(database).await?;
         store::last_rows(&client, i64::from(n)).await
     }
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
 use crate::error::{Error, Result};
@@ -67,6 +67,11 @@ impl Databases {
             .unwrap_or_default()
     }
 
+    /// A pooled connection to `database`, or an error that says why not.
+    pub async fn client(&self, database: &str) -> Result<Object> {
+        connect(self.pool(database), database).await
+    }
+
     pub fn pool(&self, database: &str) -> Result<Pool> {
         let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(pool) = pools.get(database) {
@@ -92,6 +97,14 @@ impl Databases {
         pools.insert(database.to_owned(), pool.clone());
         Ok(pool)
     }
+}
+
+/// A connection from `pool` (taken before a future that must own it).
+pub async fn connect(pool: Result<Pool>, database: &str) -> Result<Object> {
+    pool?.get().await.map_err(|e| Error::Pool {
+        database: database.to_owned(),
+        reason: crate::error::chain_text(&e),
+    })
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use egress_signer::{sign_head, KeyStore, SignedHead};
 use tracing::{info, warn};
 
 use crate::databases::Databases;
-use crate::error::{chain_text, Error, Result};
+use crate::error::{Error, Result};
 use crate::stats::Stats;
 use crate::store;
 
@@ -28,15 +28,7 @@ pub struct Signing {
 impl Signing {
     /// Signs the current head of `database` now.
     pub async fn sign(&self, database: &str) -> Result<SignedHead> {
-        let client = self
-            .databases
-            .pool(database)?
-            .get()
-            .await
-            .map_err(|e| Error::Pool {
-                database: database.to_owned(),
-                reason: chain_text(&e),
-            })?;
+        let client = self.databases.client(database).await?;
         let (seq, hash) = store::read_head(&client).await?.ok_or_else(|| {
             Error::Control(format!(
                 "the journal of {database} is empty: nothing to sign"

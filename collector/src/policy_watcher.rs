@@ -111,11 +111,9 @@ impl PolicyWatcher {
         seen.loading = true;
         let first = seen.parameters.is_none() && seen.components.is_none();
         let pool = self.databases.pool(&database);
+        let name = database.clone();
         let read = async move {
-            let client = pool?.get().await.map_err(|e| Error::Pool {
-                database: String::new(),
-                reason: crate::error::chain_text(&e),
-            })?;
+            let client = crate::databases::connect(pool, &name).await?;
             let parameters = store::read_settings(&client).await?;
             let components = store::read_components(&client).await?;
             Ok::<_, Error>((parameters, components))
