@@ -310,14 +310,21 @@ impl ControlServer {
                 "the rollups of {database} cannot catch up, so nothing may be pruned: {e}"
             )));
         }
-        self.vacuum
+        let outcome = self
+            .vacuum
             .send(RunVacuum {
                 database: database.to_owned(),
                 now_us,
             })
             .await
             .map_err(|e| Error::Control(e.to_string()))?
-            .map_err(Error::Control)
+            .map_err(Error::Control)?;
+        // The vacuum entries reached the journal without a delta: fold them
+        // now rather than at the next periodic check.
+        let _ = self.rollup.try_send(FlushRollups {
+            database: database.to_owned(),
+        });
+        Ok(outcome)
     }
 
     async fn client(&self, database: &str) -> Result<deadpool_postgres::Object> {
