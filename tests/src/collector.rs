@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
@@ -305,6 +305,17 @@ impl Collector {
         let text = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
         let line = text.lines().find(|l| l.starts_with("VmHWM:"))?;
         line.split_whitespace().nth(1)?.parse().ok()
+    }
+
+    /// `egress-collector <args> --control <ours>`, e.g. `["sign-now", "--db", x]`.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(bins::collector());
+        clean_env(&mut cmd)
+            .args(args)
+            .arg("--control")
+            .arg(&self.control)
+            .output()
+            .expect("spawn egress-collector")
     }
 
     /// `egress-collector watch --control <ours> <args>`, streaming.

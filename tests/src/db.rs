@@ -106,6 +106,46 @@ impl TestDb {
         db
     }
 
+    /// Like `new`, with Odoo's settings table (`ir_config_parameter`) made
+    /// first, as in a real Odoo database: settings then apply and are
+    /// journaled, and signed heads are mirrored.
+    pub fn new_odoo(tag: &str) -> TestDb {
+        let db = TestDb::create(tag);
+        db.sql()
+            .batch(
+                "CREATE TABLE public.ir_config_parameter (
+                     id serial PRIMARY KEY, key varchar NOT NULL UNIQUE, value text NOT NULL)",
+            )
+            .unwrap_or_else(|e| panic!("create ir_config_parameter: {}", describe(&e)));
+        let out = db.run_setup();
+        assert!(
+            out.status.success(),
+            "egress-collector setup failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        db
+    }
+
+    /// Sets an Odoo setting (`ir_config_parameter`), as Odoo's settings page would.
+    pub fn set_setting(&self, key: &str, value: &str) {
+        let q = |s: &str| s.replace('\'', "''");
+        self.sql()
+            .batch(&format!(
+                "INSERT INTO public.ir_config_parameter (key, value) VALUES ('{}', '{}') \
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                q(key),
+                q(value)
+            ))
+            .unwrap_or_else(|e| panic!("set {key}: {}", describe(&e)));
+    }
+
+    /// The journal's last seq (0 when empty).
+    pub fn head_seq(&self) -> i64 {
+        self.sql()
+            .int("SELECT coalesce(max(seq), 0)::bigint FROM egress.journal")
+    }
+
     /// Creates the empty database, without running setup.
     pub fn create(tag: &str) -> TestDb {
         let admin = Sql::connect(&conninfo("postgres", "postgres"))

@@ -6,8 +6,11 @@
 //! - `db`: `TestDb`, a fresh PostgreSQL database prepared by `egress-collector
 //!   setup` and dropped afterwards, and `Sql`, a blocking SQL client.
 //! - `collector`: `Collector`, the real service process (start, SIGTERM, kill -9,
-//!   restart), and its `status`, `verify` and `watch` subcommands.
+//!   restart), its `status`, `verify` and `watch` subcommands, and any other
+//!   through its control socket (`cli`).
 //! - `loadgen`: runs `egress-loadgen` and parses its report.
+//! - `rollups`: the rollup invariant (rollups = the journal's aggregate, row
+//!   by row, in SQL) and the rollup watermark.
 //! - `datagram`: a raw datagram sender for hand-made (and malformed) frames.
 //! - `wait`: bounded polling, and the lock that runs tests one at a time.
 
@@ -16,6 +19,7 @@ pub mod collector;
 pub mod datagram;
 pub mod db;
 pub mod loadgen;
+pub mod rollups;
 pub mod scratch;
 pub mod wait;
 
