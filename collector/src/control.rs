@@ -280,7 +280,7 @@ impl ControlServer {
             }
             Ok(Err(_)) | Err(_) => warn!(db = %database, "Report from rollups still catching up."),
         }
-        let mut client = self.client(&database).await?;
+        let mut client = self.databases.client(&database).await?;
         egress_rollup::report::build(
             &mut client,
             &database,
@@ -325,10 +325,6 @@ impl ControlServer {
             database: database.to_owned(),
         });
         Ok(outcome)
-    }
-
-    async fn client(&self, database: &str) -> Result<deadpool_postgres::Object> {
-        self.databases.client(database).await
     }
 
     fn checked(&self, database: &str) -> Result<()> {
