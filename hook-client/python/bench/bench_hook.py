@@ -17,6 +17,7 @@ import http.client
 import json
 import os
 import platform
+import shutil
 import socket
 import statistics
 import subprocess
@@ -215,6 +216,7 @@ def main():
     for child in (drain, servers):
         child.kill()
         child.wait()
+    shutil.rmtree(directory, ignore_errors=True)
     if args.json:
         print(json.dumps(result, indent=2))
         return
