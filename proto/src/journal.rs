@@ -30,7 +30,7 @@ pub enum EntryKind {
     /// An audit setting changed.
     ConfigChange,
     /// Retention removed the rows before this database's anchor; `detail`
-    /// says which (docs/JOURNAL_FORMAT.md §4).
+    /// says which (docs/JOURNAL_FORMAT.md §6).
     Vacuum,
 }
 

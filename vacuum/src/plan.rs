@@ -1,7 +1,7 @@
 //! What a vacuum decides and records, as pure functions: the cutoff from
 //! the retention setting and the clock, and the `vacuum` journal entry
 //! whose `detail` names the removed range and the new anchor
-//! (docs/JOURNAL_FORMAT.md §4). Verification reads the entry back with
+//! (docs/JOURNAL_FORMAT.md §6). Verification reads the entry back with
 //! `VacuumDetail::parse` to vouch for the anchor it starts from.
 
 use egress_proto::{EntryKind, JournalRow};
