@@ -247,7 +247,7 @@ impl Actor for ChainAppender {
 impl Handler<Batch<RedactedEntry>> for ChainAppender {
     type Result = ();
 
-    fn handle(&mut self, Batch(items): Batch<RedactedEntry>, ctx: &mut Context<Self>) {
+    fn handle(&mut self, Batch(items, _ticket): Batch<RedactedEntry>, ctx: &mut Context<Self>) {
         self.enqueue(items);
         if self.buffer.len() >= self.config.batch_max_rows {
             self.maybe_flush(ctx);

@@ -169,7 +169,7 @@ impl Handler<UseWatcher> for Attribution {
 impl Handler<Batch<RawCall>> for Attribution {
     type Result = ();
 
-    fn handle(&mut self, Batch(items): Batch<RawCall>, _: &mut Context<Self>) {
+    fn handle(&mut self, Batch(items, _ticket): Batch<RawCall>, _: &mut Context<Self>) {
         let mut out = Vec::with_capacity(items.len());
         for item in items {
             if self.held.is_empty() && !self.missing_policy(&item) {

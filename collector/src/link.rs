@@ -6,7 +6,7 @@
 //! (DESIGN §1.3).
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,13 +14,16 @@ use actix::dev::ToEnvelope;
 use actix::prelude::SendError;
 use actix::{Actor, Addr, Handler};
 
-use crate::stage::{Batch, Drain, Item, LossSummary, Traceable};
+use crate::stage::{Batch, Drain, Item, LossSummary, Ticket, Traceable};
 use crate::stats::Stats;
 
 /// Items a link holds while the next stage is busy, by default.
 pub const DEFAULT_MAX_HELD: usize = 20_000;
 /// How often owners retry what their link holds.
 pub const RETRY_EVERY: Duration = Duration::from_millis(2);
+/// Batches a next stage's mailbox takes, unless told otherwise (the
+/// collector's `ingest.mailbox_batches` default).
+const DEFAULT_CAPACITY: usize = 64;
 /// Most items handed on in one message: bounds what a refused try moves.
 const MAX_BATCH: usize = 4096;
 
@@ -34,6 +37,10 @@ pub struct Link<C: 'static, A: Actor> {
     pending: LossSummary,
     /// Set when the next stage refused a batch: no retry before then.
     retry_at: Option<Instant>,
+    /// Batches sent and not yet done with by the next stage, and how many
+    /// its mailbox takes.
+    in_flight: Arc<AtomicUsize>,
+    capacity: usize,
     /// Counter name in `status`, e.g. "attribution".
     name: &'static str,
     stats: Arc<Stats>,
@@ -53,9 +60,17 @@ where
             max_held: DEFAULT_MAX_HELD,
             pending: LossSummary::new("mailbox_full"),
             retry_at: None,
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            capacity: DEFAULT_CAPACITY,
             name,
             stats,
         }
+    }
+
+    /// How many batches the next stage's mailbox takes.
+    pub fn with_capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity.max(1);
+        self
     }
 
     pub fn with_max_held(mut self, max_held: usize) -> Self {
@@ -95,6 +110,10 @@ where
         }
         self.retry_at = None;
         while !self.held.is_empty() || !self.pending.is_empty() {
+            if self.in_flight.load(Relaxed) >= self.capacity {
+                self.retry_at = Some(Instant::now() + RETRY_EVERY);
+                return;
+            }
             let take = self.held.len().min(MAX_BATCH);
             let mut batch: Vec<Item<C>> = self.held.drain(..take).collect();
             if self.held.is_empty() && !self.pending.is_empty() {
@@ -103,9 +122,9 @@ where
                 batch.push(Item::Lost(summary));
             }
             let calls = batch.iter().filter(|i| matches!(i, Item::Call(_))).count();
-            match self.to.try_send(Batch(batch)) {
+            match self.to.try_send(Batch(batch, Ticket::new(&self.in_flight))) {
                 Ok(()) => self.remove_held(calls),
-                Err(SendError::Full(Batch(batch)) | SendError::Closed(Batch(batch))) => {
+                Err(SendError::Full(Batch(batch, _)) | SendError::Closed(Batch(batch, _))) => {
                     // Back to the front, in order: only this batch moves.
                     for item in batch.into_iter().rev() {
                         self.held.push_front(item);
@@ -145,7 +164,7 @@ where
         }
         async move {
             if !batch.is_empty() {
-                let _ = to.send(Batch(batch)).await;
+                let _ = to.send(Batch(batch, Ticket::default())).await;
             }
             let _ = to.send(Drain).await;
         }

@@ -17,7 +17,7 @@ use crate::catalogue::{Catalogue, Component};
 use crate::databases::Databases;
 use crate::error::{Error, Result};
 use crate::policy::{Policy, PolicyMap, Settings};
-use crate::stage::{Batch, Item, RawCall, Sender};
+use crate::stage::{Batch, Item, RawCall, Sender, Ticket};
 use crate::store;
 
 /// How long the first load of a database may take before its events go on
@@ -182,7 +182,11 @@ impl PolicyWatcher {
                 .into_iter()
                 .map(|c| Item::ConfigChange(me, c))
                 .collect();
-            if self.journal.try_send(Batch(items)).is_err() {
+            if self
+                .journal
+                .try_send(Batch(items, Ticket::default()))
+                .is_err()
+            {
                 // Not recorded yet: leave `seen` as it was so the next read
                 // detects the same change again.
                 warn!(db = %database, "Pipeline full; will journal the settings change on the next read.");

@@ -63,7 +63,7 @@ impl Actor for Redaction {
 impl Handler<Batch<AttributedCall>> for Redaction {
     type Result = ();
 
-    fn handle(&mut self, Batch(items): Batch<AttributedCall>, _: &mut Context<Self>) {
+    fn handle(&mut self, Batch(items, _ticket): Batch<AttributedCall>, _: &mut Context<Self>) {
         let out: Vec<Item<RedactedEntry>> = items
             .into_iter()
             .map(|item| match item {

@@ -20,15 +20,23 @@ pub struct Router {
     appenders: HashMap<String, Link<RedactedEntry, ChainAppender>>,
     spawn: SpawnAppender,
     max_databases: usize,
+    mailbox: usize,
     stats: Arc<Stats>,
 }
 
 impl Router {
-    pub fn new(spawn: SpawnAppender, max_databases: usize, stats: Arc<Stats>) -> Self {
+    /// `mailbox`: how many batches each appender's mailbox takes.
+    pub fn new(
+        spawn: SpawnAppender,
+        max_databases: usize,
+        mailbox: usize,
+        stats: Arc<Stats>,
+    ) -> Self {
         Router {
             appenders: HashMap::new(),
             spawn,
             max_databases,
+            mailbox,
             stats,
         }
     }
@@ -39,7 +47,7 @@ impl Router {
                 return None;
             }
             let addr = (self.spawn)(database);
-            let link = Link::new(addr, "router", self.stats.clone());
+            let link = Link::new(addr, "router", self.stats.clone()).with_capacity(self.mailbox);
             self.appenders.insert(database.to_owned(), link);
         }
         self.appenders.get_mut(database)
@@ -62,7 +70,7 @@ impl Actor for Router {
 impl Handler<Batch<RedactedEntry>> for Router {
     type Result = ();
 
-    fn handle(&mut self, Batch(items): Batch<RedactedEntry>, _: &mut Context<Self>) {
+    fn handle(&mut self, Batch(items, _ticket): Batch<RedactedEntry>, _: &mut Context<Self>) {
         let mut parts: BTreeMap<String, Vec<Item<RedactedEntry>>> = BTreeMap::new();
         for item in items {
             match item {

@@ -110,10 +110,32 @@ pub enum Item<C> {
     Lost(LossSummary),
 }
 
-/// A batch of items handed from one stage to the next.
+/// A batch of items handed from one stage to the next, with the ticket that
+/// counts it as in flight until the next stage is done with it.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct Batch<C: 'static>(pub Vec<Item<C>>);
+pub struct Batch<C: 'static>(pub Vec<Item<C>>, pub Ticket);
+
+/// Counts a batch in its sender's in-flight counter until it is dropped, so a
+/// link knows the next stage's mailbox is full without offering it a batch
+/// (a refused offer would cost moving the batch out and back).
+#[derive(Debug, Default)]
+pub struct Ticket(Option<std::sync::Arc<std::sync::atomic::AtomicUsize>>);
+
+impl Ticket {
+    pub fn new(in_flight: &std::sync::Arc<std::sync::atomic::AtomicUsize>) -> Ticket {
+        in_flight.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ticket(Some(in_flight.clone()))
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if let Some(in_flight) = &self.0 {
+            in_flight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
 
 /// Stop accepting new work upstream has been done: flush everything held,
 /// then reply.

@@ -128,7 +128,7 @@ async fn wire_and_wait(
         let (stats, max) = (stats.clone(), config.database.max_databases);
         move |ctx: &mut Context<Router>| {
             ctx.set_mailbox_capacity(mailbox);
-            Router::new(spawn_appender, max, stats)
+            Router::new(spawn_appender, max, mailbox, stats)
         }
     });
 
@@ -142,7 +142,7 @@ async fn wire_and_wait(
         move |ctx| {
             ctx.set_mailbox_capacity(mailbox);
             Redaction::new(
-                Link::new(router, "redaction", stats.clone()),
+                Link::new(router, "redaction", stats.clone()).with_capacity(mailbox),
                 stats,
                 policies,
                 salts,
@@ -153,7 +153,7 @@ async fn wire_and_wait(
         let (stats, policies, reported) = (stats.clone(), policies.clone(), reported.clone());
         move |ctx| {
             ctx.set_mailbox_capacity(mailbox);
-            let link = Link::new(redaction, "attribution", stats.clone());
+            let link = Link::new(redaction, "attribution", stats.clone()).with_capacity(mailbox);
             Attribution::new(link, stats, policies, reported)
         }
     });
@@ -174,7 +174,7 @@ async fn wire_and_wait(
     let (ingest_done, ingest_finished) = oneshot::channel::<()>();
     let ingest_thread = Arbiter::new();
     ingest_thread.spawn({
-        let link = Link::new(attribution, "ingest", stats.clone());
+        let link = Link::new(attribution, "ingest", stats.clone()).with_capacity(mailbox);
         let stats = stats.clone();
         async move {
             ingest::run(socket, settings, link, stats, async {
