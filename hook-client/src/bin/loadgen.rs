@@ -458,7 +458,7 @@ fn licence(rng: &mut Rng, call: &mut Call) {
     https(
         call,
         "GET",
-        "license.mit-odoo.example",
+        "license.maildesk.mit-odoo.example",
         "203.0.113.10",
         "/api/v1/licenses/verify",
     );
