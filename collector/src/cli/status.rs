@@ -74,6 +74,33 @@ fn render(s: &Value) -> String {
                 .unwrap_or_default()
         );
     }
+    let r = &s["rollup"];
+    if r.is_object() {
+        out += &format!(
+            "rollup       deltas dropped {} (their rows are summed from the journal instead)\n",
+            n(&r["messages_dropped"])
+        );
+        for (db, d) in r["databases"].as_object().cloned().unwrap_or_default() {
+            out += &format!(
+                "  {db:<20} watermark {} of head {}  from deltas {}  from the journal {}{}\n",
+                d["watermark"],
+                d["head"],
+                n(&d["applied_rows"]),
+                n(&d["folded_rows"]),
+                d["last_error"]
+                    .as_str()
+                    .map(|e| format!("\n    last error: {e}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    for (db, v) in s["vacuum"]["last"].as_object().cloned().unwrap_or_default() {
+        out += &format!(
+            "vacuum       {db}: retention {} days, last run removed {} rows\n",
+            n(&v["retention_days"]),
+            n(&v["removed"])
+        );
+    }
     out += &format!("watchers     {}\n", n(&s["watchers"]));
     out
 }
