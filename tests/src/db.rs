@@ -146,6 +146,26 @@ impl TestDb {
             .int("SELECT coalesce(max(seq), 0)::bigint FROM egress.journal")
     }
 
+    /// A database shaped like Odoo's: `ir_config_parameter` exists before
+    /// setup (so setup grants the collector read access to the audit
+    /// settings, and the signed head has somewhere to be mirrored).
+    pub fn odoo_shaped(tag: &str) -> TestDb {
+        let db = TestDb::create(tag);
+        db.sql()
+            .batch(
+                "CREATE TABLE public.ir_config_parameter (
+                     id serial PRIMARY KEY, key varchar NOT NULL UNIQUE, value text NOT NULL)",
+            )
+            .unwrap_or_else(|e| panic!("create ir_config_parameter: {}", describe(&e)));
+        let out = db.run_setup();
+        assert!(
+            out.status.success(),
+            "setup: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        db
+    }
+
     /// Creates the empty database, without running setup.
     pub fn create(tag: &str) -> TestDb {
         let admin = Sql::connect(&conninfo("postgres", "postgres"))

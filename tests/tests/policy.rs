@@ -12,25 +12,6 @@ use serde_json::Value;
 const APPLIES_WITHIN: Duration = Duration::from_secs(5);
 const ROWS_WITHIN: Duration = Duration::from_secs(30);
 
-/// A database shaped like Odoo's: `ir_config_parameter` exists before setup,
-/// so setup grants the collector read access to it.
-fn odoo_db(tag: &str) -> TestDb {
-    let db = TestDb::create(tag);
-    db.sql()
-        .batch(
-            "CREATE TABLE public.ir_config_parameter (
-                 id serial PRIMARY KEY, key varchar NOT NULL UNIQUE, value text NOT NULL)",
-        )
-        .unwrap();
-    let out = db.run_setup();
-    assert!(
-        out.status.success(),
-        "setup: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    db
-}
-
 fn set_param(db: &TestDb, key: &str, value: &str) {
     db.sql()
         .batch(&format!(
@@ -95,7 +76,7 @@ fn wait_for_calls(db: &TestDb, n: i64) {
 #[test]
 fn strict_redaction_applies_within_5s_and_is_journaled() {
     let _serial = serial();
-    let db = odoo_db("strict");
+    let db = TestDb::odoo_shaped("strict");
     let collector = Collector::start(db.name());
     let hook = HookClient::new(collector.socket());
     for _ in 0..3 {
@@ -143,7 +124,7 @@ fn strict_redaction_applies_within_5s_and_is_journaled() {
 #[test]
 fn disabled_channels_and_the_master_switch_stop_capture_and_are_journaled() {
     let _serial = serial();
-    let db = odoo_db("switches");
+    let db = TestDb::odoo_shaped("switches");
     let collector = Collector::start(db.name());
     let hook = HookClient::new(collector.socket());
     hook.send_call(call(&db, "http", "api.openai.com", "/v1/x"));
@@ -202,7 +183,7 @@ fn disabled_channels_and_the_master_switch_stop_capture_and_are_journaled() {
 #[test]
 fn catalogue_edits_apply_within_5s_and_are_journaled() {
     let _serial = serial();
-    let db = odoo_db("catalogue");
+    let db = TestDb::odoo_shaped("catalogue");
     let collector = Collector::start(db.name());
     let hook = HookClient::new(collector.socket());
     hook.send_call(call(&db, "http", "llm.internal-proxy.test", "/v1/x"));
@@ -248,7 +229,7 @@ fn catalogue_edits_apply_within_5s_and_are_journaled() {
 #[test]
 fn a_change_odoo_reported_is_journaled_once_with_its_user() {
     let _serial = serial();
-    let db = odoo_db("reported");
+    let db = TestDb::odoo_shaped("reported");
     let collector = Collector::start(db.name());
     let hook = HookClient::new(collector.socket());
     hook.send_call(call(&db, "http", "api.openai.com", "/v1/x"));

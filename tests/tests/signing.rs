@@ -12,23 +12,6 @@ use egress_hook::{Call, HookClient};
 use egress_tests::bins::bin_dir;
 use egress_tests::{serial, verify, wait_until, Collector, Scratch, TestDb};
 
-fn odoo_db(tag: &str) -> TestDb {
-    let db = TestDb::create(tag);
-    db.sql()
-        .batch(
-            "CREATE TABLE public.ir_config_parameter (
-                 id serial PRIMARY KEY, key varchar NOT NULL UNIQUE, value text NOT NULL)",
-        )
-        .unwrap();
-    let out = db.run_setup();
-    assert!(
-        out.status.success(),
-        "setup: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    db
-}
-
 fn send_calls(collector: &Collector, db: &TestDb, n: i64) {
     let hook = HookClient::new(collector.socket());
     let before = db.call_rows();
@@ -102,7 +85,7 @@ fn tamper(db: &TestDb, sql: &str) {
 #[test]
 fn heads_are_signed_on_schedule_and_on_demand_and_mirrored_into_odoo() {
     let _serial = serial();
-    let db = odoo_db("signing");
+    let db = TestDb::odoo_shaped("signing");
     let collector = Collector::builder(db.name())
         .arg("--sign-interval-secs")
         .arg("1")
@@ -150,7 +133,7 @@ fn heads_are_signed_on_schedule_and_on_demand_and_mirrored_into_odoo() {
 #[test]
 fn exports_pass_both_standalone_verifiers_and_verify_catches_truncation_and_forgery() {
     let _serial = serial();
-    let db = odoo_db("export");
+    let db = TestDb::odoo_shaped("export");
     let collector = Collector::start(db.name());
     let dir = Scratch::new("export");
     send_calls(&collector, &db, 20);
