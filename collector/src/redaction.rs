@@ -324,6 +324,31 @@ mod tests {
     }
 
     #[test]
+    fn the_trigger_context_is_kept() {
+        use egress_proto::Trigger;
+        let cases = [
+            ("http", "/web/dataset/call_kw/res.partner/write", Some(2)),
+            ("cron", "Mail: Email Queue Manager", None),
+            ("queue_job", "crm.lead.action_enrich", Some(7)),
+        ];
+        for (kind, name, uid) in cases {
+            let trigger = Trigger {
+                kind: kind.into(),
+                name: name.into(),
+                uid,
+            };
+            let row = plain(Call {
+                trigger,
+                ..Call::default()
+            })
+            .row;
+            assert_eq!(row.trigger_kind.as_deref(), Some(kind));
+            assert_eq!(row.trigger_name.as_deref(), Some(name));
+            assert_eq!(row.odoo_uid, uid);
+        }
+    }
+
+    #[test]
     fn strict_mode_keeps_only_destination_sizes_and_timing() {
         let call = Call {
             method: "POST".into(),
