@@ -31,6 +31,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("../migrations/0004_worker_drops.sql"),
     ),
     (5, "rollups", include_str!("../migrations/0005_rollups.sql")),
+    (6, "workers", include_str!("../migrations/0006_workers.sql")),
 ];
 
 /// Serialises concurrent `setup` runs on one database.
@@ -165,6 +166,10 @@ pub async fn setup(options: &SetupOptions) -> Result<SetupReport> {
          GRANT EXECUTE ON FUNCTION egress.vacuum_journal(timestamptz, bigint) TO {collector};
          GRANT SELECT ON public.network_egress_rollup, public.network_egress_rollup_gap,
              public.network_egress_rollup_event, public.network_egress_verify_result TO {odoo};
+         GRANT SELECT, INSERT, UPDATE ON egress.worker_seen TO {collector};
+         GRANT USAGE ON SEQUENCE egress.worker_seen_id_seq TO {collector};
+         GRANT SELECT ON public.network_egress_worker, public.network_egress_rollup_state
+             TO {odoo};
          DO $$ BEGIN
              IF to_regclass('public.ir_config_parameter') IS NOT NULL THEN
                  GRANT SELECT ON public.ir_config_parameter TO {collector};

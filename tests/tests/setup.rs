@@ -1,21 +1,22 @@
-//! `egress-collector setup` creates the roles, schema, journal and view, and
-//! running it again changes nothing.
+//! `egress-collector setup` creates the roles, schema, journal and Odoo's
+//! views, and running it again changes nothing.
 
 use egress_tests::{serial, TestDb};
 
 /// Everything setup is responsible for, as text: objects with their owners
 /// and privileges, columns, triggers, functions, the view's definition, the
-/// roles' attributes, and the row count of every table in the schema.
+/// roles' attributes, and the row count of every table in the schema. Odoo's
+/// views are `public.network_*`.
 const SNAPSHOT: &str = r#"
 SELECT string_agg(line, E'\n' ORDER BY line) FROM (
   SELECT format('rel %s.%s kind=%s owner=%s acl=%s', n.nspname, c.relname, c.relkind,
                 pg_get_userbyid(c.relowner), coalesce(c.relacl::text, '-'))
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-   WHERE n.nspname = 'egress' OR (n.nspname = 'public' AND c.relname = 'network_egress_log')
+   WHERE n.nspname = 'egress' OR (n.nspname = 'public' AND c.relname LIKE 'network\_%')
   UNION ALL
   SELECT format('col %s.%s.%s %s', table_schema, table_name, column_name, data_type)
     FROM information_schema.columns
-   WHERE table_schema = 'egress' OR (table_schema = 'public' AND table_name = 'network_egress_log')
+   WHERE table_schema = 'egress' OR (table_schema = 'public' AND table_name LIKE 'network\_%')
   UNION ALL
   SELECT format('trg %s %s %s', t.tgrelid::regclass, t.tgname, t.tgenabled)
     FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
@@ -27,7 +28,11 @@ SELECT string_agg(line, E'\n' ORDER BY line) FROM (
   SELECT format('nsp %s owner=%s acl=%s', nspname, pg_get_userbyid(nspowner), coalesce(nspacl::text, '-'))
     FROM pg_namespace WHERE nspname = 'egress'
   UNION ALL
-  SELECT 'view ' || pg_get_viewdef('public.network_egress_log'::regclass)
+  SELECT format('view %s %s', c.relname, pg_get_viewdef(c.oid))
+    FROM pg_class c
+   WHERE c.relnamespace = 'public'::regnamespace AND c.relname LIKE 'network\_%' AND c.relkind = 'v'
+  UNION ALL
+  SELECT format('migration %s %s', version, name) FROM egress.schema_migrations
   UNION ALL
   SELECT format('role %s login=%s super=%s', rolname, rolcanlogin, rolsuper)
     FROM pg_roles WHERE rolname IN ('egress_owner', 'egress_collector', 'odoo')
@@ -89,6 +94,20 @@ const JOURNAL_COLUMNS: &[&str] = &[
     "detail",
 ];
 
+/// Every migration, in order: `setup` applies them all, once.
+const MIGRATIONS: &str =
+    "0001_journal 0002_components 0003_signed_heads 0004_worker_drops 0005_rollups 0006_workers";
+
+/// Odoo's views and their columns, as the Odoo addon reads them.
+const ODOO_VIEWS: &[(&str, &str)] = &[
+    (
+        "network_egress_worker",
+        "id worker_id collector pid uid hook_mode hook_version odoo_version first_seen \
+         last_seen calls_seen",
+    ),
+    ("network_egress_rollup_state", "id watermark updated_at"),
+];
+
 #[test]
 fn setup_creates_the_schema_and_is_idempotent() {
     let _serial = serial();
@@ -131,6 +150,39 @@ fn setup_creates_the_schema_and_is_idempotent() {
     assert_eq!(
         missing, None,
         "egress.journal lacks columns of the contract"
+    );
+
+    assert_eq!(
+        sql.text(
+            "SELECT string_agg(format('%s_%s', lpad(version::text, 4, '0'), name), ' ' \
+             ORDER BY version) FROM egress.schema_migrations"
+        )
+        .as_deref(),
+        Some(MIGRATIONS)
+    );
+    for (view, columns) in ODOO_VIEWS {
+        let found = sql.text(&format!(
+            "SELECT string_agg(column_name::text, ' ' ORDER BY ordinal_position) \
+             FROM information_schema.columns WHERE table_schema = 'public' AND table_name = '{view}'"
+        ));
+        let expected = columns.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert_eq!(found, Some(expected), "columns of public.{view}");
+        assert!(
+            sql.bool(&format!(
+                "SELECT has_table_privilege('odoo', 'public.{view}', 'SELECT') \
+                 AND NOT has_table_privilege('odoo', 'public.{view}', 'INSERT, UPDATE, DELETE') \
+                 AND NOT has_table_privilege('public', 'public.{view}', 'SELECT')"
+            )),
+            "odoo may only SELECT public.{view}, and PUBLIC nothing"
+        );
+    }
+    assert!(
+        sql.bool(
+            "SELECT has_table_privilege('egress_collector', 'egress.worker_seen', 'SELECT, INSERT, UPDATE') \
+             AND NOT has_table_privilege('egress_collector', 'egress.worker_seen', 'DELETE, TRUNCATE') \
+             AND NOT has_table_privilege('odoo', 'egress.worker_seen', 'SELECT, INSERT, UPDATE, DELETE')"
+        ),
+        "the collector may write egress.worker_seen, not remove from it; odoo has no access"
     );
 
     let before = sql.text(SNAPSHOT).unwrap_or_default();
