@@ -2,7 +2,8 @@
 //! this collector. Buffers what arrives, and in one transaction at a time
 //! plans gaps, takes the chain lock, reads the head, hashes, COPYs the rows
 //! and moves the worker cursors; then hands their sums to the rollup
-//! (without waiting) and publishes the rows to watchers.
+//! (without waiting) and publishes the rows to watchers. The workers seen
+//! (`egress.worker_seen`) ride along when their ledger says they are due.
 //! Database down: the buffer is kept (bounded), retried with backoff, and
 //! whatever overflows becomes a gap entry with the exact count.
 
@@ -24,6 +25,7 @@ use crate::stage::{Batch, Drain, Item, LossSummary, RedactedEntry, Traceable};
 use crate::stats::Stats;
 use crate::store::{self, ChainedRow};
 use crate::watch_hub::{Committed, WatchHub};
+use crate::workers::{self, Sightings, WorkerLedger, WorkerRow};
 
 /// How long shutdown waits for a database that does not answer.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
@@ -44,6 +46,8 @@ pub struct ChainAppender {
     overflow: LossSummary,
     /// worker → what is accounted for it, as committed.
     cursors: HashMap<u64, Account>,
+    /// The workers seen, and which of their rows are due.
+    workers: WorkerLedger,
     in_flight: bool,
     failures: u32,
     retry_at: Option<Instant>,
@@ -72,6 +76,7 @@ impl ChainAppender {
             buffer: VecDeque::new(),
             overflow: LossSummary::new("database_unavailable"),
             cursors: HashMap::new(),
+            workers: WorkerLedger::default(),
             in_flight: false,
             failures: 0,
             retry_at: None,
@@ -115,11 +120,24 @@ impl ChainAppender {
         if self.in_flight {
             return;
         }
+        let now = Instant::now();
+        let draining = !self.drain_waiters.is_empty();
         if self.buffer.is_empty() && self.overflow.is_empty() {
-            self.notify_drained();
+            // Workers seen whose rows are due, without rows to append: a
+            // worker that went quiet (or stops) still has its last calls shown.
+            self.workers.prune(now);
+            let due = match self.retry_at {
+                Some(at) if now < at => Vec::new(),
+                _ => self.workers.due(&Sightings::new(), now, draining),
+            };
+            if due.is_empty() {
+                self.notify_drained();
+                return;
+            }
+            self.spawn_write(Vec::new(), Sightings::new(), due, ctx);
             return;
         }
-        if self.retry_at.is_some_and(|at| Instant::now() < at) {
+        if self.retry_at.is_some_and(|at| now < at) {
             return;
         }
         let take = self.buffer.len().min(self.config.batch_max_rows);
@@ -128,6 +146,20 @@ impl ChainAppender {
             let summary = std::mem::replace(&mut self.overflow, LossSummary::new(""));
             items.push(Item::Lost(summary));
         }
+        let seen = workers::sightings(&items);
+        let due = self
+            .workers
+            .due(&seen, now, draining && self.buffer.is_empty());
+        self.spawn_write(items, seen, due, ctx);
+    }
+
+    fn spawn_write(
+        &mut self,
+        items: Vec<Item<RedactedEntry>>,
+        seen: Sightings,
+        due: Vec<WorkerRow>,
+        ctx: &mut Context<Self>,
+    ) {
         let mut known = HashMap::new();
         let mut unknown = Vec::new();
         for worker in workers_in(&items) {
@@ -144,19 +176,25 @@ impl ChainAppender {
             items,
             known,
             unknown,
+            due,
             self.collector.clone(),
         );
         ctx.spawn(
             write
                 .into_actor(self)
-                .map(|result, act, ctx| act.finish_flush(result, ctx)),
+                .map(|result, act, ctx| act.finish_flush(result, seen, ctx)),
         );
     }
 
-    fn finish_flush(&mut self, result: Result<Written, Failed>, ctx: &mut Context<Self>) {
+    fn finish_flush(
+        &mut self,
+        result: Result<Written, Failed>,
+        seen: Sightings,
+        ctx: &mut Context<Self>,
+    ) {
         self.in_flight = false;
         match result {
-            Ok(written) => self.committed(written),
+            Ok(written) => self.committed(written, seen),
             Err(Failed { items, error }) if error.is_data_rejection() => {
                 // Retrying rows the database refuses would stall the chain
                 // forever: account for them as a gap instead, and say so.
@@ -169,27 +207,37 @@ impl ChainAppender {
             Err(Failed { items, error }) => self.failed(items, error),
         }
         self.report_queue();
+        // Draining, even with nothing buffered: the workers' rows not written yet.
         let draining = !self.drain_waiters.is_empty();
-        if !self.buffer.is_empty() && (draining || self.buffer.len() >= self.config.batch_max_rows)
-        {
+        if draining || self.buffer.len() >= self.config.batch_max_rows {
             self.maybe_flush(ctx);
         }
         self.notify_drained();
     }
 
-    fn committed(&mut self, written: Written) {
+    fn committed(&mut self, written: Written, seen: Sightings) {
         if self.failures > 0 {
             info!(db = %self.database, after_failures = self.failures, "Journal writable again.");
         }
         self.failures = 0;
         self.retry_at = None;
         self.cursors.extend(written.cursors);
+        let stored = written.workers_error.is_none();
+        if let Some(error) = &written.workers_error {
+            // Paused by the ledger for a while: at most one warning per pause.
+            warn!(db = %self.database, error = %error,
+                "Cannot record the workers seen (the journal is unaffected); run `egress-collector setup` on this database.");
+        }
+        self.workers
+            .committed(seen, &written.workers, stored, Instant::now());
+        let worker_rows = if stored { written.workers.len() } else { 0 } as u64;
         let head_seq = written.rows.last().map(|r| r.row.seq);
         self.stats.update_database(&self.database, |d| {
             d.appended += written.rows.len() as u64;
             d.gap_entries += written.gap_entries;
             d.events_in_gaps += written.events_in_gaps;
             d.suppressed += written.suppressed;
+            d.worker_rows += worker_rows;
             d.head_seq = head_seq.unwrap_or(d.head_seq);
             d.last_error = None;
         });
@@ -248,6 +296,15 @@ impl Handler<Batch<RedactedEntry>> for ChainAppender {
     type Result = ();
 
     fn handle(&mut self, Batch(items, _ticket): Batch<RedactedEntry>, ctx: &mut Context<Self>) {
+        // A Hello is not journaled: it only tells the ledger who the worker is.
+        let mut items = items;
+        items.retain(|item| match item {
+            Item::Hello(sender, hello) => {
+                self.workers.hello(*sender, hello);
+                false
+            }
+            _ => true,
+        });
         self.enqueue(items);
         if self.buffer.len() >= self.config.batch_max_rows {
             self.maybe_flush(ctx);
@@ -277,6 +334,10 @@ struct Written {
     gap_entries: u64,
     events_in_gaps: u64,
     suppressed: u64,
+    /// The worker rows written with the batch, or tried: see `workers_error`.
+    workers: Vec<WorkerRow>,
+    /// Why the worker rows could not be written (the batch still was).
+    workers_error: Option<Error>,
 }
 
 /// A batch that did not commit, returned intact.
@@ -308,12 +369,27 @@ async fn write_batch(
     mut items: Vec<Item<RedactedEntry>>,
     known: HashMap<u64, Account>,
     unknown: Vec<u64>,
+    workers: Vec<WorkerRow>,
     collector: String,
 ) -> Result<Written, Failed> {
     let (mut client, known) = match connect(pool, &database, known, &unknown).await {
         Ok(ready) => ready,
         Err(error) => return Err(Failed { items, error }),
     };
+    if items.is_empty() {
+        // Only workers' rows: no chain lock, one statement.
+        let now_us = store::to_micros(SystemTime::now());
+        let stored = store::upsert_workers(&**client, &workers, &collector, now_us).await;
+        return Ok(Written {
+            rows: Vec::new(),
+            cursors: HashMap::new(),
+            gap_entries: 0,
+            events_in_gaps: 0,
+            suppressed: 0,
+            workers,
+            workers_error: stored.err(),
+        });
+    }
     // Rows move out of the items; on failure they move back, so a retry
     // finds every item as it was.
     let mut plan = chain::plan(&database, &mut items, &known);
@@ -322,16 +398,19 @@ async fn write_batch(
         &mut client,
         std::mem::take(&mut plan.rows),
         &plan.cursors,
+        &workers,
         &collector,
     )
     .await
     {
-        Ok(rows) => Ok(Written {
+        Ok((rows, workers_error)) => Ok(Written {
             rows,
             cursors: plan.cursors,
             gap_entries: plan.gap_entries,
             events_in_gaps: plan.events_in_gaps,
             suppressed: plan.suppressed,
+            workers,
+            workers_error,
         }),
         Err((rows, error)) => {
             chain::restore(&mut items, rows, &sources);
@@ -359,14 +438,17 @@ async fn connect(
 }
 
 /// One transaction: lock the chain, read its head, chain the rows after it,
-/// COPY them and move the cursors. On failure the rows come back unchained.
+/// COPY them, move the cursors and record the workers due. On failure the
+/// rows come back unchained. The workers are written under a savepoint: a
+/// database without their table (setup not re-run) still takes the rows.
 async fn commit(
     client: &mut deadpool_postgres::Object,
     rows: Vec<egress_proto::JournalRow>,
     accounts: &HashMap<u64, Account>,
+    workers: &[WorkerRow],
     collector: &str,
-) -> Result<Vec<ChainedRow>, (Vec<egress_proto::JournalRow>, Error)> {
-    let tx = match client.transaction().await {
+) -> Result<(Vec<ChainedRow>, Option<Error>), (Vec<egress_proto::JournalRow>, Error)> {
+    let mut tx = match client.transaction().await {
         Ok(tx) => tx,
         Err(source) => {
             return Err((
@@ -382,18 +464,50 @@ async fn commit(
         Ok(head) => head,
         Err(error) => return Err((rows, error)),
     };
-    let chained = chain::chain(rows, head, collector, store::to_micros(SystemTime::now()));
+    let now_us = store::to_micros(SystemTime::now());
+    let chained = chain::chain(rows, head, collector, now_us);
     let written = async {
         store::copy_rows(&tx, &chained).await?;
         store::upsert_accounts(&tx, accounts).await?;
+        let workers_error = if workers.is_empty() {
+            None
+        } else {
+            upsert_workers(&mut tx, workers, collector, now_us).await?
+        };
         tx.commit().await.map_err(|source| Error::Db {
             stmt: "commit",
             source,
-        })
+        })?;
+        Ok(workers_error)
     };
     match written.await {
-        Ok(()) => Ok(chained),
+        Ok(workers_error) => Ok((chained, workers_error)),
         Err(error) => Err((chained.into_iter().map(|c| c.row).collect(), error)),
+    }
+}
+
+/// The workers' upsert inside `tx`, under a savepoint: `Ok(Some(error))`
+/// when only it failed (rolled back to the savepoint, the batch goes on).
+async fn upsert_workers(
+    tx: &mut tokio_postgres::Transaction<'_>,
+    workers: &[WorkerRow],
+    collector: &str,
+    now_us: i64,
+) -> Result<Option<Error>> {
+    let db = |stmt| move |source| Error::Db { stmt, source };
+    let savepoint = tx.savepoint("workers").await.map_err(db("savepoint"))?;
+    match store::upsert_workers(&savepoint, workers, collector, now_us).await {
+        Ok(()) => {
+            savepoint.commit().await.map_err(db("release savepoint"))?;
+            Ok(None)
+        }
+        Err(error) => {
+            savepoint
+                .rollback()
+                .await
+                .map_err(db("rollback to savepoint"))?;
+            Ok(Some(error))
+        }
     }
 }
 

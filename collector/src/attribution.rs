@@ -79,14 +79,13 @@ impl Attribution {
 
     fn process(&mut self, item: Item<RawCall>, out: &mut Vec<Item<AttributedCall>>) {
         match item {
-            Item::Hello(_, hello) => {
-                if self
-                    .addons_paths
-                    .insert(hello.worker_id, hello.addons_paths)
-                    .is_none()
-                {
+            Item::Hello(sender, mut hello) => {
+                let paths = std::mem::take(&mut hello.addons_paths);
+                if self.addons_paths.insert(hello.worker_id, paths).is_none() {
                     self.stats.workers_seen.fetch_add(1, Relaxed);
                 }
+                // On to the appenders, which record the worker's hook mode.
+                out.push(Item::Hello(sender, hello));
             }
             Item::Call(raw) => {
                 let paths = self

@@ -15,7 +15,8 @@
 //!   loads them, applies changes, journals them (actor).
 //! - `router`: one chain appender per Odoo database.
 //! - `appender`: the chain's single writer (actor); `chain`: gap accounting
-//!   and hashing as pure functions; `store`: every SQL statement.
+//!   and hashing as pure functions; `workers`: which workers' rows of
+//!   `egress.worker_seen` are due; `store`: every SQL statement.
 //! - `databases`: connection pools per database; `watch_hub`: fan-out of
 //!   committed rows; `control`: the control socket (status, watch).
 //! - `head_signer`: signs chain heads on a schedule and on demand (actor).
@@ -47,3 +48,4 @@ pub mod store;
 pub mod topology;
 pub mod verify;
 pub mod watch_hub;
+pub mod workers;

@@ -80,6 +80,8 @@ impl Handler<Batch<AttributedCall>> for Redaction {
                     let fingerprint = call.raw.call.payload_sha256.as_ref().and_then(fingerprint);
                     Item::Call(redact(call, &settings, fingerprint))
                 }
+                // Not journaled: the appenders keep only its hook mode and
+                // versions, short and printable (`workers::HookInfo`).
                 Item::Hello(s, h) => Item::Hello(s, h),
                 Item::Drops(s, d) => Item::Drops(s, d),
                 Item::ConfigChange(s, mut c) => {

@@ -1,23 +1,30 @@
 //! Router actor: splits batches by Odoo database and hands each part to that
-//! database's chain appender, starting appenders on first use.
+//! database's chain appender, starting appenders on first use. A worker's
+//! latest `Hello` goes, in order, ahead of its first event in each database
+//! (and to the databases it names), so each appender knows who its workers are.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix::{Actor, Addr, AsyncContext, Context, Handler, ResponseFuture};
-use egress_proto::Drops;
+use egress_proto::{Drops, Hello};
 use tracing::warn;
 
 use crate::appender::ChainAppender;
 use crate::link::Link;
-use crate::stage::{Batch, Drain, Item, RedactedEntry};
+use crate::stage::{Batch, Drain, Item, RedactedEntry, Sender};
 use crate::stats::Stats;
+
+/// Workers repeat their `Hello` every minute: one silent this long is gone.
+const FORGET_WORKER: Duration = Duration::from_secs(600);
 
 /// Starts the appender of one database.
 pub type SpawnAppender = Box<dyn FnMut(&str) -> Addr<ChainAppender>>;
 
 pub struct Router {
     appenders: HashMap<String, Link<RedactedEntry, ChainAppender>>,
+    hellos: Hellos,
     spawn: SpawnAppender,
     max_databases: usize,
     mailbox: usize,
@@ -34,6 +41,7 @@ impl Router {
     ) -> Self {
         Router {
             appenders: HashMap::new(),
+            hellos: Hellos::default(),
             spawn,
             max_databases,
             mailbox,
@@ -74,10 +82,12 @@ impl Handler<Batch<RedactedEntry>> for Router {
         let mut parts: BTreeMap<String, Vec<Item<RedactedEntry>>> = BTreeMap::new();
         for item in items {
             match item {
-                Item::Call(entry) => parts
-                    .entry(entry.database.clone())
-                    .or_default()
-                    .push(Item::Call(entry)),
+                Item::Call(entry) => {
+                    let hello = self.hellos.before_event(entry.worker_id, &entry.database);
+                    let part = parts.entry(entry.database.clone()).or_default();
+                    part.extend(hello);
+                    part.push(Item::Call(entry));
+                }
                 Item::ConfigChange(sender, change) => parts
                     .entry(change.database.clone())
                     .or_default()
@@ -95,7 +105,14 @@ impl Handler<Batch<RedactedEntry>> for Router {
                         parts.entry(database).or_default().push(Item::Lost(part));
                     }
                 }
-                Item::Hello(..) => {}
+                Item::Hello(sender, hello) => {
+                    let appenders = &self.appenders;
+                    let served = |database: &str| appenders.contains_key(database);
+                    for (database, item) in self.hellos.heard(sender, hello, served, Instant::now())
+                    {
+                        parts.entry(database).or_default().push(item);
+                    }
+                }
             }
         }
         for (database, part) in parts {
@@ -152,4 +169,116 @@ fn split_drops(drops: Drops) -> BTreeMap<String, Drops> {
             .push(cursor);
     }
     out
+}
+
+/// Each worker's latest `Hello`, and the databases that have had it.
+#[derive(Default)]
+struct Hellos {
+    workers: HashMap<u64, KnownWorker>,
+    forgot_at: Option<Instant>,
+}
+
+/// A worker's latest `Hello`, and the databases it was handed to.
+struct KnownWorker {
+    sender: Sender,
+    hello: Hello,
+    delivered: HashSet<String>,
+    heard_at: Instant,
+}
+
+impl Hellos {
+    /// Keeps a `Hello` (attribution took its addons paths) and returns it
+    /// for each database it names that is `served` already; every other
+    /// database gets it ahead of the worker's next event there.
+    fn heard(
+        &mut self,
+        sender: Sender,
+        mut hello: Hello,
+        served: impl Fn(&str) -> bool,
+        now: Instant,
+    ) -> Vec<(String, Item<RedactedEntry>)> {
+        let mut delivered = HashSet::new();
+        let mut out = Vec::new();
+        for database in std::mem::take(&mut hello.databases) {
+            if served(&database) && !delivered.contains(&database) {
+                out.push((database.clone(), Item::Hello(sender, hello.clone())));
+                delivered.insert(database);
+            }
+        }
+        self.workers.insert(
+            hello.worker_id,
+            KnownWorker {
+                sender,
+                hello,
+                delivered,
+                heard_at: now,
+            },
+        );
+        if self
+            .forgot_at
+            .is_none_or(|at| now.saturating_duration_since(at) >= FORGET_WORKER / 10)
+        {
+            self.forgot_at = Some(now);
+            self.workers
+                .retain(|_, known| now.saturating_duration_since(known.heard_at) < FORGET_WORKER);
+        }
+        out
+    }
+
+    /// The worker's latest `Hello`, if `database` has not had it yet.
+    fn before_event(&mut self, worker: u64, database: &str) -> Option<Item<RedactedEntry>> {
+        let known = self.workers.get_mut(&worker)?;
+        if known.delivered.contains(database) {
+            return None;
+        }
+        known.delivered.insert(database.to_owned());
+        Some(Item::Hello(known.sender, known.hello.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SENDER: Sender = Sender { pid: 7, uid: 1000 };
+
+    fn hello(worker_id: u64, databases: &[&str]) -> Hello {
+        Hello {
+            worker_id,
+            hook_mode: "python".into(),
+            databases: databases.iter().map(|d| d.to_string()).collect(),
+            ..Hello::default()
+        }
+    }
+
+    fn is_hello(item: Option<Item<RedactedEntry>>) -> bool {
+        matches!(item, Some(Item::Hello(_, h)) if h.hook_mode == "python")
+    }
+
+    #[test]
+    fn a_hello_goes_to_the_served_databases_it_names_and_before_a_first_event_elsewhere() {
+        let mut hellos = Hellos::default();
+        let now = Instant::now();
+        let sent = hellos.heard(SENDER, hello(1, &["a", "b", "a"]), |d| d == "a", now);
+        let to: Vec<&str> = sent.iter().map(|(d, _)| d.as_str()).collect();
+        assert_eq!(to, ["a"]);
+        assert!(hellos.before_event(1, "a").is_none());
+        assert!(is_hello(hellos.before_event(1, "b")));
+        assert!(hellos.before_event(1, "b").is_none());
+        assert!(hellos.before_event(2, "b").is_none(), "never said Hello");
+        // The next Hello (a minute on) goes again, once per database.
+        hellos.heard(SENDER, hello(1, &[]), |_| true, now);
+        assert!(is_hello(hellos.before_event(1, "a")));
+        assert!(hellos.before_event(1, "a").is_none());
+    }
+
+    #[test]
+    fn a_silent_worker_is_forgotten() {
+        let mut hellos = Hellos::default();
+        let now = Instant::now();
+        hellos.heard(SENDER, hello(1, &[]), |_| false, now);
+        hellos.heard(SENDER, hello(2, &[]), |_| false, now + FORGET_WORKER);
+        assert!(hellos.before_event(1, "a").is_none());
+        assert!(is_hello(hellos.before_event(2, "a")));
+    }
 }

@@ -18,6 +18,8 @@ pub struct DbStats {
     pub events_in_gaps: u64,
     /// Calls not journaled because the database's settings exclude them.
     pub suppressed: u64,
+    /// Rows of `egress.worker_seen` written (workers seen, throttled).
+    pub worker_rows: u64,
     pub queued: u64,
     pub last_error: Option<String>,
     /// The latest head this collector signed.

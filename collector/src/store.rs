@@ -324,6 +324,54 @@ pub async fn upsert_accounts(
     Ok(())
 }
 
+/// Upserts workers seen (`egress.worker_seen`) at `now_us`: calls add up,
+/// the first sighting stays, the rest is the latest known.
+pub async fn upsert_workers(
+    client: &impl tokio_postgres::GenericClient,
+    rows: &[crate::workers::WorkerRow],
+    collector: &str,
+    now_us: i64,
+) -> Result<()> {
+    let ids: Vec<i64> = rows.iter().map(|r| r.worker_id as i64).collect();
+    let pids: Vec<Option<i64>> = rows.iter().map(|r| r.seen.pid).collect();
+    let uids: Vec<Option<i64>> = rows.iter().map(|r| r.seen.uid).collect();
+    let hook = |f: fn(&crate::workers::HookInfo) -> &str| -> Vec<Option<&str>> {
+        // Empty: the worker did not say; what is stored stays.
+        rows.iter()
+            .map(|r| r.hook.as_ref().map(f).filter(|t| !t.is_empty()))
+            .collect()
+    };
+    let (modes, versions, odoo) = (
+        hook(|h| &h.mode),
+        hook(|h| &h.version),
+        hook(|h| &h.odoo_version),
+    );
+    let calls: Vec<i64> = rows.iter().map(|r| r.seen.calls as i64).collect();
+    let now = to_system_time(now_us);
+    client
+        .execute(
+            "INSERT INTO egress.worker_seen AS w (worker_id, collector, pid, uid, hook_mode, \
+                 hook_version, odoo_version, first_seen, last_seen, calls_seen) \
+             SELECT u.worker_id, $7::text, u.pid, u.uid, u.mode, u.version, u.odoo, $8::timestamptz, \
+                 $8::timestamptz, u.calls \
+             FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::text[], $5::text[], \
+                 $6::text[], $9::int8[]) AS u(worker_id, pid, uid, mode, version, odoo, calls) \
+             ON CONFLICT (worker_id) DO UPDATE SET collector = EXCLUDED.collector, \
+                 pid = coalesce(EXCLUDED.pid, w.pid), uid = coalesce(EXCLUDED.uid, w.uid), \
+                 hook_mode = coalesce(EXCLUDED.hook_mode, w.hook_mode), \
+                 hook_version = coalesce(EXCLUDED.hook_version, w.hook_version), \
+                 odoo_version = coalesce(EXCLUDED.odoo_version, w.odoo_version), \
+                 last_seen = greatest(w.last_seen, EXCLUDED.last_seen), \
+                 calls_seen = w.calls_seen + EXCLUDED.calls_seen",
+            &[
+                &ids, &pids, &uids, &modes, &versions, &odoo, &collector, &now, &calls,
+            ],
+        )
+        .await
+        .map_err(db_err("record workers seen"))?;
+    Ok(())
+}
+
 /// The last `n` rows, oldest first.
 pub async fn last_rows(client: &tokio_postgres::Client, n: i64) -> Result<Vec<StoredRow>> {
     let rows = client
