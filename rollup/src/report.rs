@@ -113,6 +113,9 @@ pub struct Trust {
     pub strict_mode: SettingHistory,
     pub retention: Retention,
     pub rollups: Coverage,
+    /// Added in version 1 (absent from earlier documents: read as none).
+    #[serde(default)]
+    pub coverage: CaptureCoverage,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -186,6 +189,20 @@ pub struct Coverage {
     /// The last journal seq in the rollups.
     pub watermark: i64,
     pub updated_at_us: i64,
+}
+
+/// The Odoo workers seen sending events for this database in the period
+/// (`egress.worker_seen`), by hook mode.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaptureCoverage {
+    /// Workers whose last event falls in the period (to within the
+    /// collector's 30 s refresh of a worker's row).
+    pub workers: i64,
+    /// Hook mode (`native`, `python`, `rust`; `unknown` before the worker's
+    /// `Hello` reached the collector) → workers.
+    pub by_mode: BTreeMap<String, i64>,
+    /// The latest of their last events; null without workers.
+    pub last_seen_us: Option<i64>,
 }
 
 /// How far back a report looks: `7d`, `24h`, `2w`, or `all`.
@@ -370,6 +387,7 @@ pub fn assemble(
             watermark: data.rollup_state.0,
             updated_at_us: data.rollup_state.1,
         },
+        coverage: capture_coverage(&data.workers),
     };
     let verdict = verdict(&summary, &vendor, &unknown, &trust);
     Report {
@@ -430,6 +448,17 @@ fn history(events: &[Event], key: &str, now: Option<bool>, default: bool) -> Set
         off_in_period: states.as_ref().map(|s| s.contains(&false)),
         changes,
     }
+}
+
+fn capture_coverage(workers: &[(String, i64, i64)]) -> CaptureCoverage {
+    let mut coverage = CaptureCoverage::default();
+    for (mode, n, last_seen_us) in workers {
+        coverage.workers += n;
+        let mode = if mode.is_empty() { "unknown" } else { mode };
+        *coverage.by_mode.entry(mode.to_owned()).or_default() += n;
+        coverage.last_seen_us = coverage.last_seen_us.max(Some(*last_seen_us));
+    }
+    coverage
 }
 
 fn vacuum_summary(event: &Event) -> Option<VacuumSummary> {
@@ -679,6 +708,39 @@ mod tests {
             "ALERT: the last verification found the chain broken at seq 11."
         );
         assert!(r.verdict.lines.iter().any(|l| l.starts_with("20 events")));
+    }
+
+    #[test]
+    fn coverage_counts_the_workers_seen_by_hook_mode() {
+        let r = report(ReportData {
+            workers: vec![
+                (String::new(), 1, NOW - 90),
+                ("native".into(), 3, NOW - 10),
+                ("python".into(), 1, NOW - 50),
+            ],
+            ..ReportData::default()
+        });
+        let c = &r.trust.coverage;
+        assert_eq!((c.workers, c.last_seen_us), (5, Some(NOW - 10)));
+        assert_eq!(
+            c.by_mode,
+            BTreeMap::from([
+                ("native".to_string(), 3),
+                ("python".to_string(), 1),
+                ("unknown".to_string(), 1)
+            ])
+        );
+        let none = report(ReportData::default()).trust.coverage;
+        assert_eq!((none.workers, none.last_seen_us), (0, None));
+    }
+
+    #[test]
+    fn a_document_from_before_coverage_still_reads() {
+        let mut old: Value =
+            serde_json::from_str(&to_json(&report(ReportData::default())).unwrap()).unwrap();
+        old["trust"].as_object_mut().unwrap().remove("coverage");
+        let back: Report = serde_json::from_value(old).unwrap();
+        assert_eq!(back.trust.coverage, CaptureCoverage::default());
     }
 
     #[test]

@@ -318,6 +318,11 @@ SELECT seq, recorded_at, kind, detail FROM egress.journal \
 WHERE kind = ANY($2) AND recorded_at >= TIMESTAMPTZ 'epoch' + $1::int4 * INTERVAL '1 day' \
 ORDER BY seq";
 
+/// Workers seen in the period, per hook mode ('' before their `Hello`).
+const WORKERS_SEEN: &str = "\
+SELECT coalesce(hook_mode, ''), count(*), max(last_seen) FROM egress.worker_seen \
+WHERE last_seen >= TIMESTAMPTZ 'epoch' + $1::int4 * INTERVAL '1 day' GROUP BY 1 ORDER BY 1";
+
 /// Everything the report reads, in one consistent snapshot.
 #[derive(Debug, Clone, Default)]
 pub struct ReportData {
@@ -335,6 +340,8 @@ pub struct ReportData {
     pub settings: Option<Vec<(String, String)>>,
     /// (watermark, updated_at_us)
     pub rollup_state: (i64, i64),
+    /// (hook mode, workers, last seen us) of the workers seen in the period.
+    pub workers: Vec<(String, i64, i64)>,
 }
 
 fn time_us(row: &tokio_postgres::Row, i: usize) -> i64 {
@@ -448,6 +455,14 @@ pub async fn report_data(
         .await
         .map_err(db("read rollup watermark"))?;
     let rollup_state = (state.get(0), time_us(&state, 1));
+    // The same for either source: workers are not in the journal's rows.
+    let workers = tx
+        .query(WORKERS_SEEN, &[&since_day])
+        .await
+        .map_err(db("read the workers seen"))?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), time_us(r, 2)))
+        .collect();
     let settings = read_settings(&tx, setting_keys).await;
     tx.commit().await.map_err(db("end report"))?;
     Ok(ReportData {
@@ -459,6 +474,7 @@ pub async fn report_data(
         last_verify,
         settings,
         rollup_state,
+        workers,
     })
 }
 

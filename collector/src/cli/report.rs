@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use egress_collector::control::Request;
-use egress_rollup::report::{SettingHistory, Table};
+use egress_rollup::report::{CaptureCoverage, SettingHistory, Table};
 use egress_rollup::{Report, Since, Source};
 
 use super::time::utc;
@@ -187,6 +187,28 @@ fn switch(history: &SettingHistory, on: &str, off: &str) -> String {
     format!("{now} now; changes: {}", changes.join("; "))
 }
 
+/// `3 workers seen (2 native, 1 python), last 2025-11-28 12:59Z`
+fn coverage(c: &CaptureCoverage) -> String {
+    let Some(last) = c.last_seen_us.filter(|_| c.workers > 0) else {
+        return "no worker seen in the period".into();
+    };
+    let modes: Vec<String> = c
+        .by_mode
+        .iter()
+        .map(|(mode, n)| format!("{n} {mode}"))
+        .collect();
+    format!(
+        "{} seen ({}), last {}",
+        if c.workers == 1 {
+            "1 worker".to_owned()
+        } else {
+            format!("{} workers", c.workers)
+        },
+        modes.join(", "),
+        minute(last)
+    )
+}
+
 fn render(r: &Report) -> String {
     let mut out = String::new();
     out.push_str(&format!(
@@ -267,6 +289,7 @@ fn render(r: &Report) -> String {
         "  capture       {}\n",
         switch(&t.capture, "on", "OFF")
     ));
+    out.push_str(&format!("  coverage      {}\n", coverage(&t.coverage)));
     out.push_str(&format!(
         "  strict mode   {}\n",
         switch(&t.strict_mode, "on", "off")
@@ -316,5 +339,22 @@ mod tests {
         assert_eq!(age(90_000), "25 h");
         assert_eq!(minute(1_764_334_773_123_000), "2025-11-28 12:59Z");
         assert_eq!(cut("abcdef", 4), "abc…");
+    }
+
+    #[test]
+    fn coverage_names_the_workers_by_hook_mode() {
+        let c = CaptureCoverage {
+            workers: 3,
+            by_mode: [("native".to_string(), 2), ("python".to_string(), 1)].into(),
+            last_seen_us: Some(1_764_334_773_123_000),
+        };
+        assert_eq!(
+            coverage(&c),
+            "3 workers seen (2 native, 1 python), last 2025-11-28 12:59Z"
+        );
+        assert_eq!(
+            coverage(&CaptureCoverage::default()),
+            "no worker seen in the period"
+        );
     }
 }
