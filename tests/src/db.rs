@@ -61,6 +61,22 @@ impl Sql {
         row.get::<_, Option<bool>>(0).unwrap_or(false)
     }
 
+    /// Runs `statement` and asserts that PostgreSQL refuses it for lack of
+    /// privilege (SQLSTATE 42501); a failure names the session's role.
+    pub fn assert_refused(&self, statement: &str) {
+        let outcome = self.batch(statement);
+        let role = self.text("SELECT current_user::text").unwrap_or_default();
+        match outcome {
+            Ok(()) => panic!("as {role}, `{statement}` succeeded"),
+            Err(e) => assert_eq!(
+                e.code().map(|c| c.code()),
+                Some("42501"),
+                "as {role}, `{statement}` must be refused for lack of privilege, got {}",
+                describe(&e)
+            ),
+        }
+    }
+
     pub fn text(&self, sql: &str) -> Option<String> {
         let row = self
             .rt

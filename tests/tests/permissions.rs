@@ -34,18 +34,7 @@ fn the_odoo_role_cannot_change_the_journal_but_can_read_the_log() {
         "TRUNCATE egress.journal",
     ];
     for statement in attempts {
-        match odoo.batch(statement) {
-            Ok(()) => panic!("as {ODOO_ROLE}, `{statement}` succeeded"),
-            Err(e) => {
-                let code = e.code().map(|c| c.code().to_string());
-                assert_eq!(
-                    code.as_deref(),
-                    Some("42501"),
-                    "as {ODOO_ROLE}, `{statement}` must fail with permission denied, got {}",
-                    describe(&e)
-                );
-            }
-        }
+        odoo.assert_refused(statement);
     }
 
     let visible = odoo

@@ -13,7 +13,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use egress_hook::{Call, HookClient, StackFrame};
-use egress_tests::db::{conninfo, describe};
+use egress_tests::db::conninfo;
 use egress_tests::rollups::wait_caught_up;
 use egress_tests::{serial, verify, wait_until, Collector, Loadgen, Sql, TestDb};
 use serde_json::Value;
@@ -253,17 +253,6 @@ fn only_the_vacuum_function_deletes_and_a_prune_without_its_entry_is_caught() {
     assert!(wait_caught_up(&db, Duration::from_secs(30)));
     let rows = db.rows();
 
-    let refused = |sql: &Sql, who: &str, statement: &str| {
-        let err = sql
-            .batch(statement)
-            .expect_err(&format!("as {who}, `{statement}` succeeded"));
-        assert_eq!(
-            err.code().map(|c| c.code()),
-            Some("42501"),
-            "as {who}, `{statement}`: {}",
-            describe(&err)
-        );
-    };
     let plain = [
         "DELETE FROM egress.journal WHERE seq = 1",
         "TRUNCATE egress.journal",
@@ -273,24 +262,17 @@ fn only_the_vacuum_function_deletes_and_a_prune_without_its_entry_is_caught() {
     let odoo = Sql::connect(&conninfo("postgres", db.name())).unwrap();
     odoo.batch("SET ROLE odoo").unwrap();
     for statement in plain {
-        refused(&collector_role, "egress_collector", statement);
-        refused(&odoo, "odoo", statement);
+        collector_role.assert_refused(statement);
+        odoo.assert_refused(statement);
         // The triggers refuse even a superuser who leaves them on...
-        refused(db.sql(), "a superuser", statement);
+        db.sql().assert_refused(statement);
     }
     // ...and one who sets the vacuum's own setting: only the function,
     // running as the owner, may delete.
-    refused(
-        db.sql(),
-        "a superuser with egress.vacuum = on",
-        "SET egress.vacuum = 'on'; DELETE FROM egress.journal WHERE seq = 1",
-    );
+    db.sql()
+        .assert_refused("SET egress.vacuum = 'on'; DELETE FROM egress.journal WHERE seq = 1");
     db.sql().batch("RESET egress.vacuum").unwrap();
-    refused(
-        &odoo,
-        "odoo",
-        "SELECT * FROM egress.vacuum_journal(now() + interval '30 days', 5)",
-    );
+    odoo.assert_refused("SELECT * FROM egress.vacuum_journal(now() + interval '30 days', 5)");
     assert_eq!(db.rows(), rows, "nothing was deleted");
     assert!(verify(&db.superuser_url()).verified());
 
