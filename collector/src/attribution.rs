@@ -19,9 +19,18 @@ use crate::redaction::Redaction;
 use crate::stage::{AttributedCall, Batch, Drain, Item, RawCall};
 use crate::stats::Stats;
 
-/// The addon whose own code is the audit; any call from it outside the
-/// interceptor is a self-egress alarm (DESIGN §1.5).
+/// The addon whose own code is the audit; any call from it outside its
+/// pass-through frames is a self-egress alarm (DESIGN §1.5).
 pub const AUDIT_ADDON: &str = "mit_network_audit";
+
+/// The audit addon's frames that only pass a call through: its `dispatch/`
+/// glue, which wraps every HTTP request and cron job to fill the hook's
+/// context (so it is on the stack of every call made meanwhile), and an
+/// `interceptor/` inside the addon (older layouts). They are neither
+/// self-egress nor an addon on the path.
+fn audit_pass_through(file: &str) -> bool {
+    file.contains("/dispatch/") || file.contains("/interceptor/")
+}
 
 /// Framework addons that send on behalf of others: the addon that called
 /// them is the one attributed, when there is one.
@@ -224,19 +233,20 @@ pub fn attribute(
         .map(|frame| origin_of(&frame.file, addons_paths))
         .collect();
     // Addons on the stack innermost first, each with whether it is plumbing
-    // there (the audit addon's own interceptor frames are plumbing too).
+    // there.
     let mut path: Vec<(String, bool)> = Vec::new();
     let mut self_egress = false;
     for (frame, origin) in raw.call.stack.iter().zip(&origins) {
         let Origin::Addon(addon) = origin else {
             continue;
         };
-        let in_interceptor = frame.file.contains("/interceptor/");
-        if addon == AUDIT_ADDON && !in_interceptor {
+        if addon == AUDIT_ADDON {
+            if audit_pass_through(&frame.file) {
+                continue;
+            }
             self_egress = true;
         }
-        let plumbing =
-            PLUMBING_ADDONS.contains(&addon.as_str()) || (addon == AUDIT_ADDON && in_interceptor);
+        let plumbing = PLUMBING_ADDONS.contains(&addon.as_str());
         match path.last_mut() {
             Some((last, last_plumbing)) if last == addon => *last_plumbing &= plumbing,
             _ => path.push((addon.clone(), plumbing)),
@@ -369,7 +379,14 @@ mod tests {
                 "evil.example.net", Some("mit_network_audit"), &["mit_network_audit"], true, Class::Unknown),
             // The audit addon's interceptor frames are not self-egress...
             (&["/mnt/extra-addons/mit_network_audit/interceptor/http.py", REQUESTS, "/mnt/extra-addons/ai_connector/models/chat.py"],
-                "api.openai.com", Some("ai_connector"), &["mit_network_audit", "ai_connector"], false, Class::ThirdParty),
+                "api.openai.com", Some("ai_connector"), &["ai_connector"], false, Class::ThirdParty),
+            // ...nor its dispatch glue around every request and cron job,
+            // even when only plumbing made the call.
+            (&[REQUESTS, "/mnt/extra-addons/ai_connector/models/chat.py", "/mnt/extra-addons/mit_network_audit/dispatch/ir_http.py", HTTP],
+                "api.openai.com", Some("ai_connector"), &["ai_connector"], false, Class::ThirdParty),
+            (&["/usr/lib/python3.11/smtplib.py", "/opt/odoo/odoo/addons/base/models/ir_mail_server.py", IR_CRON,
+               "/mnt/extra-addons/mit_network_audit/dispatch/ir_cron.py", IR_CRON],
+                "smtp.gmail.com", Some("base"), &["base"], false, Class::ThirdParty),
             // ...and neither are egress_hook's (site-packages).
             (&[HOOK, "/mnt/extra-addons/maildesk/models/license.py"],
                 "locker.mit-odoo.example", Some("maildesk"), &["maildesk"], false, Class::Vendor),
