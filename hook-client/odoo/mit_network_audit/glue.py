@@ -1,0 +1,173 @@
+"""The Odoo glue around ``egress_hook.interceptor`` (pure Python, no Odoo):
+install it once per process, fill its context (database, trigger, user),
+keep its settings in step with ``ir.config_parameter``, and say when an audit
+setting changes. Everything here is fail-open: an error of the auditor is
+logged and swallowed, never raised into Odoo.
+"""
+
+import logging
+import os
+import threading
+
+_logger = logging.getLogger(__name__)
+
+try:
+    from egress_hook import interceptor
+except ImportError:  # the addon still installs; the Trust Report says so
+    interceptor = None
+
+#: The settings an administrator changes (Configuration → Settings).
+KEY_ENABLED = "mit_network_audit.enabled"
+KEY_STRICT = "mit_network_audit.strict_redaction"
+KEY_RETENTION = "mit_network_audit.retention_days"
+KEY_DISABLED_CHANNELS = "mit_network_audit.disabled_channels"
+SETTING_KEYS = (KEY_ENABLED, KEY_STRICT, KEY_RETENTION, KEY_DISABLED_CHANNELS)
+#: Where the collector's sockets are, when not the defaults.
+KEY_SOCKET = "mit_network_audit.socket"
+KEY_CONTROL = "mit_network_audit.control_socket"
+DEFAULT_CONTROL_SOCKET = "/run/egress-collector/control.sock"
+
+_lock = threading.Lock()
+#: How this process got its interceptor: ``server_wide`` (post_load) or
+#: ``registry`` (an Apps install), and how many times ``setup`` installed it.
+state = {"installed_by": None, "installs": 0, "error": None}
+_applied_settings = {}
+
+
+def truthy(value, default):
+    """Odoo stores booleans as "True"/"False", or removes the key."""
+    if value is None or value is False:
+        return default
+    return str(value).strip().lower() in ("true", "1", "yes", "on")
+
+
+def socket_path():
+    """``$EGRESS_SOCKET``, then ``egress_socket`` in odoo.conf, then the
+    interceptor's default."""
+    from odoo.tools import config
+
+    return os.environ.get("EGRESS_SOCKET") or config.get("egress_socket") or None
+
+
+def control_socket_path():
+    from odoo.tools import config
+
+    return (os.environ.get("EGRESS_CONTROL") or config.get("egress_control_socket")
+            or DEFAULT_CONTROL_SOCKET)
+
+
+def addons_paths():
+    """Where this Odoo's addons live: the collector attributes a stack frame
+    under one of these to the addon directory it is in."""
+    import odoo.addons
+
+    return [os.path.abspath(p) for p in odoo.addons.__path__]
+
+
+def setup(source):
+    """Installs the interceptor in this process, once, whichever of the two
+    install paths comes first. Returns whether it is installed. Never raises."""
+    if interceptor is None:
+        state["error"] = "the Python package egress_hook is not installed"
+        return False
+    try:
+        with _lock:
+            if state["installed_by"] is not None and interceptor.installed():
+                return True
+            from odoo import release
+
+            if not interceptor.install(socket=socket_path()):
+                state["error"] = "the interceptor could not be installed (see the log)"
+                return False
+            interceptor.set_worker_info(odoo_version=release.version,
+                                        addons_paths=addons_paths())
+            state.update(installed_by=source, installs=state["installs"] + 1, error=None)
+            _logger.info("mit_network_audit: network audit installed (%s, %s sender)",
+                         source, interceptor.stats().get("mode", "?"))
+            return True
+    except Exception as error:  # fail-open: Odoo starts without the audit
+        state["error"] = f"{type(error).__name__}: {error}"
+        _logger.exception("mit_network_audit: could not install the interceptor")
+        return False
+
+
+def installed():
+    return interceptor is not None and interceptor.installed()
+
+
+def enter(env, trigger_kind, trigger_name):
+    """Fills the interceptor's context for the work about to run (an HTTP
+    request, a cron job) and brings its settings in step with this
+    database's. Returns the token for ``leave``, or None."""
+    if interceptor is None or not interceptor.installed():
+        return None
+    try:
+        sync_settings(env)
+        return interceptor.set_context(env.cr.dbname, trigger_kind, trigger_name or "",
+                                       env.uid or None)
+    except Exception:
+        _logger.debug("mit_network_audit: context not set", exc_info=True)
+        return None
+
+
+def leave(token):
+    if token is not None:
+        try:
+            interceptor.reset_context(token)
+        except Exception:
+            _logger.debug("mit_network_audit: context not reset", exc_info=True)
+
+
+def read_settings(env):
+    """This database's audit settings, with the defaults the FAQ promises."""
+    get = env["ir.config_parameter"].sudo().get_param
+    return {
+        "enabled": truthy(get(KEY_ENABLED), True),
+        "strict": truthy(get(KEY_STRICT), False),
+        "retention_days": _int(get(KEY_RETENTION)),
+        "disabled_channels": normalize_channels(get(KEY_DISABLED_CHANNELS) or ""),
+    }
+
+
+def normalize_channels(text):
+    parts = str(text).replace(";", ",").replace(" ", ",").split(",")
+    return ",".join(sorted({p.strip().lower() for p in parts if p.strip()}))
+
+
+def _int(value):
+    try:
+        return max(0, int(str(value).strip()))
+    except (TypeError, ValueError):
+        return 0
+
+
+def sync_settings(env):
+    """The in-process switches (master switch, disabled channels) follow
+    ``ir.config_parameter``; get_param is cached, and Odoo clears that cache
+    in every worker when a parameter changes, so this is cheap per request.
+    (A worker serving several databases follows the one it serves now; the
+    collector applies each database's own settings to its events anyway.)"""
+    wanted = read_settings(env)
+    key = (wanted["enabled"], wanted["disabled_channels"])
+    if _applied_settings.get("key") != key:
+        interceptor.settings.update(enabled=wanted["enabled"],
+                                    disabled_channels=wanted["disabled_channels"])
+        _applied_settings["key"] = key
+
+
+def setting_changed(env, key, old, new):
+    """Journals a change of an audit setting (a ``ConfigChange`` message,
+    with who made it), once the transaction that made it has committed."""
+    if interceptor is None or key not in SETTING_KEYS or old == new:
+        return
+    dbname, uid = env.cr.dbname, env.uid
+    login = env.user.sudo().login or ""
+
+    def send():
+        try:
+            interceptor.config_changed(dbname, key, old, new, user_login=login, uid=uid)
+            interceptor.flush()
+        except Exception:
+            _logger.debug("mit_network_audit: config change not sent", exc_info=True)
+
+    env.cr.postcommit.add(send)

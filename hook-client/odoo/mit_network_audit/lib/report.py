@@ -1,0 +1,277 @@
+"""The Trust Report document of docs/REPORT_FORMAT.md (the same JSON that
+``egress-collector report --json`` prints), assembled from the rollup views
+Odoo's role may read. Never from the journal: the report costs the same on a
+journal of a thousand rows or of a billion.
+
+``read(cr, ...)`` runs the queries; ``assemble(...)`` is pure.
+"""
+
+import json
+import time
+
+FORMAT, VERSION = "egress-audit-report", 1
+DAY_US = 86_400_000_000
+TABLE_ROWS = 50
+KEY_ENABLED = "mit_network_audit.enabled"
+KEY_STRICT = "mit_network_audit.strict_redaction"
+KEY_RETENTION = "mit_network_audit.retention_days"
+
+#: The views `egress-collector setup` creates for Odoo's role.
+VIEWS = ("network_egress_rollup", "network_egress_rollup_gap", "network_egress_rollup_event",
+         "network_egress_verify_result", "network_signed_head")
+OPTIONAL_VIEWS = ("network_egress_rollup_state", "network_egress_worker")
+
+_US = "(extract(epoch FROM {0}) * 1000000)::bigint"
+
+
+def parse_since(text):
+    """``7d``, ``24h``, ``2w`` or ``all``: microseconds back from now, or None."""
+    text = (text or "7d").strip()
+    if text == "all":
+        return None
+    units = {"h": 3_600_000_000, "d": DAY_US, "w": 7 * DAY_US}
+    try:
+        number, unit = int(text[:-1]), units[text[-1]]
+    except (ValueError, KeyError, IndexError):
+        raise ValueError(f"{text!r} is not a period like 7d, 24h, 2w or all") from None
+    if number < 0:
+        raise ValueError(f"{text!r} is not a period like 7d, 24h, 2w or all")
+    return number * unit
+
+
+def first_day(since_us, now_us):
+    return 0 if since_us is None else max(0, (now_us - since_us) // DAY_US)
+
+
+def views_present(cr):
+    """The report's views that exist and Odoo's role may read."""
+    cr.execute("""SELECT v FROM unnest(%s::text[]) v
+                  WHERE to_regclass('public.' || v) IS NOT NULL
+                    AND has_table_privilege('public.' || v, 'SELECT')""",
+               [list(VIEWS + OPTIONAL_VIEWS)])
+    return {row[0] for row in cr.fetchall()}
+
+
+def read(cr, database, since="7d", now_us=None):
+    """The report of ``database`` (this cursor's) from the rollup views."""
+    now_us = now_us if now_us is not None else time.time_ns() // 1000
+    day = first_day(parse_since(since), now_us)
+    present = views_present(cr)
+    since_sql = "DATE '1970-01-01' + %s::int4"
+    cr.execute(f"""
+        SELECT coalesce(class, 'unknown'), coalesce(component, ''), coalesce(host, ''),
+               coalesce(addon, ''), sum(calls)::int8, sum(bytes_out)::int8, sum(bytes_in)::int8,
+               sum(errors)::int8, sum(self_egress)::int8, {_US.format('max(last_seen)')}
+        FROM public.network_egress_rollup WHERE day >= {since_sql}
+        GROUP BY 1, 2, 3, 4""", [day])
+    groups = cr.fetchall()
+    cr.execute(f"""SELECT reason, sum(entries)::int8, sum(events)::int8
+                   FROM public.network_egress_rollup_gap WHERE day >= {since_sql}
+                   GROUP BY reason ORDER BY reason""", [day])
+    gaps = cr.fetchall()
+    cr.execute(f"""SELECT seq, {_US.format('recorded_at')}, kind, detail
+                   FROM public.network_egress_rollup_event
+                   WHERE recorded_at >= TIMESTAMPTZ 'epoch' + %s::int4 * INTERVAL '1 day'
+                   ORDER BY seq""", [day])
+    events = cr.fetchall()
+    cr.execute(f"""SELECT seq, {_US.format('recorded_at')}, kind, detail
+                   FROM public.network_egress_rollup_event WHERE kind = 'vacuum'
+                   ORDER BY seq DESC LIMIT 1""")
+    last_vacuum = cr.fetchone()
+    cr.execute("SELECT seq, signed_at_us FROM public.network_signed_head ORDER BY id DESC LIMIT 1")
+    signed_head = cr.fetchone()
+    cr.execute(f"""SELECT {_US.format('checked_at')}, verified, rows_checked, first_seq,
+                          last_seq, broken_seq, message
+                   FROM public.network_egress_verify_result ORDER BY id DESC LIMIT 1""")
+    verify = cr.fetchone()
+    rollup_state, workers = None, None
+    if "network_egress_rollup_state" in present:
+        cr.execute(f"SELECT watermark, {_US.format('updated_at')} "
+                   "FROM public.network_egress_rollup_state LIMIT 1")
+        rollup_state = cr.fetchone()
+    if "network_egress_worker" in present:
+        cr.execute(f"""SELECT coalesce(hook_mode, ''), count(*)::int8,
+                              {_US.format('max(last_seen)')}
+                       FROM public.network_egress_worker
+                       WHERE last_seen >= TIMESTAMPTZ 'epoch' + %s::int4 * INTERVAL '1 day'
+                       GROUP BY 1 ORDER BY 1""", [day])
+        workers = cr.fetchall()
+    cr.execute("SELECT key, value FROM ir_config_parameter WHERE key = ANY(%s)",
+               [[KEY_ENABLED, KEY_STRICT, KEY_RETENTION]])
+    settings = dict(cr.fetchall())
+    return assemble(database, groups, gaps, events, last_vacuum, signed_head, verify,
+                    settings, rollup_state, day, now_us, workers)
+
+
+def _truthy(value):
+    return str(value).strip().lower() in ("true", "1", "yes", "on")
+
+
+def _totals():
+    return {"calls": 0, "bytes_out": 0, "bytes_in": 0}
+
+
+def assemble(database, groups, gaps, events, last_vacuum, signed_head, verify, settings,
+             rollup_state, day, now_us, workers=None, table_rows=TABLE_ROWS):
+    """Pure: the report from what ``read`` selected (the rules of
+    docs/REPORT_FORMAT.md, in the order of its sections)."""
+    summary = {"calls": 0, "bytes_out": 0, "bytes_in": 0, "errors": 0}
+    classes, by_class, hosts, addons, self_egress = {}, {}, set(), set(), 0
+    for g in groups:
+        cls, component, host, addon, calls, out, inb, errors, selfe, last = g
+        summary["calls"] += calls
+        summary["bytes_out"] += out
+        summary["bytes_in"] += inb
+        summary["errors"] += errors
+        self_egress += selfe
+        if host:
+            hosts.add(host)
+        if addon:
+            addons.add(addon)
+        totals = classes.setdefault(cls, _totals())
+        totals["calls"] += calls
+        totals["bytes_out"] += out
+        totals["bytes_in"] += inb
+        by_class.setdefault(cls, []).append(g)
+    summary["destinations"], summary["addons"] = len(hosts), len(addons)
+
+    def table(cls):
+        rows = sorted(by_class.get(cls, []), key=lambda g: (-g[4], g[1], g[2], g[3]))
+        return {
+            "rows": [{"component": g[1] or None, "host": g[2] or None, "addon": g[3] or None,
+                      "calls": g[4], "bytes_out": g[5], "bytes_in": g[6], "errors": g[7],
+                      "last_seen_us": g[9]} for g in rows[:table_rows]],
+            "more_rows": max(0, len(rows) - table_rows),
+            "totals": dict(classes.get(cls, _totals())),
+        }
+
+    gap_info = {"entries": 0, "events": 0, "by_reason": {}}
+    for reason, entries, lost in gaps:
+        gap_info["entries"] += entries
+        gap_info["events"] += lost
+        gap_info["by_reason"][reason] = gap_info["by_reason"].get(reason, 0) + lost
+    enabled_now = _truthy(settings[KEY_ENABLED]) if KEY_ENABLED in settings else True
+    strict_now = _truthy(settings[KEY_STRICT]) if KEY_STRICT in settings else False
+    try:
+        retention_days = int(str(settings.get(KEY_RETENTION, "0")).strip())
+    except ValueError:
+        retention_days = 0
+    trust = {
+        "self_egress_calls": self_egress,
+        "last_verify": None if verify is None else {
+            "checked_at_us": verify[0], "verified": verify[1], "rows_checked": verify[2],
+            "first_seq": verify[3], "last_seq": verify[4], "broken_seq": verify[5],
+            "message": verify[6]},
+        "signed_head": None if signed_head is None else {
+            "seq": signed_head[0], "signed_at_us": signed_head[1],
+            "age_secs": max(0, now_us - signed_head[1]) // 1_000_000},
+        "gaps": gap_info,
+        "capture": history(events, KEY_ENABLED, enabled_now, True),
+        "strict_mode": history(events, KEY_STRICT, strict_now, False),
+        "retention": {"days": retention_days, "last_vacuum": _vacuum(last_vacuum)},
+        "rollups": None if rollup_state is None else {
+            "watermark": rollup_state[0], "updated_at_us": rollup_state[1]},
+        "coverage": None if workers is None else coverage(workers),
+    }
+    vendor, third_party, unknown = table("vendor"), table("third_party"), table("unknown")
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "database": database,
+        "generated_at_us": now_us,
+        "source": "rollups",
+        "period": {"since_us": day * DAY_US, "days": now_us // DAY_US - day + 1},
+        "verdict": verdict(summary, vendor, unknown, trust),
+        "summary": summary,
+        "classes": dict(sorted(classes.items())),
+        "vendor": vendor,
+        "third_party": third_party,
+        "unknown": unknown,
+        "trust": trust,
+    }
+
+
+def history(events, key, now, default):
+    """A boolean setting's changes in the period and whether it was on or
+    off at any time in it (its state at the start: the first change's old
+    value, or, without a change, its value now)."""
+    changes = []
+    for seq, at_us, kind, detail in events:
+        if kind != "config_change":
+            continue
+        try:
+            d = json.loads(detail or "")
+        except ValueError:
+            continue
+        if not isinstance(d, dict) or d.get("key") != key:
+            continue
+        text = lambda v: v if isinstance(v, str) else None  # noqa: E731
+        changes.append({"seq": seq, "at_us": at_us, "old": text(d.get("old")),
+                        "new": text(d.get("new")), "user": text(d.get("user")) or None,
+                        "reported_by": text(d.get("reported_by"))})
+
+    def value(v):
+        return default if v is None else _truthy(v)
+
+    states = [value(changes[0]["old"]) if changes else now] + [value(c["new"]) for c in changes]
+    return {"now": now, "on_in_period": True in states, "off_in_period": False in states,
+            "changes": changes}
+
+
+def coverage(workers):
+    """Workers seen in the period by hook mode (``(mode, count, last_seen_us)``;
+    an unknown mode is ``''``)."""
+    by_mode, last = {}, None
+    for mode, count, last_seen_us in workers:
+        mode = mode or "unknown"
+        by_mode[mode] = by_mode.get(mode, 0) + count
+        last = last_seen_us if last is None else max(last, last_seen_us)
+    return {"workers": sum(by_mode.values()), "by_mode": by_mode, "last_seen_us": last}
+
+
+def _vacuum(event):
+    if event is None:
+        return None
+    try:
+        d = json.loads(event[3] or "")
+        return {"seq": event[0], "at_us": event[1], "first_seq": int(d["first_seq"]),
+                "last_seq": int(d["last_seq"]), "rows": int(d["rows"])}
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _plural(n, one, many):
+    return f"{n} {one if n == 1 else many}"
+
+
+def verdict(summary, vendor, unknown, trust):
+    alerts, warnings = [], []
+    if trust["self_egress_calls"] > 0:
+        alerts.append("ALERT: the audit addon made "
+                      f"{_plural(trust['self_egress_calls'], 'network call', 'network calls')}"
+                      " itself.")
+    last = trust["last_verify"]
+    if last and not last["verified"]:
+        alerts.append("ALERT: the last verification found the chain broken"
+                      + (f" at seq {last['broken_seq']}." if last["broken_seq"] is not None
+                         else "."))
+    if unknown["totals"]["calls"] > 0:
+        warnings.append(f"{_plural(unknown['totals']['calls'], 'call', 'calls')} went to "
+                        "unknown destinations.")
+    if trust["gaps"]["events"] > 0:
+        warnings.append(f"{_plural(trust['gaps']['events'], 'event', 'events')} could not be "
+                        "recorded (gaps): the record of this period is incomplete.")
+    if trust["capture"]["off_in_period"]:
+        warnings.append("Capture was switched off during this period: calls made meanwhile "
+                        "were not recorded.")
+    if summary["calls"] == 0:
+        fine = "No network calls were recorded in this period."
+    elif vendor["totals"]["calls"] == 0:
+        fine = "Nothing went to MIT."
+    elif unknown["totals"]["calls"] > 0:
+        fine = "Of the known destinations, only licence metadata goes to MIT."
+    else:
+        fine = "Only licence metadata goes to MIT."
+    lines = alerts + warnings + [fine]
+    level = "alert" if alerts else "warning" if warnings else "ok"
+    return {"level": level, "headline": lines[0], "lines": lines}

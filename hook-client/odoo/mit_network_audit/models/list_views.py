@@ -1,0 +1,78 @@
+"""List views, made at install and update: their root tag is ``<tree>`` on
+Odoo 17 and ``<list>`` on 18 and 19, and a data file cannot choose."""
+
+from odoo import api, models, release
+
+LIST_VIEWS = {
+    "view_egress_log_list": ("network.egress_log", """
+        <LIST create="false" edit="false" delete="false" decoration-danger="self_egress"
+              decoration-warning="kind == 'gap'" decoration-muted="kind in ('config_change', 'vacuum')">
+            <field name="seq"/>
+            <field name="recorded_at"/>
+            <field name="kind"/>
+            <field name="addon"/>
+            <field name="channel"/>
+            <field name="method"/>
+            <field name="host"/>
+            <field name="port" optional="hide"/>
+            <field name="path" optional="show"/>
+            <field name="status" optional="show"/>
+            <field name="bytes_out" sum="Bytes out"/>
+            <field name="bytes_in" sum="Bytes in"/>
+            <field name="component" optional="show"/>
+            <field name="egress_class"/>
+            <field name="trigger_kind" optional="hide"/>
+            <field name="trigger_name" optional="show"/>
+            <field name="gap_count" optional="hide" sum="Events lost"/>
+            <field name="gap_reason" optional="hide"/>
+            <field name="self_egress" optional="hide"/>
+        </LIST>"""),
+    "view_egress_rollup_list": ("network.egress_rollup", """
+        <LIST create="false" edit="false" delete="false" decoration-danger="self_egress &gt; 0">
+            <field name="day"/>
+            <field name="addon"/>
+            <field name="component"/>
+            <field name="egress_class"/>
+            <field name="channel"/>
+            <field name="host"/>
+            <field name="calls" sum="Calls"/>
+            <field name="bytes_out" sum="Bytes out"/>
+            <field name="bytes_in" sum="Bytes in"/>
+            <field name="errors" sum="Errors"/>
+            <field name="self_egress" sum="Self-egress"/>
+            <field name="last_seen"/>
+        </LIST>"""),
+    "view_signed_head_list": ("network.signed_head", """
+        <LIST create="false" edit="false" delete="false">
+            <field name="seq"/>
+            <field name="signed_at"/>
+            <field name="row_hash"/>
+            <field name="collector"/>
+            <field name="public_key" optional="hide"/>
+        </LIST>"""),
+    "view_egress_component_list": ("network.egress_component", """
+        <LIST>
+            <field name="name"/>
+            <field name="egress_class"/>
+            <field name="owner"/>
+            <field name="hosts"/>
+            <field name="cidrs" optional="hide"/>
+            <field name="ports" optional="hide"/>
+            <field name="purpose" optional="show"/>
+        </LIST>"""),
+}
+
+
+class IrUiView(models.Model):
+    _inherit = "ir.ui.view"
+
+    @api.model
+    def _mit_network_audit_list_views(self):
+        tag = "tree" if release.version_info[0] < 18 else "list"
+        module = "mit_network_audit"
+        self._load_records([
+            {"xml_id": f"{module}.{xml_id}", "noupdate": False, "values": {
+                "name": f"{model}.list", "model": model, "type": tag,
+                "arch": arch.replace("LIST", tag)}}
+            for xml_id, (model, arch) in LIST_VIEWS.items()
+        ], update=True)

@@ -1,0 +1,5 @@
+from . import test_install
+from . import test_readonly
+from . import test_settings
+from . import test_trust_report
+from . import test_outbound
