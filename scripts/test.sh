@@ -15,4 +15,7 @@ venv=target/python-test-venv
 python3 -m venv --clear --system-site-packages "$venv"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-build-isolation \
     --no-deps ./hook-client/python
-"$venv/bin/python" -m pytest -q -p no:cacheprovider hook-client/python/tests
+"$venv/bin/python" -m pytest -q -p no:cacheprovider hook-client/python/tests tests/odoo
+# The Odoo addon's own tests, in a real Odoo: only when ODOO_BIN names one
+# (see tests/odoo/run.sh); otherwise it says plainly that they were skipped.
+tests/odoo/run.sh
