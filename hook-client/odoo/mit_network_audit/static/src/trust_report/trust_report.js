@@ -165,7 +165,11 @@ export class TrustReport extends Component {
             .join(", ");
         return {
             level: coverage.workers ? "ok" : "warn",
-            text: `${coverage.workers} workers${modes ? ` (${modes})` : ""}`,
+            // No nested template literal: Odoo's minifier mangles them.
+            text:
+                coverage.workers +
+                (coverage.workers === 1 ? " worker" : " workers") +
+                (modes ? " (" + modes + ")" : ""),
         };
     }
 
