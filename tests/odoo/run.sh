@@ -15,9 +15,11 @@
 # KEEP_DB=1         keep the test database (egress_odoo_test_<version>)
 #
 # It installs egress_hook into ODOO_PYTHON, creates a fresh database,
-# initialises base and web, runs `egress-collector setup` on it, starts a
-# collector, then runs the addon's tests twice: installed from Apps
-# (--load=base,web), then server-wide (--load=base,web,mit_network_audit).
+# initialises base and web, then runs `egress-collector setup` on it, starts a
+# collector, then runs the addon's tests: installed from Apps before setup and
+# with no collector (only the tests of that case), then with the collector,
+# loaded from Apps (--load=base,web) and server-wide
+# (--load=base,web,mit_network_audit).
 # odoo-bin can exit 0 when tests fail, so each pass's log is read: any ERROR
 # or CRITICAL line, or a test summary other than "0 failed, 0 error(s)",
 # fails the run.
@@ -73,29 +75,6 @@ odoo() {
         --addons-path "$addons" --http-port "$http_port" --stop-after-init "$@"
 }
 
-echo "== initialising base and web"
-if ! odoo -i base,web --load=base,web --log-level=warn >"$work/init.log" 2>&1; then
-    tail -n 40 "$work/init.log"
-    echo "FAILED: Odoo could not initialise $db (log: $work/init.log)"
-    exit 1
-fi
-
-echo "== egress-collector setup"
-"$bin/egress-collector" setup --database-url "host=$pghost port=$pgport user=$superuser dbname=$db" \
-    --odoo-role "$role"
-
-"$bin/egress-collector" run --socket "$work/ingest.sock" --control "$work/control.sock" \
-    --state-dir "$work/state" --default-db "$db" \
-    --database-url "host=$pghost port=$pgport user=egress_collector dbname={db}" \
-    2>"$work/collector.log" &
-collector_pid=$!
-for _ in $(seq 100); do [ -S "$work/control.sock" ] && break; sleep 0.1; done
-[ -S "$work/control.sock" ] || { cat "$work/collector.log"; echo "FAILED: the collector did not start"; exit 1; }
-
-export EGRESS_SOCKET=$work/ingest.sock EGRESS_CONTROL=$work/control.sock
-export EGRESS_COLLECTOR_BIN=$bin/egress-collector EGRESS_VERIFY_BIN=$bin/egress-verify
-export EGRESS_SUPERUSER_DSN="host=$pghost port=$pgport user=$superuser dbname=$db"
-
 # Reads a pass's log: odoo-bin's exit status is not enough.
 check_log() {
     local log=$1 name=$2 summary failed errors tests
@@ -119,9 +98,40 @@ check_log() {
     echo "passed ($name): $summary"
 }
 
+echo "== initialising base and web"
+if ! odoo -i base,web --load=base,web --log-level=warn >"$work/init.log" 2>&1; then
+    tail -n 40 "$work/init.log"
+    echo "FAILED: Odoo could not initialise $db (log: $work/init.log)"
+    exit 1
+fi
+
+# Pass 0: installed from Apps before `egress-collector setup` and with no
+# collector: Odoo must work, and the Trust Report say what is missing.
+echo "== pass 0: installed from Apps, no setup, no collector"
+EGRESS_SOCKET=$work/ingest.sock EGRESS_CONTROL=$work/control.sock \
+    odoo -i mit_network_audit,egress_test_caller --load=base,web --test-enable \
+    --test-tags=mit_network_audit_without_collector --log-level=test >"$work/without.log" 2>&1 || true
 status=0
-echo "== pass 1: installed from Apps (--load=base,web)"
-odoo -i mit_network_audit,egress_test_caller --load=base,web --test-enable \
+check_log "$work/without.log" "Odoo $version, without collector" || status=1
+
+echo "== egress-collector setup"
+"$bin/egress-collector" setup --database-url "host=$pghost port=$pgport user=$superuser dbname=$db" \
+    --odoo-role "$role"
+
+"$bin/egress-collector" run --socket "$work/ingest.sock" --control "$work/control.sock" \
+    --state-dir "$work/state" --default-db "$db" \
+    --database-url "host=$pghost port=$pgport user=egress_collector dbname={db}" \
+    2>"$work/collector.log" &
+collector_pid=$!
+for _ in $(seq 100); do [ -S "$work/control.sock" ] && break; sleep 0.1; done
+[ -S "$work/control.sock" ] || { cat "$work/collector.log"; echo "FAILED: the collector did not start"; exit 1; }
+
+export EGRESS_SOCKET=$work/ingest.sock EGRESS_CONTROL=$work/control.sock
+export EGRESS_COLLECTOR_BIN=$bin/egress-collector EGRESS_VERIFY_BIN=$bin/egress-verify
+export EGRESS_SUPERUSER_DSN="host=$pghost port=$pgport user=$superuser dbname=$db"
+
+echo "== pass 1: from Apps (--load=base,web), with the collector"
+odoo -u mit_network_audit --load=base,web --test-enable \
     --test-tags=/mit_network_audit --log-level=test >"$work/apps.log" 2>&1 || true
 check_log "$work/apps.log" "Odoo $version, Apps install" || status=1
 
