@@ -4,4 +4,4 @@ collector leaves frames of this directory out of attribution (they pass
 calls through; docs/ATTRIBUTION.md §3). Keep code that could make a call out
 of here."""
 
-from . import ir_cron, ir_http
+from . import ir_cron, ir_http, queue_job

@@ -1,6 +1,7 @@
 from odoo import fields, models
 
 from .. import glue
+from ..dispatch import queue_job
 from .view_backed import column
 
 CLASSES = [("vendor", "MIT-bound"), ("third_party", "Third party"), ("local", "Local"),
@@ -106,4 +107,5 @@ class EgressLog(models.Model):
         # Apps install (no server-wide module): install the interceptor when
         # this database's registry loads; a no-op when post_load did it.
         glue.setup("registry")
+        queue_job.wrap_queue_job()
         return super()._register_hook()
