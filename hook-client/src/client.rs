@@ -8,13 +8,13 @@ use std::io::Read;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicPtr, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use egress_proto::{Call, ConfigChange, Hello};
+use egress_proto::{Call, ConfigChange, Hello, StackFrame};
 
 use crate::fit;
-use crate::reason::DropReason;
+use crate::sender::{Outbox, Queued};
 use crate::state::State;
 
 /// How a `HookClient` describes itself and how often it reports drops.
@@ -28,6 +28,10 @@ pub struct HookOptions {
     /// Least time between two automatic `Drops` reports, so a flapping
     /// collector is not flooded with them.
     pub drops_report_interval: Duration,
+    /// How long calls given to `queue_call` gather before the sender thread
+    /// sends them as one batch: the most a call waits, and what a process
+    /// killed outright (SIGKILL) can lose with no trace.
+    pub send_delay: Duration,
 }
 
 impl Default for HookOptions {
@@ -36,6 +40,7 @@ impl Default for HookOptions {
             hook_mode: "rust".into(),
             hook_version: env!("CARGO_PKG_VERSION").into(),
             drops_report_interval: Duration::from_millis(100),
+            send_delay: Duration::from_millis(2),
         }
     }
 }
@@ -74,29 +79,31 @@ pub struct HookClient {
     current: AtomicPtr<Worker>,
 }
 
-/// One worker: a process's identity and its sending state.
+/// One worker: a process's identity and its sending state (shared with its
+/// sender thread, if `queue_call` started one).
 struct Worker {
     pid: u32,
     worker_id: u64,
-    state: Mutex<State>,
+    outbox: Arc<Outbox>,
 }
 
 impl Worker {
-    fn new(pid: u32) -> Self {
+    fn new(pid: u32, path: &Path, options: &HookOptions) -> Self {
         let worker_id = random_worker_id();
         Worker {
             pid,
             worker_id,
-            state: Mutex::new(State::new(worker_id)),
+            outbox: Arc::new(Outbox::new(
+                worker_id,
+                path.to_path_buf(),
+                options.drops_report_interval,
+                options.send_delay,
+            )),
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        // A poisoned lock only means a panic was caught mid-send; the counters
-        // are still the best account there is.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.outbox.lock()
     }
 }
 
@@ -108,9 +115,10 @@ impl HookClient {
     }
 
     pub fn with_options(socket_path: impl Into<PathBuf>, options: HookOptions) -> HookClient {
-        let worker = Box::new(Worker::new(std::process::id()));
+        let path = socket_path.into();
+        let worker = Box::new(Worker::new(std::process::id(), &path, &options));
         HookClient {
-            path: socket_path.into(),
+            path,
             options,
             current: AtomicPtr::new(Box::into_raw(worker)),
         }
@@ -129,21 +137,53 @@ impl HookClient {
         self.worker().worker_id
     }
 
-    /// Sends one call, filling `worker_id` and `seq` (per worker and
-    /// database, from 1, consumed only when the kernel accepts the datagram).
-    /// Oversized fields are truncated to fit one datagram.
+    /// Sends one call now, filling `worker_id` and `seq` (per worker and
+    /// database, from 1, consumed only when the kernel accepts the datagram),
+    /// after any calls queued before it. Oversized fields are truncated to
+    /// fit one datagram.
     pub fn send_call(&self, mut call: Call) {
         let worker = self.worker();
         fit::truncate(&mut call.database, fit::DATABASE_MAX);
-        // Kept for the panic path only, so that even that loss is counted.
-        let database = call.database.clone();
-        let every = self.options.drops_report_interval;
-        let sent = guarded(|| worker.lock().send_call(call, &self.path, every));
-        if sent.is_none() {
-            worker
-                .lock()
-                .count_call_drop(database, DropReason::SendError);
-        }
+        guarded(|| {
+            worker.outbox.send_now(Queued {
+                call,
+                frames: Vec::new(),
+            })
+        });
+    }
+
+    /// Like `send_call`, but the call is sent by this worker's sender thread
+    /// (started on first use) within `send_delay`, batched with others, so
+    /// that the caller never pays for the system call. A full queue is a
+    /// counted `buffer_full` drop; `send_call`, `report_drops`, `stats` and
+    /// `flush` send the queue first.
+    pub fn queue_call(&self, call: Call) {
+        self.queue_call_with_frames(call, Vec::new());
+    }
+
+    /// `queue_call` for a call whose stack frames (when `frames` is not
+    /// empty) are shared, as a stack-capture cache keeps them: the sender
+    /// thread copies them into `call.stack`, so the caller only pays for
+    /// reference counts.
+    pub fn queue_call_with_frames(&self, mut call: Call, frames: Vec<Arc<StackFrame>>) {
+        let worker = self.worker();
+        fit::truncate(&mut call.database, fit::DATABASE_MAX);
+        guarded(|| worker.outbox.push(Queued { call, frames }));
+    }
+
+    /// Sends every queued call now, on this thread.
+    pub fn flush(&self) {
+        let worker = self.worker();
+        guarded(|| drop(worker.outbox.drained()));
+    }
+
+    /// Sends every queued call and ends the sender thread (the next
+    /// `queue_call` starts another). Call it before `fork()`, so that the
+    /// child inherits no thread and the parent's queued calls leave from the
+    /// parent.
+    pub fn stop_sender(&self) {
+        let worker = self.worker();
+        guarded(|| worker.outbox.stop());
     }
 
     /// Sends a `Hello`, filling `worker_id` and `pid`, and `hook_mode`,
@@ -178,12 +218,13 @@ impl HookClient {
     /// accepted it; the counts are cleared only then.
     pub fn report_drops(&self) -> bool {
         let worker = self.worker();
-        guarded(|| worker.lock().report(&self.path)).unwrap_or(false)
+        guarded(|| worker.outbox.drained().report(&self.path)).unwrap_or(false)
     }
 
+    /// What this worker has sent and lost, queued calls sent first.
     pub fn stats(&self) -> HookStats {
         let worker = self.worker();
-        let state = worker.lock();
+        let state = worker.outbox.drained();
         let totals = state.totals();
         HookStats {
             sent: totals.calls_sent,
@@ -221,7 +262,7 @@ impl HookClient {
             if worker.pid == pid {
                 return worker;
             }
-            let fresh = Box::into_raw(Box::new(Worker::new(pid)));
+            let fresh = Box::into_raw(Box::new(Worker::new(pid, &self.path, &self.options)));
             match self
                 .current
                 .compare_exchange(current, fresh, Ordering::AcqRel, Ordering::Acquire)
@@ -243,7 +284,13 @@ impl Drop for HookClient {
         let current = *self.current.get_mut();
         // SAFETY: `current` came from `Box::into_raw` and, with `&mut self`,
         // nothing else can reach it any more.
-        drop(unsafe { Box::from_raw(current) });
+        let worker = unsafe { Box::from_raw(current) };
+        // Queued calls leave before the client goes; not in a forked child
+        // that never used the client, whose worker (and its locks) is the
+        // parent's.
+        if worker.pid == std::process::id() {
+            guarded(|| worker.outbox.stop());
+        }
     }
 }
 

@@ -8,6 +8,8 @@
 //!   (a forked child gets a fresh worker without touching its parent's lock).
 //! - `state`: one worker's sending state: socket, per-database sequence
 //!   numbers, drop counts and their reports.
+//! - `sender`: the outbox around that state, and the sender thread that
+//!   sends queued calls off the caller's thread (`HookClient::queue_call`).
 //! - `fit`: truncation that makes a message fit in one datagram.
 //! - `reason`: why an event was dropped, mapped from the socket error.
 //! - `bin/loadgen.rs`: `egress-loadgen`, many clients sending realistic calls.
@@ -17,6 +19,7 @@
 mod client;
 mod fit;
 mod reason;
+mod sender;
 mod state;
 
 pub use client::{HookClient, HookOptions, HookStats};

@@ -72,15 +72,26 @@ impl State {
         self.pending.values().sum()
     }
 
-    /// `call.database` must already be truncated to `fit::DATABASE_MAX`, so
-    /// that the name keying the sequence is the one on the wire.
-    pub fn send_call(&mut self, mut call: Call, path: &Path, every: Duration) {
+    /// Sends a call; with `patient`, a call refused for a full buffer is
+    /// handed back, uncounted, for a later try (the sender thread can wait;
+    /// the audited call cannot). `call.database` must already be truncated
+    /// to `fit::DATABASE_MAX`, so that the name keying the sequence is the
+    /// one on the wire.
+    pub fn send_call(
+        &mut self,
+        mut call: Call,
+        path: &Path,
+        every: Duration,
+        patient: bool,
+    ) -> Option<Call> {
         let seq = self.last_seq.get(&call.database).map_or(1, |last| last + 1);
         call.worker_id = self.worker_id;
         call.seq = seq;
         let mut message = Message::Call(call);
         let result = self.send(&mut message, path);
-        let Message::Call(call) = message else { return };
+        let Message::Call(call) = message else {
+            return None;
+        };
         match result {
             Ok(()) => {
                 match self.last_seq.get_mut(&call.database) {
@@ -92,8 +103,10 @@ impl State {
                 self.totals.calls_sent += 1;
                 self.report_if_due(path, every);
             }
+            Err(DropReason::BufferFull) if patient => return Some(call),
             Err(reason) => self.count_call_drop(call.database, reason),
         }
+        None
     }
 
     pub fn send_hello(&mut self, mut hello: Hello, path: &Path, every: Duration) {

@@ -465,3 +465,136 @@ fn a_child_forked_while_the_lock_is_held_still_sends() {
     assert_ne!(child.worker_id, parent.worker_id);
     assert_eq!(client.worker_id(), parent.worker_id);
 }
+
+#[test]
+fn queued_calls_leave_in_order_from_the_sender_thread() {
+    let dir = TempDir::new();
+    let receiver = bind(&dir.socket());
+    let client = HookClient::new(dir.socket());
+    for database in ["a", "a", "b", "a", "b"] {
+        client.queue_call(call(database));
+    }
+    // Not flushed: the sender thread sends them within `send_delay`.
+    let got: Vec<(String, u64)> = (0..5)
+        .map(|_| recv_call(&receiver))
+        .map(|c| (c.database, c.seq))
+        .collect();
+    let expected = [("a", 1), ("a", 2), ("b", 1), ("a", 3), ("b", 2)];
+    for ((database, seq), (want_db, want_seq)) in got.iter().zip(expected) {
+        assert_eq!((database.as_str(), *seq), (want_db, want_seq));
+    }
+    // A synchronous call orders after the queued ones.
+    client.queue_call(call("a"));
+    client.send_call(call("a"));
+    assert_eq!(recv_call(&receiver).seq, 4);
+    assert_eq!(recv_call(&receiver).seq, 5);
+    assert_queue_empty(&receiver);
+    let stats = client.stats();
+    assert_eq!((stats.sent, stats.dropped), (7, 0));
+}
+
+#[test]
+fn queued_frames_are_copied_into_the_call() {
+    let dir = TempDir::new();
+    let receiver = bind(&dir.socket());
+    let client = HookClient::new(dir.socket());
+    let frame = Arc::new(StackFrame {
+        file: "/mnt/extra-addons/sale/models/sale.py".into(),
+        function: "action_confirm".into(),
+        line: 42,
+    });
+    client.queue_call_with_frames(call("a"), vec![Arc::clone(&frame), frame]);
+    client.flush();
+    let sent = recv_call(&receiver);
+    assert_eq!(sent.stack.len(), 2);
+    assert_eq!(sent.stack[1].function, "action_confirm");
+    assert_eq!(sent.stack[1].line, 42);
+}
+
+#[test]
+fn stats_and_reports_see_every_queued_call() {
+    let dir = TempDir::new();
+    let client = HookClient::new(dir.socket());
+    for _ in 0..3 {
+        client.queue_call(call("a"));
+    }
+    // No socket yet: the three are counted as soon as anyone looks.
+    let stats = client.stats();
+    assert_eq!((stats.sent, stats.dropped, stats.pending_drops), (0, 3, 3));
+    let receiver = bind(&dir.socket());
+    client.queue_call(call("a"));
+    assert!(client.report_drops());
+    assert_eq!(recv_call(&receiver).seq, 1);
+    let drops = recv_drops(&receiver);
+    assert_eq!(drops.counts, vec![count("a", "socket_missing", 3)]);
+    assert_eq!(drops.cursors, vec![cursor("a", 1)]);
+}
+
+#[test]
+fn a_stopped_sender_has_sent_everything_and_restarts_on_the_next_call() {
+    let dir = TempDir::new();
+    let receiver = bind(&dir.socket());
+    let options = HookOptions {
+        // Long enough that only `stop_sender` can have sent them.
+        send_delay: Duration::from_secs(30),
+        ..HookOptions::default()
+    };
+    let client = HookClient::with_options(dir.socket(), options);
+    client.queue_call(call("a"));
+    client.queue_call(call("a"));
+    client.stop_sender();
+    assert_eq!(recv_call(&receiver).seq, 1);
+    assert_eq!(recv_call(&receiver).seq, 2);
+    assert_queue_empty(&receiver);
+    client.queue_call(call("a"));
+    drop(client);
+    assert_eq!(
+        recv_call(&receiver).seq,
+        3,
+        "dropping the client sends the queue"
+    );
+}
+
+#[test]
+fn a_full_receiver_makes_the_sender_wait_not_drop() {
+    let dir = TempDir::new();
+    let receiver = bind(&dir.socket());
+    let options = HookOptions {
+        // Patience enough for a test runner on a loaded machine.
+        send_delay: Duration::from_millis(20),
+        ..HookOptions::default()
+    };
+    let client = HookClient::with_options(dir.socket(), options);
+    // Far more than the kernel queues for a reader that has not read yet
+    // (`net.unix.max_dgram_qlen`, 10 by default).
+    let total = 600;
+    for _ in 0..total {
+        client.queue_call(call("a"));
+    }
+    let seqs: Vec<u64> = (0..total).map(|_| recv_call(&receiver).seq).collect();
+    assert_eq!(seqs, (1..=total as u64).collect::<Vec<u64>>());
+    let stats = client.stats();
+    assert_eq!((stats.sent, stats.dropped), (total as u64, 0));
+}
+
+#[test]
+fn a_child_forked_after_stop_sender_queues_as_a_new_worker() {
+    let dir = TempDir::new();
+    let receiver = bind(&dir.socket());
+    let client = HookClient::new(dir.socket());
+    client.queue_call(call("a"));
+    let parent = recv_call(&receiver);
+    client.stop_sender();
+    let pid = fork_child(|| {
+        client.queue_call(call("a"));
+        client.flush();
+    });
+    let child = recv_from_child(&receiver, pid);
+    assert_eq!(child.seq, 1);
+    assert_ne!(child.worker_id, parent.worker_id);
+    client.queue_call(call("a"));
+    assert_eq!(
+        (recv_call(&receiver).worker_id, client.stats().sent),
+        (parent.worker_id, 2)
+    );
+}
