@@ -3,7 +3,12 @@
 //!
 //! Layout:
 //! - `Client`: the Python class; one per process, shared by its threads. The
-//!   Rust client under it notices a fork by its pid and starts a new worker.
+//!   Rust client under it notices a fork by its pid and starts a new worker;
+//!   `queue_call` hands calls to its sender thread, which `stop_sender`
+//!   ends before a fork (the Python side registers that).
+//! - `read_call`: a `send_call` tuple as a `Call`.
+//! - `stack`: `capture_stack`, the caller's frames as a `Stack`, cached per
+//!   call site, which `read_call` takes as it is.
 //! - `Fields`: lenient reading of the tuples the Python side passes (one per
 //!   message, in wire order), so a wrong type costs a field, not the event.
 //! - `ERRORS`: everything swallowed here (a bad argument, a panic), counted
@@ -12,13 +17,18 @@
 //! The GIL is held while sending: the send never blocks, and holding it means
 //! no other Python thread is inside the client when `os.fork()` runs.
 
+mod stack;
+
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use egress_hook::{Call, ConfigChange, Hello, HookClient, HookOptions, StackFrame, Trigger};
 use pyo3::conversion::FromPyObjectOwned;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
+
+use crate::stack::Stack;
 
 /// Errors swallowed by this module since it was loaded (all clients).
 static ERRORS: AtomicU64 = AtomicU64::new(0);
@@ -40,6 +50,8 @@ struct Fields<'a, 'py> {
     tuple: &'a Bound<'py, PyTuple>,
     next: usize,
     lossy: bool,
+    /// The frames of a `Stack`, shared with the capture cache.
+    frames: Vec<Arc<StackFrame>>,
 }
 
 impl<'a, 'py> Fields<'a, 'py> {
@@ -48,6 +60,7 @@ impl<'a, 'py> Fields<'a, 'py> {
             tuple,
             next: 0,
             lossy: false,
+            frames: Vec::new(),
         }
     }
 
@@ -110,11 +123,17 @@ impl<'a, 'py> Fields<'a, 'py> {
         digest
     }
 
-    /// A sequence of `(file, function, line)` tuples, innermost first.
+    /// A sequence of `(file, function, line)` tuples, innermost first; a
+    /// `Stack` from `capture_stack` is kept aside in `frames` instead, to be
+    /// copied into the call off the caller's thread.
     fn stack(&mut self) -> Vec<StackFrame> {
         let Some(item) = self.item() else {
             return Vec::new();
         };
+        if let Ok(stack) = item.cast::<Stack>() {
+            self.frames.clone_from(&stack.get().frames);
+            return Vec::new();
+        }
         let Ok(iter) = item.try_iter() else {
             self.lossy = true;
             return Vec::new();
@@ -131,12 +150,56 @@ impl<'a, 'py> Fields<'a, 'py> {
     }
 }
 
+/// The `Call` of a `send_call` tuple, and the shared frames of its `Stack`
+/// if it has one (else `call.stack`); `None` if it is no tuple.
+fn read_call(fields: &Bound<'_, PyAny>) -> Option<(Call, Vec<Arc<StackFrame>>)> {
+    let tuple = fields.cast::<PyTuple>().ok()?;
+    let mut f = Fields::new(tuple);
+    let call = Call {
+        worker_id: 0,
+        seq: 0,
+        database: f.get(),
+        started_at_us: f.get(),
+        duration_us: f.get(),
+        channel: f.get(),
+        protocol: f.get(),
+        direction: f.get(),
+        method: f.get(),
+        host: f.get(),
+        port: f.get(),
+        path: f.get(),
+        query_keys: f.strings(),
+        header_names: f.strings(),
+        src_ip: f.get(),
+        src_port: f.get(),
+        dst_ip: f.get(),
+        dst_port: f.get(),
+        tls: f.get(),
+        status: f.opt(),
+        error_class: f.get(),
+        bytes_out: f.get(),
+        bytes_in: f.get(),
+        payload_sha256: f.digest(),
+        stack: f.stack(),
+        trigger: Trigger {
+            kind: f.get(),
+            name: f.get(),
+            uid: f.opt(),
+        },
+    };
+    // A field that did not read is still worth an event, but counted.
+    if f.lossy {
+        ERRORS.fetch_add(1, Ordering::Relaxed);
+    }
+    Some((call, f.frames))
+}
+
 /// A fire-and-forget sender to the collector's datagram socket.
 ///
 /// Every method returns promptly and never raises: what cannot be sent is
 /// counted and reported later in a `Drops` message, and what goes wrong in
 /// here is counted by `errors()`.
-#[pyclass(frozen, module = "egress_hook._native")]
+#[pyclass(frozen, weakref, module = "egress_hook._native")]
 struct Client {
     inner: HookClient,
 }
@@ -160,48 +223,42 @@ impl Client {
 
     /// `fields`: the `Call` fields after `worker_id` and `seq`, in wire
     /// order, with `stack` as `(file, function, line)` tuples and the trigger
-    /// flattened into `kind, name, uid`.
+    /// flattened into `kind, name, uid`. Sent now, after any queued calls.
     fn send_call(&self, fields: &Bound<'_, PyAny>) {
         shielded((), || {
-            let tuple = fields.cast::<PyTuple>().ok()?;
-            let mut f = Fields::new(tuple);
-            let call = Call {
-                worker_id: 0,
-                seq: 0,
-                database: f.get(),
-                started_at_us: f.get(),
-                duration_us: f.get(),
-                channel: f.get(),
-                protocol: f.get(),
-                direction: f.get(),
-                method: f.get(),
-                host: f.get(),
-                port: f.get(),
-                path: f.get(),
-                query_keys: f.strings(),
-                header_names: f.strings(),
-                src_ip: f.get(),
-                src_port: f.get(),
-                dst_ip: f.get(),
-                dst_port: f.get(),
-                tls: f.get(),
-                status: f.opt(),
-                error_class: f.get(),
-                bytes_out: f.get(),
-                bytes_in: f.get(),
-                payload_sha256: f.digest(),
-                stack: f.stack(),
-                trigger: Trigger {
-                    kind: f.get(),
-                    name: f.get(),
-                    uid: f.opt(),
-                },
-            };
-            // A field that did not read is still worth an event, but counted.
-            if f.lossy {
-                ERRORS.fetch_add(1, Ordering::Relaxed);
+            let (mut call, frames) = read_call(fields)?;
+            if !frames.is_empty() {
+                call.stack = frames.iter().map(|f| StackFrame::clone(f)).collect();
             }
             self.inner.send_call(call);
+            Some(())
+        })
+    }
+
+    /// `send_call` for the audited call's own thread: the call is only
+    /// converted and queued here; a sender thread sends it within
+    /// milliseconds, batched with others (`egress_hook::HookClient::queue_call`).
+    fn queue_call(&self, fields: &Bound<'_, PyAny>) {
+        shielded((), || {
+            let (call, frames) = read_call(fields)?;
+            self.inner.queue_call_with_frames(call, frames);
+            Some(())
+        })
+    }
+
+    /// Sends the queued calls now.
+    fn flush(&self) {
+        shielded((), || {
+            self.inner.flush();
+            Some(())
+        })
+    }
+
+    /// Sends the queued calls and ends the sender thread, so that a fork
+    /// happens in a process without it (`os.register_at_fork(before=...)`).
+    fn stop_sender(&self) {
+        shielded((), || {
+            self.inner.stop_sender();
             Some(())
         })
     }
@@ -288,6 +345,8 @@ fn errors() -> u64 {
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Client>()?;
     m.add_function(wrap_pyfunction!(errors, m)?)?;
+    m.add_class::<Stack>()?;
+    m.add_function(wrap_pyfunction!(stack::capture_stack, m)?)?;
     m.add("MAX_DATAGRAM_SIZE", egress_hook::MAX_DATAGRAM_SIZE)?;
     m.add("DEFAULT_SOCKET_PATH", egress_hook::DEFAULT_SOCKET_PATH)?;
     Ok(())

@@ -267,3 +267,67 @@ def test_the_fallback_is_logged_once_and_nothing_is_printed():
                          timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout == "" and out.stderr == ""
+
+
+def _deep(n, f):
+    return f() if n == 0 else _deep(n - 1, f)
+
+
+def test_the_native_stack_capture_finds_the_python_frames(monkeypatch):
+    if not egress_hook.native_available():
+        pytest.skip("needs the native module")
+    from egress_hook.interceptor import _core
+
+    monkeypatch.setattr(_core, "native_capture", None)
+    python = _deep(20, _core.capture_stack)
+    native = _deep(20, lambda: egress_hook._native.capture_stack(16, _core._OWN_DIR))
+    assert len(native) == len(python) == 16
+    # The same frames, as the same tuples, but for the lambda's own line.
+    assert list(native)[1:] == python[1:]
+    assert native[0][:2] == (__file__, "<lambda>") and native[-1] == python[-1]
+    assert egress_hook._native.capture_stack(0, "").__len__() == 0
+    # Only frames outside the skipped prefix ("<frozen runpy>" under -m).
+    assert all(not f.startswith("/") for f, _, _ in egress_hook._native.capture_stack(64, "/"))
+    with pytest.raises(IndexError):
+        native[16]
+    assert native[1:3] == python[1:3] and native[::-1][0] == python[-1]
+
+
+def test_queued_calls_leave_without_a_flush_and_are_counted(receiver):
+    if not egress_hook.native_available():
+        pytest.skip("needs the native module")
+    client = make("native", receiver.path)
+    stack = _deep(3, lambda: egress_hook._native.capture_stack(4, ""))
+    fields = list(minimal("a"))
+    fields[22] = stack
+    for _ in range(3):
+        client.queue_call(tuple(fields))
+    calls = [receiver.sock.recv(70000) for _ in range(3)]  # no flush: the thread sends
+    got = [decode(data)[1] for data in calls]
+    assert [c["seq"] for c in got] == [1, 2, 3]
+    assert got[0]["stack"] == [tuple(frame) for frame in stack]
+    stats = client.stats()
+    assert (stats["sent"], stats["dropped"]) == (3, 0)
+
+
+def test_os_exit_in_a_forked_child_still_sends_its_queued_calls(interceptor, receiver):
+    if not egress_hook.native_available():
+        pytest.skip("needs the native module")
+    assert interceptor.install(receiver.path, "db", transport="native")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    port = listener.getsockname()[1]
+    receiver.messages()  # the parent's Hello
+    pid = os.fork()
+    if pid == 0:
+        try:
+            with socket.create_connection(("127.0.0.1", port)):
+                pass
+        finally:
+            os._exit(0)  # no atexit: the patched os._exit flushes
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    listener.close()
+    calls = receiver.calls()
+    assert [(c["channel"], c["port"], c["seq"]) for c in calls] == [("socket", port, 1)]

@@ -16,8 +16,10 @@ Public API: ``client(socket_path)``, ``native_available()``,
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import weakref
 
 from ._transport import HOOK_VERSION, PythonClient
 
@@ -60,9 +62,12 @@ def client(socket_path=None, prefer_native=True):
     if prefer_native:
         if _native is not None:
             try:
-                return _native.Client(path, HOOK_VERSION)
+                native = _native.Client(path, HOOK_VERSION)
             except Exception as error:  # pragma: no cover - a broken build
                 reason = f"{type(error).__name__}: {error}"
+            else:
+                _keep_queue_safe(native)
+                return native
         else:
             reason = _native_error
     if reason and not _fallback_logged:
@@ -70,3 +75,27 @@ def client(socket_path=None, prefer_native=True):
         _log.warning("egress_hook: native module unavailable (%s); using the "
                      "pure-Python transport.", reason)
     return PythonClient(path, HOOK_VERSION)
+
+
+def _keep_queue_safe(native):
+    """Calls queued with ``queue_call`` leave at exit, and the sender thread
+    is ended before a fork (the child inherits no thread, and Python 3.12+
+    sees a single-threaded process), restarting on the next queued call.
+    Weak references: these registrations cannot be undone."""
+    ref = weakref.ref(native)
+
+    def stop_sender():
+        client = ref()
+        if client is not None:
+            client.stop_sender()
+
+    def flush():
+        client = ref()
+        if client is not None:
+            client.flush()
+
+    try:
+        os.register_at_fork(before=stop_sender)
+        atexit.register(flush)
+    except Exception:  # pragma: no cover - not on this platform
+        pass

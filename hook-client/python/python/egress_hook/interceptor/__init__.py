@@ -62,9 +62,14 @@ def install(socket=None, database=None, *, transport=None):
             else:
                 client = transport
             state.client = client
+            native = egress_hook._native
+            _core.native_capture = (
+                native.capture_stack
+                if native is not None and isinstance(client, native.Client) else None)
             if database is not None:
                 state.database = database
             if not state.installed:
+                _core.patch(os, "_exit", _core._wrap_exit)
                 _net.install()
                 _http.install()
                 _mail.install()

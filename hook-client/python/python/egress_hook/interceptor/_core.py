@@ -216,10 +216,19 @@ _FRAMES_MAX = 8192
 _frames = {}
 
 
+#: ``egress_hook._native.capture_stack`` while the native sender is in use
+#: (``install`` sets it): the same frames, found and formatted in Rust, in a
+#: ``Stack`` the native sender takes as it is. The pure-Python transport keeps
+#: the pure-Python capture below.
+native_capture = None
+
+
 def capture_stack():
     """Frames of the caller, innermost first, without the interceptor's own,
     at most ``settings.stack_depth``."""
     depth = settings.stack_depth
+    if native_capture is not None:
+        return native_capture(depth, _OWN_DIR)
     out = []
     if not depth:
         return out
@@ -307,7 +316,9 @@ def emit(rec):
         now = time.monotonic()
         if state.hello_pid != state.pid or now - state.hello_at > 60.0:
             send_hello(client, state.pid, now)
-        client.send_call(rec.fields())
+        # The native sender queues the call for its sender thread: the
+        # system call (and the collector's wake-up) leaves the audited call.
+        getattr(client, "queue_call", client.send_call)(rec.fields())
     except Exception:
         count_error()
 
@@ -324,6 +335,25 @@ def send_hello(client, pid=None, now=None):
         client.report_drops()
     except Exception:
         count_error()
+
+
+def _wrap_exit(orig):
+    """``os._exit`` skips ``atexit``: the calls still queued for the native
+    sender thread leave first (a forked child often ends this way)."""
+
+    def _exit(status):
+        try:
+            client = state.client
+            if client is not None and state.installed:
+                drain_deferred()
+                flush = getattr(client, "flush", None)
+                if flush is not None:
+                    flush()
+        except Exception:
+            count_error()
+        return orig(status)
+
+    return _exit
 
 
 # -- patching -------------------------------------------------------------
