@@ -157,6 +157,10 @@ _CACHE_MAX = 4096
 _text_cache = {}
 _path_cache = {}
 _frame_cache = {}
+# Whole stacks, keyed by their frames: a call site's stack recurs, and one
+# look-up replaces a loop over up to 32 frames. Stacks are larger: fewer.
+_STACKS_MAX = 1024
+_stack_cache = {}
 
 
 def _cached(cache, text, cap):
@@ -203,9 +207,28 @@ def _encode_call_fast(worker_id, seq, f):
         if len(digest) != 32:
             raise EncodeError("payload digest is not 32 bytes")
         parts.append(_SOME + bytes(digest))
-    if len(stack) > 32:
-        stack = list(stack)[:32]
-    parts.append(_Q(len(stack)))
+    try:
+        key = tuple(stack) if len(stack) <= 32 else tuple(stack)[:32]
+        data = _stack_cache.get(key)
+    except TypeError:  # a frame that is no tuple: not cached
+        key = data = None
+    if data is None:
+        data = _encode_stack(stack, frames, frame_cap)
+        if key is not None:
+            if len(_stack_cache) >= _STACKS_MAX:
+                _stack_cache.clear()
+            _stack_cache[key] = data
+    parts.append(data)
+    parts.append(_cached(text, trigger_kind, 512))
+    parts.append(_cached(path, trigger_name, 2048))
+    _opt_i64(parts, trigger_uid)
+    return b"".join(parts)
+
+
+def _encode_stack(stack, frames, frame_cap):
+    """Level 0 encoding of a stack (its first 32 frames)."""
+    stack = list(stack)[:32]
+    parts = [_Q(len(stack))]
     for file, function, line in stack:
         key = (file, function)
         data = frames.get(key)
@@ -216,9 +239,6 @@ def _encode_call_fast(worker_id, seq, f):
             frames[key] = data
         parts.append(data)
         parts.append(_I(line))
-    parts.append(_cached(text, trigger_kind, 512))
-    parts.append(_cached(path, trigger_name, 2048))
-    _opt_i64(parts, trigger_uid)
     return b"".join(parts)
 
 
