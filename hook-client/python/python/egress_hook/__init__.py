@@ -19,9 +19,8 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import weakref
 
-from ._transport import HOOK_VERSION, PythonClient
+from ._transport import HOOK_VERSION, PythonClient, weak_method
 
 __all__ = ["DEFAULT_SOCKET_PATH", "PythonClient", "client", "native_available",
            "__version__"]
@@ -80,22 +79,9 @@ def client(socket_path=None, prefer_native=True):
 def _keep_queue_safe(native):
     """Calls queued with ``queue_call`` leave at exit, and the sender thread
     is ended before a fork (the child inherits no thread, and Python 3.12+
-    sees a single-threaded process), restarting on the next queued call.
-    Weak references: these registrations cannot be undone."""
-    ref = weakref.ref(native)
-
-    def stop_sender():
-        client = ref()
-        if client is not None:
-            client.stop_sender()
-
-    def flush():
-        client = ref()
-        if client is not None:
-            client.flush()
-
+    sees a single-threaded process), restarting on the next queued call."""
     try:
-        os.register_at_fork(before=stop_sender)
-        atexit.register(flush)
+        os.register_at_fork(before=weak_method(native, "stop_sender"))
+        atexit.register(weak_method(native, "flush"))
     except Exception:  # pragma: no cover - not on this platform
         pass

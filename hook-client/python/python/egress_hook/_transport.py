@@ -75,6 +75,20 @@ def _now_us():
     return time.time_ns() // 1000
 
 
+def weak_method(obj, name):
+    """A function calling ``obj.name()`` while ``obj`` lives: for hooks
+    (``os.register_at_fork``, ``atexit``) whose registration cannot be
+    undone and must not keep a client alive."""
+    ref = weakref.ref(obj)
+
+    def call():
+        target = ref()
+        if target is not None:
+            getattr(target, name)()
+
+    return call
+
+
 def _count_drop(worker, database, reason):
     key = (database, reason)
     worker.drop_totals[key] = worker.drop_totals.get(key, 0) + 1
@@ -120,18 +134,10 @@ class PythonClient:
         self.hook_version = hook_version or HOOK_VERSION
         self.drops_report_interval = drops_report_interval
         self._worker = _Worker(os.getpid())
-        # The pid check in _current() alone makes a child a new worker; this
-        # also drops the inherited state at once. A weak reference, so the
-        # registration (which cannot be undone) does not keep clients alive.
-        ref = weakref.ref(self)
-
-        def after_in_child():
-            client = ref()
-            if client is not None:
-                client._after_fork()
-
+        # A forked child starts a new worker at once, without touching the
+        # inherited state.
         try:
-            os.register_at_fork(after_in_child=after_in_child)
+            os.register_at_fork(after_in_child=weak_method(self, "_after_fork"))
         except Exception:  # pragma: no cover - not on this platform
             pass
 
