@@ -37,7 +37,11 @@ fn main() {
     let mut rows = Vec::with_capacity(n as usize);
     let mut heads = Vec::new();
     for seq in 1..=n {
-        let r = if compact { gap_row(seq) } else { row(seq) };
+        let r = if compact {
+            gap_row_in(DB, seq)
+        } else {
+            row(seq)
+        };
         let hash = r.hash_after(&prev);
         // A head every 10,000 rows: every 10 minutes at ~17 rows/s.
         if seq % 10_000 == 0 {
@@ -98,21 +102,6 @@ fn main() {
             );
         });
         report("verify_export.py FILE --hmac-key (process)", n, size, best);
-    }
-}
-
-fn gap_row(seq: i64) -> egress_proto::JournalRow {
-    egress_proto::JournalRow {
-        seq,
-        database: DB.into(),
-        kind: "gap".into(),
-        recorded_at_us: T0 + seq * 1_000,
-        collector: "odoo-host-1".into(),
-        worker_id: Some(0x0123_4567_89ab_cdef),
-        worker_pid: Some(4321),
-        gap_count: Some(seq % 13 + 1),
-        gap_reason: Some("socket_missing".into()),
-        ..Default::default()
     }
 }
 
