@@ -13,7 +13,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use egress_proto::{decode, Message, MAX_DATAGRAM_SIZE};
-use nix::sys::socket::{recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags};
+use nix::sys::socket::{
+    recvmmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, MultiHeaders,
+};
 use tokio::io::Interest;
 use tokio::net::UnixDatagram;
 use tracing::{debug, info, warn};
@@ -27,6 +29,8 @@ use crate::stats::Stats;
 
 /// Datagrams handed on together; bounds latency and batch memory.
 const BATCH: usize = 512;
+/// Datagrams read per system call (`recvmmsg`): one call instead of one each.
+const RECV_BATCH: usize = 64;
 
 pub struct IngestSettings {
     pub socket: PathBuf,
@@ -96,7 +100,9 @@ pub async fn run(
         }
     };
     info!(socket = %settings.socket.display(), "Ingest listening.");
-    let mut buf = vec![0u8; MAX_DATAGRAM_SIZE + 1];
+    // One more byte than any datagram may have, so an oversized one shows.
+    let mut bufs = vec![vec![0u8; MAX_DATAGRAM_SIZE + 1]; RECV_BATCH];
+    let mut received = Vec::with_capacity(RECV_BATCH);
     tokio::pin!(shutdown);
     loop {
         // Below any one link's bound, so no stage further on has to drop.
@@ -128,17 +134,22 @@ pub async fn run(
         }
         let mut items = Vec::new();
         while items.len() < BATCH {
-            match socket.try_io(Interest::READABLE, || receive(&socket, &mut buf)) {
-                Ok((len, truncated, sender)) => {
-                    stats.datagrams.fetch_add(1, Relaxed);
-                    match accept(&buf[..len.min(buf.len())], truncated, sender, &settings) {
-                        Ok(item) => {
-                            stats.accepted.fetch_add(1, Relaxed);
-                            items.push(item);
-                        }
-                        Err(reason) => {
-                            debug!(reason, "Datagram rejected.");
-                            stats.count_rejected(reason);
+            let read = socket.try_io(Interest::READABLE, || {
+                receive(&socket, &mut bufs, &mut received)
+            });
+            match read {
+                Ok(()) => {
+                    for (buf, (len, truncated, sender)) in bufs.iter().zip(received.drain(..)) {
+                        stats.datagrams.fetch_add(1, Relaxed);
+                        match accept(&buf[..len.min(buf.len())], truncated, sender, &settings) {
+                            Ok(item) => {
+                                stats.accepted.fetch_add(1, Relaxed);
+                                items.push(item);
+                            }
+                            Err(reason) => {
+                                debug!(reason, "Datagram rejected.");
+                                stats.count_rejected(reason);
+                            }
                         }
                     }
                 }
@@ -157,34 +168,46 @@ pub async fn run(
     next.drain().await;
 }
 
-/// One recvmsg: the length (the real one, even when the buffer was too
-/// short), whether it was truncated, and the kernel's account of the sender.
+/// One `recvmmsg` of up to one datagram per buffer: for each datagram read,
+/// in order, its length (the real one, even when its buffer was too short),
+/// whether it was truncated, and the kernel's account of the sender.
 fn receive(
     socket: &UnixDatagram,
-    buf: &mut [u8],
-) -> std::io::Result<(usize, bool, Option<Sender>)> {
-    let mut cmsg = nix::cmsg_space!(nix::sys::socket::UnixCredentials);
-    let mut iov = [IoSliceMut::new(buf)];
-    let msg = recvmsg::<()>(
+    bufs: &mut [Vec<u8>],
+    received: &mut Vec<(usize, bool, Option<Sender>)>,
+) -> std::io::Result<()> {
+    let mut iovs: Vec<[IoSliceMut; 1]> = bufs
+        .iter_mut()
+        .map(|buf| [IoSliceMut::new(buf)])
+        .collect();
+    // Fresh headers every call: the kernel shrinks each one's control length
+    // to what it used, and a reused short one would cut the next credentials.
+    let cmsg = nix::cmsg_space!(nix::sys::socket::UnixCredentials);
+    let mut headers = MultiHeaders::<()>::preallocate(iovs.len(), Some(cmsg));
+    let messages = recvmmsg(
         socket.as_raw_fd(),
-        &mut iov,
-        Some(&mut cmsg),
+        &mut headers,
+        iovs.iter_mut(),
         MsgFlags::MSG_DONTWAIT,
+        None,
     )
     .map_err(std::io::Error::from)?;
-    let truncated = msg.flags.contains(MsgFlags::MSG_TRUNC);
-    let mut sender = None;
-    if let Ok(cmsgs) = msg.cmsgs() {
-        for c in cmsgs {
-            if let ControlMessageOwned::ScmCredentials(creds) = c {
-                sender = Some(Sender {
-                    pid: i64::from(creds.pid()),
-                    uid: i64::from(creds.uid()),
-                });
+    for msg in messages {
+        let truncated = msg.flags.contains(MsgFlags::MSG_TRUNC);
+        let mut sender = None;
+        if let Ok(cmsgs) = msg.cmsgs() {
+            for c in cmsgs {
+                if let ControlMessageOwned::ScmCredentials(creds) = c {
+                    sender = Some(Sender {
+                        pid: i64::from(creds.pid()),
+                        uid: i64::from(creds.uid()),
+                    });
+                }
             }
         }
+        received.push((msg.bytes, truncated, sender));
     }
-    Ok((msg.bytes, truncated, sender))
+    Ok(())
 }
 
 /// Checks and decodes one datagram; the error is the reject reason.
