@@ -182,10 +182,11 @@ def split(ingest, depth):
     python = egress_hook.PythonClient(ingest)
     out["python sender: send_call (encode + seq + send)"] = per_call_ns(
         lambda: python.send_call(fields)) / 1000
-    if native_capture is not None:
-        native = egress_hook.client(ingest)
+    native = egress_hook.client(ingest) if egress_hook.native_available() else None
+    if native is not None:
         out["native sender: send_call (convert + encode + send)"] = per_call_ns(
             lambda: native.send_call(fields)) / 1000
+    if native is not None and hasattr(native, "queue_call"):
         native_fields = build(native_stack)
         out["native sender: queue_call (convert + queue; the thread sends)"] = \
             paced_ns(lambda: native.queue_call(native_fields)) / 1000
