@@ -61,6 +61,7 @@ def install(socket=None, database=None, *, transport=None):
                               or egress_hook.DEFAULT_SOCKET_PATH))
             else:
                 client = transport
+            state.send = getattr(client, "queue_call", None) or client.send_call
             state.client = client
             native = egress_hook._native
             _core.native_capture = (

@@ -72,6 +72,8 @@ ON = dict.fromkeys(CHANNELS + ("bytes",), False)
 
 class _State:
     client = None
+    #: ``client.queue_call`` where there is one, else ``client.send_call``.
+    send = None
     database = ""
     installed = False
     errors = 0
@@ -318,7 +320,7 @@ def emit(rec):
             send_hello(client, state.pid, now)
         # The native sender queues the call for its sender thread: the
         # system call (and the collector's wake-up) leaves the audited call.
-        getattr(client, "queue_call", client.send_call)(rec.fields())
+        state.send(rec.fields())
     except Exception:
         count_error()
 

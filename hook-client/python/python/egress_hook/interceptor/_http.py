@@ -140,6 +140,11 @@ def _begin_manager(manager, method, url, *args, **kwargs):
 # -- http.client ----------------------------------------------------------
 
 _REC = "_egress_rec"
+#: ``(socket, src_ip, src_port, dst_ip, dst_port)`` of a kept-alive
+#: connection's last request: the next request on the same socket object
+#: starts with them instead of asking the kernel again (two system calls).
+#: Holding the socket keeps its id from being reused by another one.
+_ADDR = "_egress_addr"
 
 
 def _own(conn):
@@ -169,6 +174,9 @@ def _wrap_putrequest(orig):
             host = getattr(self, "_tunnel_host", None) or self.host
             port = getattr(self, "_tunnel_port", None) or self.port
             rec = _new(method, url, "https" if https else "http", host, port)
+            known = self.__dict__.get(_ADDR)
+            if known is not None and known[0] is self.sock:
+                _, rec.src_ip, rec.src_port, rec.dst_ip, rec.dst_port = known
             self.__dict__[_REC] = rec
         except Exception:
             count_error()
@@ -239,8 +247,15 @@ def _wrap_getresponse(orig):
         if rec is None or rec.done:
             return orig(self, *args, **kwargs)
         response = _io(self, rec, orig, args, kwargs)
-        rec.status = _status(response, "status")
-        _drop(self, rec)
+        try:
+            rec.status = _status(response, "status")
+            _drop(self, rec)
+            sock = self.sock
+            if rec.dst_ip and sock is not None:
+                self.__dict__[_ADDR] = (sock, rec.src_ip, rec.src_port, rec.dst_ip,
+                                        rec.dst_port)
+        except Exception:
+            count_error()
         emit(rec)
         return response
 
