@@ -4,10 +4,10 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytes::{BufMut, Bytes, BytesMut};
 use egress_proto::{JournalRow, CHAIN_LOCK_KEY};
-use futures_util::pin_mut;
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::types::{ToSql, Type};
+use futures_util::{pin_mut, SinkExt};
+use tokio_postgres::types::Type;
 use tokio_postgres::{Row, Transaction};
 
 use crate::error::{Error, Result};
@@ -36,7 +36,8 @@ const COLUMNS: &str = "seq, prev_hash, row_hash, database, kind, recorded_at, co
      stack, trigger_kind, trigger_name, odoo_uid, component, class, self_egress, gap_count, \
      gap_reason, detail";
 
-const COLUMN_TYPES: [Type; 44] = [
+/// The type of each of `COLUMNS`.
+pub(crate) const COLUMN_TYPES: [Type; 44] = [
     Type::INT8,
     Type::BYTEA,
     Type::BYTEA,
@@ -119,73 +120,158 @@ pub async fn lock_and_read_head(tx: &Transaction<'_>) -> Result<Option<(i64, Vec
     Ok(row.map(|r| (r.get(0), r.get(1))))
 }
 
-/// Appends rows with binary COPY: the fastest path PostgreSQL offers.
+/// Appends rows with binary COPY: the fastest path PostgreSQL offers. The
+/// rows are encoded by `encode_row` straight into large chunks, each handed
+/// to the connection whole (one message, few system calls).
 pub async fn copy_rows(tx: &Transaction<'_>, rows: &[ChainedRow]) -> Result<u64> {
     let sink = tx
-        .copy_in(&format!(
+        .copy_in::<_, Bytes>(&format!(
             "COPY egress.journal ({COLUMNS}) FROM STDIN BINARY"
         ))
         .await
         .map_err(db_err("copy journal rows"))?;
-    let writer = BinaryCopyInWriter::new(sink, &COLUMN_TYPES);
-    pin_mut!(writer);
+    pin_mut!(sink);
+    let mut buf = BytesMut::with_capacity(COPY_CHUNK + 4096);
+    buf.put_slice(COPY_HEADER);
     for chained in rows {
-        let r = &chained.row;
-        let recorded_at = to_system_time(r.recorded_at_us);
-        let started_at = r.started_at_us.map(to_system_time);
-        let values: [&(dyn ToSql + Sync); 44] = [
-            &r.seq,
-            &chained.prev_hash.as_slice(),
-            &chained.row_hash.as_slice(),
-            &r.database,
-            &r.kind,
-            &recorded_at,
-            &r.collector,
-            &r.worker_id,
-            &r.worker_pid,
-            &r.worker_uid,
-            &r.worker_seq,
-            &started_at,
-            &r.duration_us,
-            &r.channel,
-            &r.protocol,
-            &r.direction,
-            &r.method,
-            &r.host,
-            &r.port,
-            &r.path,
-            &r.query_keys,
-            &r.header_names,
-            &r.src_ip,
-            &r.src_port,
-            &r.dst_ip,
-            &r.dst_port,
-            &r.tls,
-            &r.status,
-            &r.error_class,
-            &r.bytes_out,
-            &r.bytes_in,
-            &r.fingerprint,
-            &r.addon,
-            &r.addon_path,
-            &r.stack,
-            &r.trigger_kind,
-            &r.trigger_name,
-            &r.odoo_uid,
-            &r.component,
-            &r.class,
-            &r.self_egress,
-            &r.gap_count,
-            &r.gap_reason,
-            &r.detail,
-        ];
-        writer
-            .as_mut()
-            .write(&values)
-            .await
-            .map_err(db_err("copy journal rows"))?;
+        encode_row(&mut buf, chained);
+        if buf.len() >= COPY_CHUNK {
+            let chunk = buf.split().freeze();
+            sink.send(chunk).await.map_err(db_err("copy journal rows"))?;
+        }
     }
-    writer.finish().await.map_err(db_err("copy journal rows"))
+    buf.put_i16(-1);
+    sink.send(buf.freeze())
+        .await
+        .map_err(db_err("copy journal rows"))?;
+    sink.finish().await.map_err(db_err("copy journal rows"))
+}
+
+/// Bytes of COPY data handed to the connection at a time.
+const COPY_CHUNK: usize = 256 * 1024;
+/// Binary COPY's signature, flags (none) and header extension length (0).
+const COPY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+/// 2000-01-01, PostgreSQL's epoch, in microseconds after the Unix epoch.
+const PG_EPOCH_US: i64 = 946_684_800_000_000;
+/// The element type of `text[]` (`TEXT`'s oid).
+const TEXT_OID: u32 = 25;
+
+/// One row of binary COPY, in `COLUMNS` order with `COLUMN_TYPES`: the bytes
+/// tokio-postgres' `BinaryCopyInWriter` writes for the same values (a test
+/// holds the two to the same output), without its per-value type checks and
+/// dynamic dispatch.
+fn encode_row(buf: &mut BytesMut, chained: &ChainedRow) {
+    let r = &chained.row;
+    buf.put_i16(COLUMN_TYPES.len() as i16);
+    int(buf, Some(r.seq));
+    bytes(buf, Some(&chained.prev_hash));
+    bytes(buf, Some(&chained.row_hash));
+    text(buf, Some(&r.database));
+    text(buf, Some(&r.kind));
+    time(buf, Some(r.recorded_at_us));
+    text(buf, Some(&r.collector));
+    int(buf, r.worker_id);
+    int(buf, r.worker_pid);
+    int(buf, r.worker_uid);
+    int(buf, r.worker_seq);
+    time(buf, r.started_at_us);
+    int(buf, r.duration_us);
+    text(buf, r.channel.as_deref());
+    text(buf, r.protocol.as_deref());
+    text(buf, r.direction.as_deref());
+    text(buf, r.method.as_deref());
+    text(buf, r.host.as_deref());
+    int(buf, r.port);
+    text(buf, r.path.as_deref());
+    texts(buf, r.query_keys.as_deref());
+    texts(buf, r.header_names.as_deref());
+    text(buf, r.src_ip.as_deref());
+    int(buf, r.src_port);
+    text(buf, r.dst_ip.as_deref());
+    int(buf, r.dst_port);
+    boolean(buf, r.tls);
+    int(buf, r.status);
+    text(buf, r.error_class.as_deref());
+    int(buf, r.bytes_out);
+    int(buf, r.bytes_in);
+    bytes(buf, r.fingerprint.as_deref());
+    text(buf, r.addon.as_deref());
+    texts(buf, r.addon_path.as_deref());
+    texts(buf, r.stack.as_deref());
+    text(buf, r.trigger_kind.as_deref());
+    text(buf, r.trigger_name.as_deref());
+    int(buf, r.odoo_uid);
+    text(buf, r.component.as_deref());
+    text(buf, r.class.as_deref());
+    boolean(buf, r.self_egress);
+    int(buf, r.gap_count);
+    text(buf, r.gap_reason.as_deref());
+    text(buf, r.detail.as_deref());
+}
+
+/// A field's length, in the i32 binary COPY and arrays use. Every value
+/// here is capped far below 2 GiB (redaction), so the cast cannot wrap.
+fn len_of(value: &[u8]) -> i32 {
+    i32::try_from(value.len()).unwrap_or(i32::MAX)
+}
+
+fn null(buf: &mut BytesMut) {
+    buf.put_i32(-1);
+}
+
+fn int(buf: &mut BytesMut, value: Option<i64>) {
+    match value {
+        Some(v) => {
+            buf.put_i32(8);
+            buf.put_i64(v);
+        }
+        None => null(buf),
+    }
+}
+
+fn time(buf: &mut BytesMut, us: Option<i64>) {
+    int(buf, us.map(|us| us.wrapping_sub(PG_EPOCH_US)));
+}
+
+fn boolean(buf: &mut BytesMut, value: Option<bool>) {
+    match value {
+        Some(v) => {
+            buf.put_i32(1);
+            buf.put_u8(u8::from(v));
+        }
+        None => null(buf),
+    }
+}
+
+fn bytes(buf: &mut BytesMut, value: Option<&[u8]>) {
+    match value {
+        Some(v) => {
+            buf.put_i32(len_of(v));
+            buf.put_slice(v);
+        }
+        None => null(buf),
+    }
+}
+
+fn text(buf: &mut BytesMut, value: Option<&str>) {
+    bytes(buf, value.map(str::as_bytes));
+}
+
+/// A one-dimensional `text[]` without nulls, lower bound 1.
+fn texts(buf: &mut BytesMut, value: Option<&[String]>) {
+    let Some(items) = value else {
+        return null(buf);
+    };
+    let len = 20 + items.iter().map(|i| 4 + i.len()).sum::<usize>();
+    buf.put_i32(i32::try_from(len).unwrap_or(i32::MAX));
+    buf.put_i32(1); // dimensions
+    buf.put_i32(0); // no nulls
+    buf.put_u32(TEXT_OID);
+    buf.put_i32(i32::try_from(items.len()).unwrap_or(i32::MAX));
+    buf.put_i32(1); // lower bound
+    for item in items {
+        text(buf, Some(item));
+    }
 }
 
 /// Reads one journal row selected with `COLUMNS`.
@@ -387,12 +473,25 @@ pub async fn last_rows(client: &tokio_postgres::Client, n: i64) -> Result<Vec<St
     rows.iter().map(stored_row).collect()
 }
 
-/// Streams every row in chain order, 10,000 at a time through a portal, from
-/// one consistent snapshot, so a journal of any size verifies in bounded memory.
-pub async fn for_each_row(
+/// Rows per `COPY` of `copy_journal_out`: a verification that stops early
+/// reads at most this many rows past the break.
+const COPY_CHUNK_ROWS: i64 = 100_000;
+
+/// Every row of `COLUMNS` in chain order as binary COPY data (decoded by
+/// `journal_copy`), from one consistent snapshot, so a journal of any size
+/// verifies in bounded memory. The data comes in chunks of whole COPY
+/// streams of at most `COPY_CHUNK_ROWS` rows, each continuing after the last
+/// seq of the one before (seq is the primary key: no row is read twice or
+/// skipped). `visit` gets each piece as it arrives, with `true` for the
+/// first piece of a chunk, and returns false to stop after the current
+/// chunk; `last_seq` says, after each chunk, the seq of its last row (`None`
+/// if it had none, which ends the reading).
+pub async fn copy_journal_out(
     client: &mut tokio_postgres::Client,
-    mut visit: impl FnMut(StoredRow) -> bool,
+    mut visit: impl FnMut(&[u8], bool) -> bool,
+    mut last_seq: impl FnMut() -> Option<i64>,
 ) -> Result<()> {
+    use futures_util::StreamExt;
     let tx = client
         .build_transaction()
         .read_only(true)
@@ -400,25 +499,29 @@ pub async fn for_each_row(
         .start()
         .await
         .map_err(db_err("begin read"))?;
-    let stmt = tx
-        .prepare(&format!(
-            "SELECT {COLUMNS} FROM egress.journal ORDER BY seq"
-        ))
-        .await
-        .map_err(db_err("read journal"))?;
-    let portal = tx.bind(&stmt, &[]).await.map_err(db_err("read journal"))?;
+    let mut after: Option<i64> = None;
     loop {
-        let rows = tx
-            .query_portal(&portal, 10_000)
+        // Integers of our own, not input: nothing is spliced into the SQL
+        // but a number.
+        let from = after.map_or(String::new(), |seq| format!("WHERE seq > {seq} "));
+        let stream = tx
+            .copy_out(&format!(
+                "COPY (SELECT {COLUMNS} FROM egress.journal {from}ORDER BY seq \
+                 LIMIT {COPY_CHUNK_ROWS}) TO STDOUT (FORMAT binary)"
+            ))
             .await
             .map_err(db_err("read journal"))?;
-        if rows.is_empty() {
-            return Ok(());
+        pin_mut!(stream);
+        let mut first = true;
+        let mut going = true;
+        while let Some(piece) = stream.next().await {
+            let piece = piece.map_err(db_err("read journal"))?;
+            // After a stop, the rest of the chunk is drained, not decoded.
+            going = going && visit(&piece, std::mem::take(&mut first));
         }
-        for row in &rows {
-            if !visit(stored_row(row)?) {
-                return Ok(());
-            }
+        match last_seq() {
+            Some(seq) if going && after.map_or(true, |a| seq > a) => after = Some(seq),
+            _ => return Ok(()),
         }
     }
 }
@@ -666,4 +769,151 @@ pub async fn record_verify_result(
         .await
         .map_err(db_err("record the verification"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_postgres::types::{IsNull, ToSql};
+
+    /// What `BinaryCopyInWriter` writes for one row: each value through
+    /// its `ToSql` for the column's type, behind its length.
+    fn generic_row(chained: &ChainedRow) -> BytesMut {
+        let r = &chained.row;
+        let recorded_at = to_system_time(r.recorded_at_us);
+        let started_at = r.started_at_us.map(to_system_time);
+        let values: [&(dyn ToSql + Sync); 44] = [
+            &r.seq,
+            &chained.prev_hash.as_slice(),
+            &chained.row_hash.as_slice(),
+            &r.database,
+            &r.kind,
+            &recorded_at,
+            &r.collector,
+            &r.worker_id,
+            &r.worker_pid,
+            &r.worker_uid,
+            &r.worker_seq,
+            &started_at,
+            &r.duration_us,
+            &r.channel,
+            &r.protocol,
+            &r.direction,
+            &r.method,
+            &r.host,
+            &r.port,
+            &r.path,
+            &r.query_keys,
+            &r.header_names,
+            &r.src_ip,
+            &r.src_port,
+            &r.dst_ip,
+            &r.dst_port,
+            &r.tls,
+            &r.status,
+            &r.error_class,
+            &r.bytes_out,
+            &r.bytes_in,
+            &r.fingerprint,
+            &r.addon,
+            &r.addon_path,
+            &r.stack,
+            &r.trigger_kind,
+            &r.trigger_name,
+            &r.odoo_uid,
+            &r.component,
+            &r.class,
+            &r.self_egress,
+            &r.gap_count,
+            &r.gap_reason,
+            &r.detail,
+        ];
+        let mut buf = BytesMut::new();
+        buf.put_i16(44);
+        for (value, ty) in values.iter().zip(COLUMN_TYPES.iter()) {
+            let at = buf.len();
+            buf.put_i32(0);
+            let len = match value.to_sql_checked(ty, &mut buf).unwrap() {
+                IsNull::Yes => -1,
+                IsNull::No => (buf.len() - at - 4) as i32,
+            };
+            buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
+        }
+        buf
+    }
+
+    fn full_row() -> ChainedRow {
+        let list = |items: &[&str]| Some(items.iter().map(|s| s.to_string()).collect());
+        ChainedRow {
+            row: JournalRow {
+                seq: 42,
+                database: "odoo".into(),
+                kind: "call".into(),
+                recorded_at_us: 1_764_288_000_123_456,
+                collector: "host-1".into(),
+                worker_id: Some(-7),
+                worker_pid: Some(1234),
+                worker_uid: Some(1000),
+                worker_seq: Some(99),
+                started_at_us: Some(1_764_287_999_000_001),
+                duration_us: Some(1_800),
+                channel: Some("http".into()),
+                protocol: Some("https".into()),
+                direction: Some("outbound".into()),
+                method: Some("POST".into()),
+                host: Some("api.openai.com".into()),
+                port: Some(443),
+                path: Some("/v1/chat/{id}".into()),
+                query_keys: list(&["model", "stream"]),
+                header_names: list(&[]),
+                src_ip: Some("10.0.0.5".into()),
+                src_port: Some(40_000),
+                dst_ip: Some("162.159.140.245".into()),
+                dst_port: Some(443),
+                tls: Some(true),
+                status: Some(200),
+                error_class: Some(String::new()),
+                bytes_out: Some(i64::MAX),
+                bytes_in: Some(0),
+                fingerprint: Some(vec![1, 2, 3]),
+                addon: Some("ai_assistant".into()),
+                addon_path: list(&["ai_assistant", "mail"]),
+                stack: list(&["[stdlib] /usr/lib/python3.11/http/client.py:1 request", "é"]),
+                trigger_kind: Some("http".into()),
+                trigger_name: Some("/ai_assistant/ask".into()),
+                odoo_uid: Some(2),
+                component: Some("OpenAI".into()),
+                class: Some("third_party".into()),
+                self_egress: Some(false),
+                gap_count: None,
+                gap_reason: None,
+                detail: Some("{\"a\":1}".into()),
+            },
+            prev_hash: [7; 32],
+            row_hash: [9; 32],
+        }
+    }
+
+    #[test]
+    fn hand_encoded_rows_are_the_bytes_the_generic_writer_sends() {
+        let full = full_row();
+        let gap = ChainedRow {
+            row: JournalRow {
+                seq: 1,
+                kind: "gap".into(),
+                recorded_at_us: -5, // before 1970, and before PostgreSQL's epoch
+                gap_count: Some(3),
+                gap_reason: Some("buffer_full".into()),
+                ..JournalRow::default()
+            },
+            prev_hash: [0; 32],
+            row_hash: [1; 32],
+        };
+        for row in [full, gap] {
+            let mut mine = BytesMut::new();
+            encode_row(&mut mine, &row);
+            assert_eq!(mine, generic_row(&row), "row {}", row.row.seq);
+        }
+        assert_eq!(COPY_HEADER.len(), 19);
+    }
 }
