@@ -36,8 +36,7 @@ const COLUMNS: &str = "seq, prev_hash, row_hash, database, kind, recorded_at, co
      stack, trigger_kind, trigger_name, odoo_uid, component, class, self_egress, gap_count, \
      gap_reason, detail";
 
-/// The type of each of `COLUMNS`.
-pub(crate) const COLUMN_TYPES: [Type; 44] = [
+const COLUMN_TYPES: [Type; 44] = [
     Type::INT8,
     Type::BYTEA,
     Type::BYTEA,
@@ -473,25 +472,12 @@ pub async fn last_rows(client: &tokio_postgres::Client, n: i64) -> Result<Vec<St
     rows.iter().map(stored_row).collect()
 }
 
-/// Rows per `COPY` of `copy_journal_out`: a verification that stops early
-/// reads at most this many rows past the break.
-const COPY_CHUNK_ROWS: i64 = 100_000;
-
-/// Every row of `COLUMNS` in chain order as binary COPY data (decoded by
-/// `journal_copy`), from one consistent snapshot, so a journal of any size
-/// verifies in bounded memory. The data comes in chunks of whole COPY
-/// streams of at most `COPY_CHUNK_ROWS` rows, each continuing after the last
-/// seq of the one before (seq is the primary key: no row is read twice or
-/// skipped). `visit` gets each piece as it arrives, with `true` for the
-/// first piece of a chunk, and returns false to stop after the current
-/// chunk; `last_seq` says, after each chunk, the seq of its last row (`None`
-/// if it had none, which ends the reading).
-pub async fn copy_journal_out(
+/// Streams every row in chain order, 10,000 at a time through a portal, from
+/// one consistent snapshot, so a journal of any size verifies in bounded memory.
+pub async fn for_each_row(
     client: &mut tokio_postgres::Client,
-    mut visit: impl FnMut(&[u8], bool) -> bool,
-    mut last_seq: impl FnMut() -> Option<i64>,
+    mut visit: impl FnMut(StoredRow) -> bool,
 ) -> Result<()> {
-    use futures_util::StreamExt;
     let tx = client
         .build_transaction()
         .read_only(true)
@@ -499,29 +485,25 @@ pub async fn copy_journal_out(
         .start()
         .await
         .map_err(db_err("begin read"))?;
-    let mut after: Option<i64> = None;
+    let stmt = tx
+        .prepare(&format!(
+            "SELECT {COLUMNS} FROM egress.journal ORDER BY seq"
+        ))
+        .await
+        .map_err(db_err("read journal"))?;
+    let portal = tx.bind(&stmt, &[]).await.map_err(db_err("read journal"))?;
     loop {
-        // Integers of our own, not input: nothing is spliced into the SQL
-        // but a number.
-        let from = after.map_or(String::new(), |seq| format!("WHERE seq > {seq} "));
-        let stream = tx
-            .copy_out(&format!(
-                "COPY (SELECT {COLUMNS} FROM egress.journal {from}ORDER BY seq \
-                 LIMIT {COPY_CHUNK_ROWS}) TO STDOUT (FORMAT binary)"
-            ))
+        let rows = tx
+            .query_portal(&portal, 10_000)
             .await
             .map_err(db_err("read journal"))?;
-        pin_mut!(stream);
-        let mut first = true;
-        let mut going = true;
-        while let Some(piece) = stream.next().await {
-            let piece = piece.map_err(db_err("read journal"))?;
-            // After a stop, the rest of the chunk is drained, not decoded.
-            going = going && visit(&piece, std::mem::take(&mut first));
+        if rows.is_empty() {
+            return Ok(());
         }
-        match last_seq() {
-            Some(seq) if going && after.map_or(true, |a| seq > a) => after = Some(seq),
-            _ => return Ok(()),
+        for row in &rows {
+            if !visit(stored_row(row)?) {
+                return Ok(());
+            }
         }
     }
 }
