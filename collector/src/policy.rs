@@ -83,9 +83,10 @@ impl Settings {
     pub fn suppresses(&self, channel: &str) -> Option<&'static str> {
         if !self.enabled {
             Some("capture_disabled")
-        } else if self
-            .disabled_channels
-            .contains(&channel.to_ascii_lowercase())
+        } else if !self.disabled_channels.is_empty()
+            && self
+                .disabled_channels
+                .contains(&channel.to_ascii_lowercase())
         {
             Some("channel_disabled")
         } else {

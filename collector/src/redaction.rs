@@ -7,14 +7,15 @@
 //! Calls the database's settings exclude are reduced to their sequence
 //! number. The logic is `redact`.
 
+use std::borrow::Cow;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use actix::{Actor, AsyncContext, Context, Handler, ResponseFuture};
-use egress_proto::JournalRow;
+use egress_proto::{JournalRow, StackFrame};
 
 use crate::link::Link;
-use crate::policy::{PolicyMap, Settings};
+use crate::policy::{Policy, PolicyMap, Settings};
 use crate::router::Router;
 use crate::salts::Salts;
 use crate::scrub;
@@ -64,21 +65,28 @@ impl Handler<Batch<AttributedCall>> for Redaction {
     type Result = ();
 
     fn handle(&mut self, Batch(items, _ticket): Batch<AttributedCall>, _: &mut Context<Self>) {
+        let fail_closed = Settings::fail_closed();
+        // Batches mostly hold one database's calls: look its policy up once.
+        let mut current: Option<(String, Option<Arc<Policy>>)> = None;
         let out: Vec<Item<RedactedEntry>> = items
             .into_iter()
             .map(|item| match item {
                 Item::Call(call) => {
                     self.stats.redacted.fetch_add(1, Relaxed);
+                    let database = &call.raw.call.database;
+                    if current.as_ref().is_none_or(|(d, _)| d != database) {
+                        current = Some((database.clone(), self.policies.get(database)));
+                    }
                     // Attribution let no call through before its policy.
-                    let policy = self.policies.get(&call.raw.call.database);
-                    let settings = policy
+                    let settings = current
                         .as_ref()
-                        .map_or_else(Settings::fail_closed, |p| p.settings.clone());
+                        .and_then(|(_, p)| p.as_deref())
+                        .map_or(&fail_closed, |p| &p.settings);
                     let fingerprint = |digest: &[u8; 32]| {
                         self.salts.fingerprint(&call.raw.call.database, digest).ok()
                     };
                     let fingerprint = call.raw.call.payload_sha256.as_ref().and_then(fingerprint);
-                    Item::Call(redact(call, &settings, fingerprint))
+                    Item::Call(redact(call, settings, fingerprint))
                 }
                 // Not journaled: the appenders keep only its hook mode and
                 // versions, short and printable (`workers::HookInfo`).
@@ -124,7 +132,27 @@ pub fn redact(
     } = attributed;
     let call = raw.call;
     let suppressed = settings.suppresses(&call.channel);
-    let non_empty = |s: &str, max| (!s.is_empty()).then(|| text(s, max));
+    // Strings the call owns move into the row when they pass unchanged: no
+    // copy, and nothing to free here.
+    let non_empty = |s: String, max| (!s.is_empty()).then(|| cap(s, max));
+    let stack = Some(
+        call.stack
+            .into_iter()
+            .zip(
+                frame_origins
+                    .iter()
+                    .map(String::as_str)
+                    .chain(std::iter::repeat("?")),
+            )
+            .take(MAX_STACK)
+            .map(|(f, origin)| cap(frame_line(origin, &f), MAX_PATH))
+            .collect(),
+    );
+    let host = if call.host.contains('@') {
+        text(strip_userinfo(&call.host), MAX_TEXT)
+    } else {
+        cap(call.host, MAX_TEXT)
+    };
     let mut row = JournalRow {
         worker_id: Some(call.worker_id as i64),
         worker_pid: Some(raw.sender.pid),
@@ -134,56 +162,38 @@ pub fn redact(
             .contains(&call.started_at_us)
             .then_some(call.started_at_us),
         duration_us: Some(clamp(call.duration_us)),
-        channel: Some(text(&call.channel, MAX_TEXT)),
-        protocol: non_empty(&call.protocol, MAX_TEXT),
-        direction: non_empty(&call.direction, MAX_TEXT),
-        method: non_empty(&call.method, MAX_TEXT),
-        host: Some(text(strip_userinfo(&call.host), MAX_TEXT)),
+        channel: Some(cap(call.channel, MAX_TEXT)),
+        protocol: non_empty(call.protocol, MAX_TEXT),
+        direction: non_empty(call.direction, MAX_TEXT),
+        method: non_empty(call.method, MAX_TEXT),
+        host: Some(host),
         port: Some(i64::from(call.port)),
-        path: Some(text(&scrub::path(strip_query(&call.path)), MAX_PATH)),
-        query_keys: Some(names(&call.query_keys)),
-        header_names: Some(names(&call.header_names)),
-        src_ip: non_empty(&call.src_ip, MAX_TEXT),
+        path: Some(cap(scrub::path(strip_query(&call.path)), MAX_PATH)),
+        query_keys: Some(names(call.query_keys)),
+        header_names: Some(names(call.header_names)),
+        src_ip: non_empty(call.src_ip, MAX_TEXT),
         src_port: (call.src_port != 0).then_some(i64::from(call.src_port)),
-        dst_ip: non_empty(&call.dst_ip, MAX_TEXT),
+        dst_ip: non_empty(call.dst_ip, MAX_TEXT),
         dst_port: (call.dst_port != 0).then_some(i64::from(call.dst_port)),
         tls: Some(call.tls),
         status: call.status.map(i64::from),
-        error_class: non_empty(&call.error_class, MAX_TEXT),
+        error_class: non_empty(call.error_class, MAX_TEXT),
         bytes_out: Some(clamp(call.bytes_out)),
         bytes_in: Some(clamp(call.bytes_in)),
         fingerprint,
-        addon: addon.map(|a| text(&a, MAX_TEXT)),
+        addon: addon.map(|a| cap(a, MAX_TEXT)),
         addon_path: Some(
             addon_path
-                .iter()
+                .into_iter()
                 .take(MAX_LIST)
-                .map(|a| text(a, MAX_TEXT))
+                .map(|a| cap(a, MAX_TEXT))
                 .collect(),
         ),
-        stack: Some(
-            call.stack
-                .iter()
-                .zip(
-                    frame_origins
-                        .iter()
-                        .map(String::as_str)
-                        .chain(std::iter::repeat("?")),
-                )
-                .take(MAX_STACK)
-                .map(|(f, origin)| {
-                    let function = scrub::segment(&f.function);
-                    cap(
-                        format!("[{origin}] {}:{} {function}", f.file, f.line),
-                        MAX_PATH,
-                    )
-                })
-                .collect(),
-        ),
-        trigger_kind: non_empty(&call.trigger.kind, MAX_TEXT),
-        trigger_name: non_empty(&scrub::path(strip_query(&call.trigger.name)), MAX_PATH),
+        stack,
+        trigger_kind: non_empty(call.trigger.kind, MAX_TEXT),
+        trigger_name: non_empty(scrub::path(strip_query(&call.trigger.name)), MAX_PATH),
         odoo_uid: call.trigger.uid,
-        component: component.map(|c| text(&c, MAX_TEXT)),
+        component: component.map(|c| cap(c, MAX_TEXT)),
         class: Some(class.as_str().to_owned()),
         self_egress: Some(self_egress),
         ..JournalRow::default()
@@ -246,12 +256,53 @@ fn text(value: &str, max: usize) -> String {
 }
 
 /// Key and header names: a name can itself be a secret (`?<api-key>=1`).
-fn names(values: &[String]) -> Vec<String> {
+fn names(values: Vec<String>) -> Vec<String> {
     values
-        .iter()
+        .into_iter()
         .take(MAX_LIST)
-        .map(|v| text(&scrub::segment(v), MAX_TEXT))
+        .map(|v| {
+            let scrubbed = match scrub::segment(&v) {
+                // Unchanged: the name itself is kept (capped), not a copy.
+                Cow::Borrowed(same) if std::ptr::eq(same, v.as_str()) => None,
+                other => Some(text(&other, MAX_TEXT)),
+            };
+            scrubbed.unwrap_or_else(|| cap(v, MAX_TEXT))
+        })
         .collect()
+}
+
+/// A stack frame as journaled: `[origin] file:line function`, with the
+/// function name scrubbed.
+fn frame_line(origin: &str, frame: &StackFrame) -> String {
+    let function = scrub::segment(&frame.function);
+    let mut line = String::with_capacity(origin.len() + frame.file.len() + function.len() + 16);
+    line.push('[');
+    line.push_str(origin);
+    line.push_str("] ");
+    line.push_str(&frame.file);
+    line.push(':');
+    push_decimal(&mut line, frame.line);
+    line.push(' ');
+    line.push_str(&function);
+    line
+}
+
+/// `value` in decimal, as `format!("{value}")` writes it, without the
+/// formatting machinery.
+fn push_decimal(out: &mut String, mut value: u32) {
+    let mut digits = [0u8; 10];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    for &d in &digits[at..] {
+        out.push(char::from(d));
+    }
 }
 
 fn clamp(value: u64) -> i64 {
@@ -289,6 +340,21 @@ mod tests {
 
     fn plain(call: Call) -> RedactedEntry {
         redact(attributed(call), &Settings::default(), None)
+    }
+
+    #[test]
+    fn frame_lines_read_as_formatted() {
+        for line in [0, 7, 10, 1869, u32::MAX] {
+            let frame = StackFrame {
+                file: "/opt/odoo/odoo/http.py".into(),
+                function: "dispatch".into(),
+                line,
+            };
+            assert_eq!(
+                frame_line("odoo", &frame),
+                format!("[odoo] /opt/odoo/odoo/http.py:{line} dispatch")
+            );
+        }
     }
 
     #[test]
