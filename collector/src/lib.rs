@@ -20,7 +20,9 @@
 //! - `databases`: connection pools per database; `watch_hub`: fan-out of
 //!   committed rows; `control`: the control socket (status, watch).
 //! - `head_signer`: signs chain heads on a schedule and on demand (actor).
-//! - `setup`: roles, schema, migrations, grants; `verify`: chain checking.
+//! - `setup`: roles, schema, migrations, grants; `verify`: chain checking;
+//!   `journal_copy`: the journal's binary COPY data decoded into canonical
+//!   encodings, for `verify`.
 //! - `config`, `stats`, `error`, and `topology` (all wiring, and shutdown).
 
 pub mod appender;
@@ -33,6 +35,7 @@ pub mod databases;
 pub mod error;
 pub mod head_signer;
 pub mod ingest;
+pub mod journal_copy;
 pub mod link;
 pub mod origin;
 pub mod policy;

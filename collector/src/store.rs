@@ -36,7 +36,8 @@ const COLUMNS: &str = "seq, prev_hash, row_hash, database, kind, recorded_at, co
      stack, trigger_kind, trigger_name, odoo_uid, component, class, self_egress, gap_count, \
      gap_reason, detail";
 
-const COLUMN_TYPES: [Type; 44] = [
+/// The type of each of `COLUMNS`.
+pub(crate) const COLUMN_TYPES: [Type; 44] = [
     Type::INT8,
     Type::BYTEA,
     Type::BYTEA,
@@ -472,12 +473,20 @@ pub async fn last_rows(client: &tokio_postgres::Client, n: i64) -> Result<Vec<St
     rows.iter().map(stored_row).collect()
 }
 
-/// Streams every row in chain order, 10,000 at a time through a portal, from
-/// one consistent snapshot, so a journal of any size verifies in bounded memory.
-pub async fn for_each_row(
+/// Every row of `COLUMNS` in chain order as binary COPY data (decoded by
+/// `journal_copy`), from one consistent snapshot, so a journal of any size
+/// verifies in bounded memory. The data comes as whole COPY streams of at
+/// most `chunk_rows` rows each (a verification that stops at a break reads
+/// at most that many rows past it), by ranges of seq that follow one another
+/// (seq is the primary key: no row is read twice or skipped).
+/// `visit` gets each piece of data as it arrives, with `true` for the first
+/// piece of a stream, and returns false to stop after the current stream.
+pub async fn copy_journal_out(
     client: &mut tokio_postgres::Client,
-    mut visit: impl FnMut(StoredRow) -> bool,
+    chunk_rows: u32,
+    mut visit: impl FnMut(&[u8], bool) -> bool,
 ) -> Result<()> {
+    use futures_util::StreamExt;
     let tx = client
         .build_transaction()
         .read_only(true)
@@ -485,25 +494,44 @@ pub async fn for_each_row(
         .start()
         .await
         .map_err(db_err("begin read"))?;
-    let stmt = tx
-        .prepare(&format!(
-            "SELECT {COLUMNS} FROM egress.journal ORDER BY seq"
-        ))
-        .await
-        .map_err(db_err("read journal"))?;
-    let portal = tx.bind(&stmt, &[]).await.map_err(db_err("read journal"))?;
+    let mut after: Option<i64> = None;
     loop {
-        let rows = tx
-            .query_portal(&portal, 10_000)
+        // Only integers read from the journal are spliced into the SQL.
+        let above = after.map_or(String::new(), |a| format!("WHERE seq > {a}"));
+        let end: Option<i64> = tx
+            .query_opt(
+                &format!(
+                    "SELECT seq FROM egress.journal {above} ORDER BY seq OFFSET {} LIMIT 1",
+                    chunk_rows.max(1) - 1
+                ),
+                &[],
+            )
+            .await
+            .map_err(db_err("read journal"))?
+            .map(|r| r.get(0));
+        let range = match (after, end) {
+            (_, None) => above,
+            (None, Some(b)) => format!("WHERE seq <= {b}"),
+            (Some(a), Some(b)) => format!("WHERE seq > {a} AND seq <= {b}"),
+        };
+        let stream = tx
+            .copy_out(&format!(
+                "COPY (SELECT {COLUMNS} FROM egress.journal {range} ORDER BY seq) \
+                 TO STDOUT (FORMAT binary)"
+            ))
             .await
             .map_err(db_err("read journal"))?;
-        if rows.is_empty() {
-            return Ok(());
+        pin_mut!(stream);
+        let mut first = true;
+        let mut going = true;
+        while let Some(piece) = stream.next().await {
+            let piece = piece.map_err(db_err("read journal"))?;
+            // After a stop, the rest of the stream is drained, not visited.
+            going = going && visit(&piece, std::mem::take(&mut first));
         }
-        for row in &rows {
-            if !visit(stored_row(row)?) {
-                return Ok(());
-            }
+        match end {
+            Some(b) if going => after = Some(b),
+            _ => return Ok(()),
         }
     }
 }

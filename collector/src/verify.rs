@@ -174,15 +174,15 @@ impl ChainCheck {
 
     /// A journal that starts after seq 1 starts from its first row's
     /// prev_hash, provisionally: `finish` requires a vacuum entry for it.
-    fn start(&mut self, stored: &StoredRow) {
-        let seq = stored.row.seq;
+    fn start(&mut self, row: &RowFacts) {
+        let seq = row.seq;
         self.first_seq = Some(seq);
         if seq > 1 {
             self.expected_seq = seq;
-            self.prev_hash.clone_from(&stored.prev_hash);
+            self.prev_hash = row.prev_hash.to_vec();
             self.anchor = Some(Anchor {
                 first_seq: seq,
-                prev_hash: stored.prev_hash.clone(),
+                prev_hash: row.prev_hash.to_vec(),
                 vouched_by: None,
                 clock_override: false,
                 contradicted_by: None,
@@ -210,10 +210,24 @@ impl ChainCheck {
 
     /// Checks one row; false once the chain is broken.
     pub fn feed(&mut self, stored: &StoredRow) -> bool {
+        self.feed_facts(&RowFacts {
+            seq: stored.row.seq,
+            prev_hash: &stored.prev_hash,
+            row_hash: &stored.row_hash,
+            content_ok: content_matches(stored),
+            database: &stored.row.database,
+            kind: &stored.row.kind,
+            detail: stored.row.detail.as_deref(),
+        })
+    }
+
+    /// Checks one row given what the check needs of it; false once the
+    /// chain is broken.
+    pub fn feed_facts(&mut self, row: &RowFacts) -> bool {
         if self.first_seq.is_none() {
-            self.start(stored);
+            self.start(row);
         }
-        let seq = stored.row.seq;
+        let seq = row.seq;
         let expected = self.expected_seq;
         let reason = if seq > expected {
             Some(format!(
@@ -225,24 +239,20 @@ impl ChainCheck {
                 "seq {seq} appears again after seq {}",
                 expected - 1
             ))
-        } else if stored.prev_hash != self.prev_hash {
+        } else if row.prev_hash != self.prev_hash {
             Some(format!(
                 "its prev_hash does not match the row_hash of seq {}",
                 expected - 1
             ))
-        } else if !hash_matches(&self.prev_hash, stored) {
+        } else if !row.content_ok {
             Some("its contents do not match its row_hash: the row was altered".to_owned())
-        } else if self
-            .database
-            .as_ref()
-            .is_some_and(|d| *d != stored.row.database)
-        {
+        } else if self.database.as_ref().is_some_and(|d| d != row.database) {
             Some(format!(
                 "it belongs to database {:?}, not this one",
-                stored.row.database
+                row.database
             ))
         } else {
-            self.check_heads(seq, &stored.row_hash)
+            self.check_heads(seq, row.row_hash)
         };
         if let Some(reason) = reason {
             self.broken = Some(Break {
@@ -251,10 +261,11 @@ impl ChainCheck {
             });
             return false;
         }
-        if let Some(detail) = VacuumDetail::parse(&stored.row) {
+        if let Some(detail) = VacuumDetail::parse_parts(row.kind, row.detail) {
             self.saw_vacuum(seq, &detail);
         }
-        self.prev_hash.clone_from(&stored.row_hash);
+        self.prev_hash.clear();
+        self.prev_hash.extend_from_slice(row.row_hash);
         self.expected_seq += 1;
         self.rows += 1;
         true
@@ -265,9 +276,26 @@ impl ChainCheck {
     }
 }
 
-/// Whether the row's stored hash is the hash of its columns after `prev`.
-fn hash_matches(prev: &[u8], stored: &StoredRow) -> bool {
-    <[u8; 32]>::try_from(prev)
+/// What the check needs of one row, borrowed from wherever it was read.
+#[derive(Debug)]
+pub struct RowFacts<'a> {
+    pub seq: i64,
+    pub prev_hash: &'a [u8],
+    pub row_hash: &'a [u8],
+    /// `SHA-256(prev_hash ‖ canonical(row)) == row_hash`, with the row's
+    /// own `prev_hash` (false if that is not 32 bytes): the chain check
+    /// compares it with the previous row's hash first, so this is the hash
+    /// after the previous row whenever it is consulted.
+    pub content_ok: bool,
+    pub database: &'a str,
+    pub kind: &'a str,
+    pub detail: Option<&'a str>,
+}
+
+/// Whether the row's stored hash is the hash of its columns after its own
+/// `prev_hash`.
+fn content_matches(stored: &StoredRow) -> bool {
+    <[u8; 32]>::try_from(stored.prev_hash.as_slice())
         .is_ok_and(|prev| stored.row.hash_after(&prev).as_slice() == stored.row_hash.as_slice())
 }
 

@@ -46,10 +46,15 @@ pub struct VacuumDetail {
 impl VacuumDetail {
     /// The detail of a `vacuum` row, or None for any other row.
     pub fn parse(row: &JournalRow) -> Option<VacuumDetail> {
-        if row.kind != EntryKind::Vacuum.as_str() {
+        Self::parse_parts(&row.kind, row.detail.as_deref())
+    }
+
+    /// As `parse`, from a row's `kind` and `detail` alone.
+    pub fn parse_parts(kind: &str, detail: Option<&str>) -> Option<VacuumDetail> {
+        if kind != EntryKind::Vacuum.as_str() {
             return None;
         }
-        serde_json::from_str(row.detail.as_deref()?).ok()
+        serde_json::from_str(detail?).ok()
     }
 
     pub fn anchor_bytes(&self) -> Option<[u8; 32]> {

@@ -7,9 +7,11 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Args;
+use egress_collector::journal_copy::CopyDecoder;
 use egress_collector::setup::connect;
 use egress_collector::store;
-use egress_collector::verify::ChainCheck;
+use egress_collector::verify::{ChainCheck, RowFacts};
+use egress_proto::chain_hash;
 
 const EXIT_TAMPERED: u8 = 1;
 const EXIT_UNCHECKED: u8 = 2;
@@ -28,6 +30,10 @@ pub struct VerifyArgs {
     /// Do not record the outcome in egress.verify_result.
     #[arg(long)]
     no_record: bool,
+    /// Rows read per COPY statement; a verification that finds a break
+    /// reads at most this many rows past it.
+    #[arg(long, default_value_t = 100_000, hide = true)]
+    chunk_rows: u32,
 }
 
 pub fn main(args: VerifyArgs) -> anyhow::Result<ExitCode> {
@@ -45,7 +51,7 @@ pub fn main(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let runtime = super::runtime()?;
-    match runtime.block_on(check(&args.database_url, pinned)) {
+    match runtime.block_on(check(&args.database_url, pinned, args.chunk_rows)) {
         Ok((check, client)) => {
             if !args.no_record {
                 if let Err(e) =
@@ -66,7 +72,8 @@ pub fn main(args: VerifyArgs) -> anyhow::Result<ExitCode> {
 async fn check(
     url: &str,
     pinned: Option<[u8; 32]>,
-) -> egress_collector::error::Result<(ChainCheck, tokio_postgres::Client)> {
+    chunk_rows: u32,
+) -> anyhow::Result<(ChainCheck, tokio_postgres::Client)> {
     let mut client = connect(url).await?;
     let database: tokio_postgres::Config = url.parse().map_err(|e| {
         egress_collector::error::Error::Config(format!("database URL does not parse: {e}"))
@@ -88,22 +95,88 @@ async fn check(
             }
         }
     }
-    let mut check =
-        ChainCheck::new(database.get_dbname().map(str::to_owned)).with_heads(heads, pinned);
+    let check = ChainCheck::new(database.get_dbname().map(str::to_owned)).with_heads(heads, pinned);
+    // This thread reads; another decodes, hashes and checks, so that the
+    // two overlap. Pieces go over in batches; `true` marks the first batch
+    // of each COPY stream.
+    let (batches, received) = std::sync::mpsc::sync_channel::<(bool, Vec<u8>)>(BATCHES_IN_FLIGHT);
+    let checker = std::thread::spawn(move || check_batches(check, received));
+    let mut batch = Vec::with_capacity(BATCH_BYTES);
+    let mut starts = false;
+    let read = store::copy_journal_out(&mut client, chunk_rows, |piece, first| {
+        if first || batch.len() >= BATCH_BYTES {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_BYTES));
+            if (!full.is_empty() || starts) && batches.send((starts, full)).is_err() {
+                return false; // the checker stopped: the chain is broken
+            }
+            starts = first;
+        }
+        batch.extend_from_slice(piece);
+        true
+    })
+    .await;
+    if !batch.is_empty() || starts {
+        let _ = batches.send((starts, batch));
+    }
+    drop(batches);
+    let (mut check, decoded) = checker.join().expect("the chain checker panicked");
+    read?;
+    decoded?;
+    check.finish();
+    Ok((check, client))
+}
+
+/// Pieces of COPY data per batch handed to the checker thread.
+const BATCH_BYTES: usize = 1 << 20;
+const BATCHES_IN_FLIGHT: usize = 8;
+
+/// The checker thread: decodes each row into its canonical encoding, hashes
+/// it and feeds the chain check, until the data ends or the chain breaks.
+fn check_batches(
+    mut check: ChainCheck,
+    batches: std::sync::mpsc::Receiver<(bool, Vec<u8>)>,
+) -> (ChainCheck, anyhow::Result<()>) {
     let started = Instant::now();
     let mut last_progress = Instant::now();
-    store::for_each_row(&mut client, |row| {
-        let going = check.feed(&row);
+    let mut decoder: Option<CopyDecoder> = None;
+    for (first, batch) in batches {
+        if first {
+            if decoder.as_ref().is_some_and(|d| !d.finished) {
+                return (check, Err(anyhow::anyhow!("a COPY stream ended early")));
+            }
+            decoder = Some(CopyDecoder::default());
+        }
+        let Some(decoder) = decoder.as_mut() else {
+            return (check, Err(anyhow::anyhow!("COPY data before its start")));
+        };
+        let going = decoder.feed(&batch, |row, canonical| {
+            let content_ok = <[u8; 32]>::try_from(row.prev_hash)
+                .is_ok_and(|prev| chain_hash(&prev, canonical).as_slice() == row.row_hash);
+            check.feed_facts(&RowFacts {
+                seq: row.seq,
+                prev_hash: row.prev_hash,
+                row_hash: row.row_hash,
+                content_ok,
+                database: row.database,
+                kind: row.kind,
+                detail: row.detail,
+            })
+        });
+        match going {
+            Ok(true) => {}
+            Ok(false) => return (check, Ok(())),
+            Err(e) => return (check, Err(anyhow::anyhow!("unreadable journal data: {e}"))),
+        }
         if last_progress.elapsed() >= PROGRESS_EVERY {
             last_progress = Instant::now();
             let rate = check.rows as f64 / started.elapsed().as_secs_f64();
             eprintln!("verified {} rows ({rate:.0} rows/s)…", check.rows);
         }
-        going
-    })
-    .await?;
-    check.finish();
-    Ok((check, client))
+    }
+    if decoder.is_some_and(|d| !d.finished) {
+        return (check, Err(anyhow::anyhow!("a COPY stream ended early")));
+    }
+    (check, Ok(()))
 }
 
 fn outcome(check: &ChainCheck) -> store::VerifyOutcome {

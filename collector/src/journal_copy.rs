@@ -1,0 +1,540 @@
+//! The journal as `COPY … TO STDOUT (FORMAT binary)` data, decoded straight
+//! into each row's canonical encoding (docs/JOURNAL_FORMAT.md §2) for
+//! `verify`. PostgreSQL's binary integers are big-endian like the canonical
+//! ones, and a text, bytes or array item is a 4-byte length then its bytes,
+//! as in the canonical encoding: a row is re-encoded by copying slices, with
+//! no allocation per field. The tests check it byte for byte against
+//! `JournalRow::canonical` (the reference).
+
+use egress_proto::journal::CANONICAL_VERSION;
+use tokio_postgres::types::Type;
+
+use crate::store::COLUMN_TYPES;
+
+/// The start of every binary COPY stream.
+const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
+
+/// Microseconds from 1970-01-01 (the canonical epoch) to 2000-01-01
+/// (PostgreSQL's).
+const PG_EPOCH_US: i64 = 946_684_800_000_000;
+
+/// How each column goes into the canonical encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    /// 8 bytes, big-endian, as they come.
+    Int,
+    /// 8 bytes of microseconds since 2000, moved to 1970.
+    Time,
+    /// A text or bytes value: its 4-byte length and bytes, as they come.
+    Length,
+    Bool,
+    List,
+    /// Not part of the encoding (prev_hash, row_hash).
+    Skip,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Column {
+    encoding: Encoding,
+    /// One of the five fields with no presence byte (never NULL).
+    required: bool,
+}
+
+/// `seq, prev_hash, row_hash` come first, then the 42 fields in canonical
+/// order (`seq` again at its place, taken from column 0).
+const SEQ: usize = 0;
+const PREV_HASH: usize = 1;
+const ROW_HASH: usize = 2;
+const DATABASE: usize = 3;
+const KIND: usize = 4;
+const DETAIL: usize = 43;
+/// Columns of the five fields that have no presence byte: seq, database,
+/// kind, recorded_at, collector.
+const REQUIRED: [usize; 5] = [0, 3, 4, 5, 6];
+
+/// The plan for `store::COLUMNS`, from their types.
+fn columns() -> &'static [Column; COLUMN_TYPES.len()] {
+    static PLAN: std::sync::OnceLock<[Column; COLUMN_TYPES.len()]> = std::sync::OnceLock::new();
+    PLAN.get_or_init(|| {
+        std::array::from_fn(|i| {
+            let ty = &COLUMN_TYPES[i];
+            let encoding = if i == PREV_HASH || i == ROW_HASH {
+                Encoding::Skip
+            } else if *ty == Type::INT8 {
+                Encoding::Int
+            } else if *ty == Type::TIMESTAMPTZ {
+                Encoding::Time
+            } else if *ty == Type::TEXT || *ty == Type::BYTEA {
+                Encoding::Length
+            } else if *ty == Type::BOOL {
+                Encoding::Bool
+            } else if *ty == Type::TEXT_ARRAY {
+                Encoding::List
+            } else {
+                unreachable!("no canonical encoding for a column of type {ty}")
+            };
+            Column {
+                encoding,
+                required: REQUIRED.contains(&i),
+            }
+        })
+    })
+}
+
+/// One row as decoded, borrowing from the COPY data.
+#[derive(Debug, PartialEq, Eq)]
+pub struct CopiedRow<'a> {
+    pub seq: i64,
+    pub prev_hash: &'a [u8],
+    pub row_hash: &'a [u8],
+    pub database: &'a str,
+    pub kind: &'a str,
+    pub detail: Option<&'a str>,
+}
+
+/// Decodes a binary COPY stream of `store::COLUMNS`, fed in pieces of any size.
+#[derive(Debug, Default)]
+pub struct CopyDecoder {
+    /// The start of a row cut off at the end of the previous piece.
+    pending: Vec<u8>,
+    header_seen: bool,
+    /// The end-of-data marker was read.
+    pub finished: bool,
+    canonical: Vec<u8>,
+}
+
+impl CopyDecoder {
+    /// Decodes every complete row of `piece` (following the pieces before
+    /// it), calling `visit` with the row and its canonical encoding until it
+    /// returns false. Returns whether to go on; an error names what is wrong
+    /// with the data.
+    pub fn feed(
+        &mut self,
+        piece: &[u8],
+        mut visit: impl FnMut(&CopiedRow, &[u8]) -> bool,
+    ) -> Result<bool, String> {
+        let mut joined = std::mem::take(&mut self.pending);
+        let data = if joined.is_empty() {
+            piece
+        } else {
+            joined.extend_from_slice(piece);
+            &joined
+        };
+        let mut at = 0;
+        if !self.header_seen {
+            match header_len(data)? {
+                Some(len) => {
+                    at = len;
+                    self.header_seen = true;
+                }
+                None => {
+                    self.pending = data.to_vec();
+                    return Ok(true);
+                }
+            }
+        }
+        while !self.finished && at < data.len() {
+            let mut canonical = std::mem::take(&mut self.canonical);
+            let decoded = decode_row(&data[at..], &mut canonical);
+            let going = match decoded {
+                Ok(Some((Some(row), len))) => {
+                    at += len;
+                    visit(&row, &canonical)
+                }
+                Ok(Some((None, len))) => {
+                    at += len;
+                    self.finished = true;
+                    true
+                }
+                Ok(None) => {
+                    self.canonical = canonical;
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
+            self.canonical = canonical;
+            if !going {
+                return Ok(false);
+            }
+        }
+        if self.finished {
+            if at < data.len() {
+                return Err("data after the end of the COPY stream".into());
+            }
+        } else {
+            self.pending = data[at..].to_vec();
+        }
+        Ok(true)
+    }
+}
+
+/// The header's length, or None if `data` does not hold all of it yet.
+fn header_len(data: &[u8]) -> Result<Option<usize>, String> {
+    let n = SIGNATURE.len();
+    if data.len() < n + 8 {
+        return Ok(None);
+    }
+    if &data[..n] != SIGNATURE {
+        return Err("not a binary COPY stream".into());
+    }
+    // Flags (4 bytes), then the length of a header extension to skip.
+    let extension = be_i32(&data[n + 4..]) as usize;
+    Ok((data.len() >= n + 8 + extension).then_some(n + 8 + extension))
+}
+
+fn be_i32(b: &[u8]) -> i32 {
+    i32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+
+fn be_i64(b: &[u8]) -> i64 {
+    i64::from_be_bytes(b[..8].try_into().expect("8 bytes"))
+}
+
+/// One row from the start of `data` into `out`: Ok(None) if `data` ends
+/// before the row does; Ok(Some((None, len))) at the end-of-data marker.
+#[allow(clippy::type_complexity)]
+fn decode_row<'a>(
+    data: &'a [u8],
+    out: &mut Vec<u8>,
+) -> Result<Option<(Option<CopiedRow<'a>>, usize)>, String> {
+    let Some(count) = data.get(..2) else {
+        return Ok(None);
+    };
+    let count = i16::from_be_bytes([count[0], count[1]]);
+    if count == -1 {
+        return Ok(Some((None, 2)));
+    }
+    let plan = columns();
+    if count as usize != plan.len() {
+        return Err(format!("a row of {count} columns, not {}", plan.len()));
+    }
+    out.clear();
+    out.push(CANONICAL_VERSION);
+    // The fields the chain check reads besides the encoding.
+    let mut kept: [Option<&[u8]>; 5] = [None; 5];
+    let mut seq = 0;
+    let mut at = 2;
+    for (i, column) in plan.iter().enumerate() {
+        let Some(len) = data.get(at..at + 4).map(be_i32) else {
+            return Ok(None);
+        };
+        let value = if len >= 0 {
+            let Some(value) = data.get(at + 4..at + 4 + len as usize) else {
+                return Ok(None);
+            };
+            Some(value)
+        } else if len == -1 {
+            None
+        } else {
+            return Err(format!("a field of length {len}"));
+        };
+        let field = &data[at..at + 4 + value.map_or(0, <[u8]>::len)];
+        at += field.len();
+        if i == SEQ {
+            match value {
+                Some(v) if v.len() == 8 => seq = be_i64(v),
+                _ => return Err("a row without a valid seq".into()),
+            }
+        }
+        let slot = match i {
+            PREV_HASH => Some(0),
+            ROW_HASH => Some(1),
+            DATABASE => Some(2),
+            KIND => Some(3),
+            DETAIL => Some(4),
+            _ => None,
+        };
+        if let Some(slot) = slot {
+            kept[slot] = value;
+        }
+        if column.encoding == Encoding::Skip {
+            continue;
+        }
+        match (value, column.required) {
+            (None, true) => return Err(format!("row seq {seq}: column {i} is NULL")),
+            (None, false) => {
+                out.push(0);
+                continue;
+            }
+            (Some(_), false) => out.push(1),
+            (Some(_), true) => {}
+        }
+        encode(column.encoding, field, out)
+            .map_err(|e| format!("row seq {seq}, column {i}: {e}"))?;
+    }
+    let text = |v: Option<&'a [u8]>| -> Result<Option<&'a str>, String> {
+        v.map(std::str::from_utf8)
+            .transpose()
+            .map_err(|_| format!("row seq {seq}: a text column is not UTF-8"))
+    };
+    let hash = |v: Option<&'a [u8]>, what: &str| -> Result<&'a [u8], String> {
+        v.ok_or_else(|| format!("row seq {seq}: {what} is NULL"))
+    };
+    let row = CopiedRow {
+        seq,
+        prev_hash: hash(kept[0], "prev_hash")?,
+        row_hash: hash(kept[1], "row_hash")?,
+        database: text(kept[2])?.unwrap_or_default(),
+        kind: text(kept[3])?.unwrap_or_default(),
+        detail: text(kept[4])?,
+    };
+    Ok(Some((Some(row), at)))
+}
+
+/// One non-NULL field (its 4-byte length, then its value) in its canonical
+/// encoding.
+fn encode(encoding: Encoding, field: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+    let value = &field[4..];
+    let fixed = |n: usize| {
+        if value.len() == n {
+            Ok(())
+        } else {
+            Err(format!("{} bytes where {n} were expected", value.len()))
+        }
+    };
+    match encoding {
+        Encoding::Int => {
+            fixed(8)?;
+            out.extend_from_slice(value);
+        }
+        Encoding::Time => {
+            fixed(8)?;
+            out.extend_from_slice(&be_i64(value).wrapping_add(PG_EPOCH_US).to_be_bytes());
+        }
+        Encoding::Bool => {
+            fixed(1)?;
+            out.push(u8::from(value[0] != 0));
+        }
+        // A non-negative i32 length is the same 4 bytes as the u32 one.
+        Encoding::Length => out.extend_from_slice(field),
+        Encoding::List => list(value, out)?,
+        Encoding::Skip => {}
+    }
+    Ok(())
+}
+
+/// A one-dimensional text array: its item count as an integer, then the
+/// items, each already a 4-byte length and its bytes in the COPY data.
+fn list(value: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+    let short = || "a truncated array".to_owned();
+    let header = value.get(..12).ok_or_else(short)?;
+    let dimensions = be_i32(header);
+    let items = match dimensions {
+        0 => 0,
+        1 => be_i32(value.get(12..16).ok_or_else(short)?),
+        _ => return Err(format!("an array of {dimensions} dimensions")),
+    };
+    let start = if dimensions == 0 { 12 } else { 20 };
+    let body = value.get(start..).ok_or_else(short)?;
+    let mut at = 0;
+    for _ in 0..items {
+        let len = be_i32(body.get(at..at + 4).ok_or_else(short)?);
+        if len < 0 {
+            return Err("a NULL array item".into());
+        }
+        at += 4 + len as usize;
+    }
+    if at != body.len() || items < 0 {
+        return Err("an array whose items do not fill it".into());
+    }
+    out.extend_from_slice(&i64::from(items).to_be_bytes());
+    out.extend_from_slice(body);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use egress_proto::JournalRow;
+
+    /// `row` as PostgreSQL writes it in a binary COPY of `store::COLUMNS`.
+    fn copied(row: &JournalRow, prev: &[u8], hash: &[u8]) -> Vec<u8> {
+        let mut out = 44i16.to_be_bytes().to_vec();
+        let mut field = |v: Option<Vec<u8>>| match v {
+            None => out.extend_from_slice(&(-1i32).to_be_bytes()),
+            Some(v) => {
+                out.extend_from_slice(&(v.len() as i32).to_be_bytes());
+                out.extend_from_slice(&v);
+            }
+        };
+        let int = |v: Option<i64>| v.map(|v| v.to_be_bytes().to_vec());
+        let time = |v: Option<i64>| int(v.map(|v| v - PG_EPOCH_US));
+        let text = |v: &Option<String>| v.as_ref().map(|v| v.as_bytes().to_vec());
+        let boolean = |v: Option<bool>| v.map(|v| vec![u8::from(v)]);
+        let list = |v: &Option<Vec<String>>| {
+            v.as_ref().map(|items| {
+                let mut a = Vec::new();
+                let dims = i32::from(!items.is_empty());
+                a.extend_from_slice(&dims.to_be_bytes());
+                a.extend_from_slice(&0i32.to_be_bytes());
+                a.extend_from_slice(&25u32.to_be_bytes());
+                if dims == 1 {
+                    a.extend_from_slice(&(items.len() as i32).to_be_bytes());
+                    a.extend_from_slice(&1i32.to_be_bytes());
+                }
+                for item in items {
+                    a.extend_from_slice(&(item.len() as i32).to_be_bytes());
+                    a.extend_from_slice(item.as_bytes());
+                }
+                a
+            })
+        };
+        let r = row;
+        field(int(Some(r.seq)));
+        field(Some(prev.to_vec()));
+        field(Some(hash.to_vec()));
+        field(text(&Some(r.database.clone())));
+        field(text(&Some(r.kind.clone())));
+        field(time(Some(r.recorded_at_us)));
+        field(text(&Some(r.collector.clone())));
+        for v in [r.worker_id, r.worker_pid, r.worker_uid, r.worker_seq] {
+            field(int(v));
+        }
+        field(time(r.started_at_us));
+        field(int(r.duration_us));
+        for v in [&r.channel, &r.protocol, &r.direction, &r.method, &r.host] {
+            field(text(v));
+        }
+        field(int(r.port));
+        field(text(&r.path));
+        field(list(&r.query_keys));
+        field(list(&r.header_names));
+        field(text(&r.src_ip));
+        field(int(r.src_port));
+        field(text(&r.dst_ip));
+        field(int(r.dst_port));
+        field(boolean(r.tls));
+        field(int(r.status));
+        field(text(&r.error_class));
+        field(int(r.bytes_out));
+        field(int(r.bytes_in));
+        field(r.fingerprint.clone());
+        field(text(&r.addon));
+        field(list(&r.addon_path));
+        field(list(&r.stack));
+        field(text(&r.trigger_kind));
+        field(text(&r.trigger_name));
+        field(int(r.odoo_uid));
+        field(text(&r.component));
+        field(text(&r.class));
+        field(boolean(r.self_egress));
+        field(int(r.gap_count));
+        field(text(&r.gap_reason));
+        field(text(&r.detail));
+        out
+    }
+
+    fn full_row() -> JournalRow {
+        let strings = |items: &[&str]| Some(items.iter().map(|s| s.to_string()).collect());
+        JournalRow {
+            seq: 7,
+            database: "prod_db".into(),
+            kind: "call".into(),
+            recorded_at_us: 1_764_288_000_500_000,
+            collector: "odoo-host-1".into(),
+            worker_id: Some(-1),
+            worker_pid: Some(4321),
+            worker_uid: Some(1001),
+            worker_seq: Some(42),
+            started_at_us: Some(-5),
+            duration_us: Some(18_250),
+            channel: Some("http".into()),
+            protocol: Some("https".into()),
+            direction: Some("outbound".into()),
+            method: Some("POST".into()),
+            host: Some("api.openai.com".into()),
+            port: Some(443),
+            path: Some(String::new()),
+            query_keys: strings(&["model"]),
+            header_names: Some(vec![]),
+            src_ip: Some("10.0.0.5".into()),
+            src_port: Some(40_000),
+            dst_ip: Some("162.159.140.245".into()),
+            dst_port: Some(443),
+            tls: Some(true),
+            status: Some(200),
+            error_class: None,
+            bytes_out: Some(600),
+            bytes_in: Some(800),
+            fingerprint: Some(vec![0x5a; 32]),
+            addon: Some("ai_assistant".into()),
+            addon_path: strings(&["ai_assistant", "base"]),
+            stack: strings(&["a.py:1 f", "b.py:2 g", "ünïcode.py:3 h"]),
+            trigger_kind: Some("http".into()),
+            trigger_name: Some("/web".into()),
+            odoo_uid: Some(2),
+            component: Some("OpenAI".into()),
+            class: Some("third_party".into()),
+            self_egress: Some(false),
+            gap_count: None,
+            gap_reason: None,
+            detail: Some("{\"a\":1}".into()),
+        }
+    }
+
+    fn stream(rows: &[Vec<u8>]) -> Vec<u8> {
+        let mut data = SIGNATURE.to_vec();
+        data.extend_from_slice(&0i32.to_be_bytes());
+        data.extend_from_slice(&4i32.to_be_bytes());
+        data.extend_from_slice(b"ext!");
+        for row in rows {
+            data.extend_from_slice(row);
+        }
+        data.extend_from_slice(&(-1i16).to_be_bytes());
+        data
+    }
+
+    #[test]
+    fn rows_are_encoded_as_the_reference_encodes_them() {
+        let full = full_row();
+        let sparse = JournalRow {
+            seq: 8,
+            database: "prod_db".into(),
+            kind: "gap".into(),
+            collector: "h".into(),
+            gap_count: Some(3),
+            ..JournalRow::default()
+        };
+        let data = stream(&[
+            copied(&full, &[1; 32], &[2; 32]),
+            copied(&sparse, &[2; 32], &[3; 5]),
+        ]);
+        // Fed whole, and a byte at a time.
+        for piece in [data.len(), 1] {
+            let mut decoder = CopyDecoder::default();
+            let mut seen = Vec::new();
+            for chunk in data.chunks(piece) {
+                let going = decoder
+                    .feed(chunk, |row, canonical| {
+                        seen.push((row.seq, row.row_hash.to_vec(), canonical.to_vec()));
+                        true
+                    })
+                    .unwrap();
+                assert!(going);
+            }
+            assert!(decoder.finished);
+            assert_eq!(
+                seen,
+                vec![
+                    (7, vec![2; 32], full.canonical()),
+                    (8, vec![3; 5], sparse.canonical())
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn what_the_reference_could_not_read_is_refused() {
+        let mut no_kind = copied(&full_row(), &[1; 32], &[2; 32]);
+        // Column 4 (kind, "call") becomes NULL: its length -1, its 4 bytes gone.
+        let at = 2 + (4 + 8) + 2 * (4 + 32) + (4 + 7);
+        no_kind.splice(at..at + 8, (-1i32).to_be_bytes());
+        let err = CopyDecoder::default()
+            .feed(&stream(&[no_kind]), |_, _| true)
+            .unwrap_err();
+        assert!(err.contains("column 4 is NULL"), "{err}");
+        assert!(CopyDecoder::default()
+            .feed(b"PGCOPY\nnot a binary COPY stream", |_, _| true)
+            .is_err());
+    }
+}
