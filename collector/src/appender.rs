@@ -8,6 +8,7 @@
 //! whatever overflows becomes a gap entry with the exact count.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -49,6 +50,8 @@ pub struct ChainAppender {
     /// The workers seen, and which of their rows are due.
     workers: WorkerLedger,
     in_flight: bool,
+    /// What this appender adds to `Stats::appender_backlog`.
+    backlog: usize,
     failures: u32,
     retry_at: Option<Instant>,
     last_warned: Option<Instant>,
@@ -78,6 +81,7 @@ impl ChainAppender {
             cursors: HashMap::new(),
             workers: WorkerLedger::default(),
             in_flight: false,
+            backlog: 0,
             failures: 0,
             retry_at: None,
             last_warned: None,
@@ -110,10 +114,30 @@ impl ChainAppender {
         self.report_queue();
     }
 
-    fn report_queue(&self) {
+    fn report_queue(&mut self) {
         let queued = self.buffer.len() as u64;
         self.stats
             .update_database(&self.database, |d| d.queued = queued);
+        // Beyond a batch, a healthy appender is behind its database: ingest
+        // then sheds load at the socket (senders count it) rather than have
+        // the events decoded, attributed and redacted only to overflow this
+        // queue. A failing database is not counted: its queue is the buffer
+        // that rides out the outage (and its overflow a gap entry).
+        let backlog = if self.failures == 0 {
+            self.buffer.len().saturating_sub(self.config.batch_max_rows)
+        } else {
+            0
+        };
+        if backlog >= self.backlog {
+            self.stats
+                .appender_backlog
+                .fetch_add(backlog - self.backlog, Relaxed);
+        } else {
+            self.stats
+                .appender_backlog
+                .fetch_sub(self.backlog - backlog, Relaxed);
+        }
+        self.backlog = backlog;
     }
 
     fn maybe_flush(&mut self, ctx: &mut Context<Self>) {
@@ -285,6 +309,7 @@ impl Actor for ChainAppender {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        self.stats.appender_backlog.fetch_sub(self.backlog, Relaxed);
         if !self.buffer.is_empty() {
             error!(db = %self.database, items = self.buffer.len(),
                 "Stopped with events not journaled; their workers' next events will show them as a gap.");

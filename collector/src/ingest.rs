@@ -111,8 +111,11 @@ pub async fn run(
     let mut received = Vec::with_capacity(RECV_BATCH);
     tokio::pin!(shutdown);
     loop {
-        // Below any one link's bound, so no stage further on has to drop.
-        if stats.held_in_links.load(Relaxed) >= crate::link::DEFAULT_MAX_HELD / 2 {
+        // Below any one link's bound, so no stage further on has to drop;
+        // an appender that falls behind its database counts too, so an
+        // overload is shed here, before any work is spent on the events.
+        let held = stats.held_in_links.load(Relaxed) + stats.appender_backlog.load(Relaxed);
+        if held >= crate::link::DEFAULT_MAX_HELD / 2 {
             // The stages hold all they may. Shed load where it costs nothing:
             // leave datagrams in the kernel's queue, so senders count them
             // (buffer_full) and report them, instead of decoding events only

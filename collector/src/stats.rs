@@ -39,6 +39,9 @@ pub struct Stats {
     pub watchers: AtomicU64,
     /// Calls held by all links together: ingest stops reading above a bound.
     pub held_in_links: std::sync::atomic::AtomicUsize,
+    /// Items healthy appenders hold beyond one batch each (they keep up
+    /// with less): counted with `held_in_links` against the same bound.
+    pub appender_backlog: std::sync::atomic::AtomicUsize,
     rejected: Mutex<BTreeMap<&'static str, u64>>,
     /// stage → reason → calls dropped on the way out of that stage.
     dropped: Mutex<BTreeMap<&'static str, BTreeMap<&'static str, u64>>>,
