@@ -7,7 +7,9 @@
 //! - `head`: the signed-head input, `sign_head`, head verification.
 //! - `export`: the export file, its digest and signatures, `build_export`.
 //! - `verify`: `verify_export`, naming the first bad position.
-//! - `rowcheck`: rows parsed, encoded and hashed without allocation, on every core.
+//! - `rowcheck`: rows parsed, encoded and hashed without allocation, on every core;
+//!   `scan`: a hand-written reader of rows as the collector writes them, that
+//!   leaves whatever it does not expect to serde.
 //! - `witness`: the last accepted head, kept between verifications.
 //! - `encode`, `hexbytes`: byte encoding of signed inputs; hex in JSON.
 //! - `error`: the crate's one error type.
@@ -23,6 +25,7 @@ pub mod head;
 pub mod hexbytes;
 pub mod keys;
 mod rowcheck;
+mod scan;
 pub mod verify;
 pub mod witness;
 

@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::export::ExportRow;
 use crate::hexbytes;
+use crate::scan::RowScanner;
 
 /// One row reduced to what the chain check needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +52,7 @@ impl CheckedRows {
         );
     }
 
-    fn push(
+    pub fn push(
         &mut self,
         database: &str,
         seq: i64,
@@ -73,7 +74,7 @@ impl CheckedRows {
     }
 
     /// Appends the rows of a later part of the same file.
-    fn extend(&mut self, other: CheckedRows) {
+    pub fn extend(&mut self, other: CheckedRows) {
         let Some(theirs) = other.first_database else {
             return;
         };
@@ -191,6 +192,52 @@ pub(crate) fn check_rows_in_place(
         }
     }
     serde_json::from_slice(&buf[range])
+}
+
+/// Reads the rows array `array` (its text from `[` to `]`) with the
+/// hand-written scanner (`scan`), cut at line starts into one part per core
+/// as `check_rows_in_place` cuts it, but with no change to the text: a part
+/// is the rows between two cuts, and each must hold at least one row. None
+/// if the scanner left any part to serde.
+pub(crate) fn scan_rows(array: &[u8]) -> Option<CheckedRows> {
+    let inner = array.strip_prefix(b"[")?.strip_suffix(b"]")?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    let cuts = if threads > 1 && inner.len() > 1 << 20 {
+        find_cuts(inner, threads)
+    } else {
+        Vec::new()
+    };
+    let mut parts = Vec::with_capacity(cuts.len() + 1);
+    let mut start = 0;
+    for &(comma, brace) in &cuts {
+        parts.push(&inner[start..comma]);
+        start = brace;
+    }
+    parts.push(&inner[start..]);
+    let several = parts.len() > 1;
+    let results: Vec<Option<CheckedRows>> = std::thread::scope(|s| {
+        let handles: Vec<_> = parts
+            .iter()
+            .map(|&part| {
+                s.spawn(move || {
+                    let mut rows = CheckedRows::default();
+                    let n = RowScanner::default().scan(part, &mut rows)?;
+                    (n > 0 || !several).then_some(rows)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("row scanner panicked"))
+            .collect()
+    });
+    let mut all = CheckedRows::default();
+    all.rows
+        .reserve(results.iter().flatten().map(|r| r.rows.len()).sum());
+    for part in results {
+        all.extend(part?);
+    }
+    Some(all)
 }
 
 /// Cut points splitting the array text into about `n` parts: pairs (offset
