@@ -142,7 +142,14 @@ pub async fn run(
             }
         }
         let mut items = Vec::new();
-        read_ready(&socket, &mut bufs, &mut received, &settings, &stats, &mut items);
+        read_ready(
+            &socket,
+            &mut bufs,
+            &mut received,
+            &settings,
+            &stats,
+            &mut items,
+        );
         if items.len() < LINGER_BELOW {
             // A few datagrams: let more queue up for a moment (far less than
             // the kernel's queue takes to fill), so one batch and one wakeup
@@ -154,7 +161,14 @@ pub async fn run(
                 }
                 _ = tokio::time::sleep(LINGER) => {}
             }
-            read_ready(&socket, &mut bufs, &mut received, &settings, &stats, &mut items);
+            read_ready(
+                &socket,
+                &mut bufs,
+                &mut received,
+                &settings,
+                &stats,
+                &mut items,
+            );
         }
         next.send(items);
     }
@@ -208,10 +222,8 @@ fn receive(
     bufs: &mut [Vec<u8>],
     received: &mut Vec<(usize, bool, Option<Sender>)>,
 ) -> std::io::Result<()> {
-    let mut iovs: Vec<[IoSliceMut; 1]> = bufs
-        .iter_mut()
-        .map(|buf| [IoSliceMut::new(buf)])
-        .collect();
+    let mut iovs: Vec<[IoSliceMut; 1]> =
+        bufs.iter_mut().map(|buf| [IoSliceMut::new(buf)]).collect();
     // Fresh headers every call: the kernel shrinks each one's control length
     // to what it used, and a reused short one would cut the next credentials.
     let cmsg = nix::cmsg_space!(nix::sys::socket::UnixCredentials);

@@ -137,7 +137,9 @@ pub async fn copy_rows(tx: &Transaction<'_>, rows: &[ChainedRow]) -> Result<u64>
         encode_row(&mut buf, chained);
         if buf.len() >= COPY_CHUNK {
             let chunk = buf.split().freeze();
-            sink.send(chunk).await.map_err(db_err("copy journal rows"))?;
+            sink.send(chunk)
+                .await
+                .map_err(db_err("copy journal rows"))?;
         }
     }
     buf.put_i16(-1);
