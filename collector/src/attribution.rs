@@ -18,6 +18,7 @@ use crate::link::Link;
 use crate::redaction::Redaction;
 use crate::stage::{AttributedCall, Batch, Drain, Item, RawCall};
 use crate::stats::Stats;
+use egress_proto::StackFrame;
 
 /// The addon whose own code is the audit; any call from it outside its
 /// pass-through frames is a self-egress alarm (DESIGN §1.5).
@@ -49,6 +50,51 @@ pub struct Attribution {
     /// gap accounting depends on. Bounded by the watcher's first-load timeout.
     held: VecDeque<Item<RawCall>>,
     requested: HashSet<String>,
+    origins: OriginCache,
+}
+
+/// Most frames an `OriginCache` keeps, over all workers, before it starts
+/// again (a worker's stacks repeat the same few hundred files).
+const MAX_CACHED_ORIGINS: usize = 16_384;
+
+/// Each worker's frames already classified: `origin_of` splits and scans
+/// every path, and the same files come back in every call. Per worker,
+/// since an origin depends on the worker's addons paths.
+#[derive(Default)]
+struct OriginCache {
+    workers: HashMap<u64, HashMap<String, Origin>>,
+    /// Frames cached over all workers.
+    entries: usize,
+}
+
+impl OriginCache {
+    /// The origin of each frame of `stack`, from the worker's cache or
+    /// `origin_of` (then cached). A full cache starts again.
+    fn classify<'a>(
+        &'a mut self,
+        worker: u64,
+        stack: &[StackFrame],
+        addons_paths: Option<&[String]>,
+    ) -> Vec<&'a Origin> {
+        if self.entries >= MAX_CACHED_ORIGINS {
+            self.workers.clear();
+            self.entries = 0;
+        }
+        let known = self.workers.entry(worker).or_default();
+        for frame in stack {
+            if !known.contains_key(&frame.file) {
+                known.insert(frame.file.clone(), origin_of(&frame.file, addons_paths));
+                self.entries += 1;
+            }
+        }
+        stack.iter().map(|frame| &known[&frame.file]).collect()
+    }
+
+    fn forget(&mut self, worker: u64) {
+        if let Some(known) = self.workers.remove(&worker) {
+            self.entries -= known.len();
+        }
+    }
 }
 
 impl Attribution {
@@ -67,6 +113,7 @@ impl Attribution {
             watcher: None,
             held: VecDeque::new(),
             requested: HashSet::new(),
+            origins: OriginCache::default(),
         }
     }
 
@@ -90,6 +137,8 @@ impl Attribution {
         match item {
             Item::Hello(sender, mut hello) => {
                 let paths = std::mem::take(&mut hello.addons_paths);
+                // Its frames' origins depend on its paths: learn them again.
+                self.origins.forget(hello.worker_id);
                 if self.addons_paths.insert(hello.worker_id, paths).is_none() {
                     self.stats.workers_seen.fetch_add(1, Relaxed);
                 }
@@ -103,7 +152,10 @@ impl Attribution {
                     .map(Vec::as_slice);
                 let policy = self.policies.get(&raw.call.database);
                 let catalogue = policy.as_deref().map(|p| &p.catalogue);
-                let call = attribute(raw, paths, catalogue);
+                let origins = self
+                    .origins
+                    .classify(raw.call.worker_id, &raw.call.stack, paths);
+                let call = attribute_from(raw, &origins, catalogue);
                 if call.self_egress {
                     self.stats.self_egress.fetch_add(1, Relaxed);
                 }
@@ -232,11 +284,22 @@ pub fn attribute(
         .iter()
         .map(|frame| origin_of(&frame.file, addons_paths))
         .collect();
+    let origins: Vec<&Origin> = origins.iter().collect();
+    attribute_from(raw, &origins, catalogue)
+}
+
+/// `attribute` with each frame's origin already known (`origins` aligned
+/// with the call's stack).
+fn attribute_from(
+    raw: RawCall,
+    origins: &[&Origin],
+    catalogue: Option<&Catalogue>,
+) -> AttributedCall {
     // Addons on the stack innermost first, each with whether it is plumbing
     // there.
     let mut path: Vec<(String, bool)> = Vec::new();
     let mut self_egress = false;
-    for (frame, origin) in raw.call.stack.iter().zip(&origins) {
+    for (frame, origin) in raw.call.stack.iter().zip(origins) {
         let Origin::Addon(addon) = origin else {
             continue;
         };
@@ -332,6 +395,36 @@ mod tests {
         bool,
         Class,
     );
+
+    #[test]
+    fn cached_origins_are_origin_of_for_the_worker_s_paths() {
+        let stack = raw(
+            &[REQUESTS, MAIL_MAIL, IR_CRON, "/srv/custom/acme/models/x.py"],
+            "x",
+        )
+        .call
+        .stack;
+        let paths = ["/srv/custom".to_string()];
+        let mut cache = OriginCache::default();
+        for _ in 0..2 {
+            let cached: Vec<Origin> = cache
+                .classify(1, &stack, Some(&paths))
+                .into_iter()
+                .cloned()
+                .collect();
+            let fresh: Vec<Origin> = stack
+                .iter()
+                .map(|f| origin_of(&f.file, Some(&paths)))
+                .collect();
+            assert_eq!(cached, fresh);
+        }
+        assert_eq!(cache.entries, 4);
+        // Another worker, without those paths, gets its own answer.
+        let other = cache.classify(2, &stack[3..], None)[0].clone();
+        assert_eq!(other, origin_of(&stack[3].file, None));
+        cache.forget(1);
+        assert_eq!(cache.entries, 1);
+    }
 
     #[test]
     fn attributes_realistic_stacks() {
