@@ -34,6 +34,9 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    #[error("reading the export: {source}")]
+    ReadExport { source: std::io::Error },
+
     #[error("cannot write {}: {source}", path.display())]
     Write {
         path: PathBuf,

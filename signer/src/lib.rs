@@ -9,7 +9,8 @@
 //! - `verify`: `verify_export`, naming the first bad position.
 //! - `rowcheck`: rows parsed, encoded and hashed without allocation, on every core;
 //!   `scan`: a hand-written reader of rows as the collector writes them, that
-//!   leaves whatever it does not expect to serde.
+//!   leaves whatever it does not expect to serde; `stream`: the file read in
+//!   blocks, its rows scanned on every core as they come.
 //! - `witness`: the last accepted head, kept between verifications.
 //! - `encode`, `hexbytes`: byte encoding of signed inputs; hex in JSON.
 //! - `error`: the crate's one error type.
@@ -26,6 +27,7 @@ pub mod hexbytes;
 pub mod keys;
 mod rowcheck;
 mod scan;
+mod stream;
 pub mod verify;
 pub mod witness;
 
@@ -37,7 +39,7 @@ pub use export::{
 pub use head::{head_input, sign_head, SignedHead, HEAD_DOMAIN, HEAD_VERSION};
 pub use keys::{validate_database, KeyStore, Keys};
 pub use verify::{
-    check_heads, parse_export, verify_export, verify_export_bytes, verify_export_json, KeySource,
-    Position, Problem, Report, VerifyOptions,
+    check_heads, parse_export, verify_export, verify_export_bytes, verify_export_file,
+    verify_export_json, KeySource, Position, Problem, Report, VerifyOptions,
 };
 pub use witness::Witness;

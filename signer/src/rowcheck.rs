@@ -255,21 +255,43 @@ fn find_cuts(array: &[u8], n: usize) -> Vec<(usize, usize)> {
 }
 
 /// From `from` on, the first `,\n` whose next line starts with `{`: returns
-/// (position of the comma, position of the `{`).
+/// (position of the comma, position of the `{`). Only JSON whitespace lies
+/// between them.
 fn find_cut(bytes: &[u8], from: usize) -> Option<(usize, usize)> {
     let mut i = from;
     while i < bytes.len() {
         let nl = i + bytes[i..].iter().position(|&b| b == b'\n')?;
-        let comma = bytes[..nl].iter().rposition(|b| !b.is_ascii_whitespace());
-        let next = nl + bytes[nl..].iter().position(|b| !b.is_ascii_whitespace())?;
-        if let Some(c) = comma {
-            if bytes[c] == b',' && bytes[next] == b'{' {
-                return Some((c, next));
-            }
+        if let Some(cut) = cut_at(bytes, nl) {
+            return Some(cut);
         }
         i = nl + 1;
     }
     None
+}
+
+/// The last cut (as `find_cut`) whose `{` lies in `bytes`.
+pub(crate) fn rfind_cut(bytes: &[u8]) -> Option<(usize, usize)> {
+    let mut end = bytes.len();
+    loop {
+        let nl = bytes[..end].iter().rposition(|&b| b == b'\n')?;
+        if let Some(cut) = cut_at(bytes, nl) {
+            return Some(cut);
+        }
+        end = nl;
+    }
+}
+
+/// The cut around the newline at `nl`, if the line before ends with `,` and
+/// the next one starts with `{`.
+fn cut_at(bytes: &[u8], nl: usize) -> Option<(usize, usize)> {
+    let comma = bytes[..nl].iter().rposition(|b| !json_whitespace(*b))?;
+    let brace = nl + bytes[nl..].iter().position(|b| !json_whitespace(*b))?;
+    (bytes[comma] == b',' && bytes[brace] == b'{').then_some((comma, brace))
+}
+
+/// Whitespace as JSON has it (not form feed, as `is_ascii_whitespace` would).
+fn json_whitespace(b: u8) -> bool {
+    matches!(b, b' ' | b'\n' | b'\t' | b'\r')
 }
 
 /// A string of the file, borrowed unless it held escapes.

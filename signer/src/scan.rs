@@ -473,8 +473,17 @@ impl<'a> Cursor<'a> {
 /// Where the value of the file's top-level `rows` lies, if it is an array:
 /// from its `[` to the last `]` of the file. A guess, for files laid out as
 /// the collector writes them (`rows` after everything but the digest and
-/// signatures); the caller checks it (see `verify::verify_export_bytes`).
+/// signatures); the caller checks it (see `verify::read_fast`).
 pub(crate) fn rows_array(json: &[u8]) -> Option<std::ops::Range<usize>> {
+    let start = rows_start(json)?;
+    let end = json.iter().rposition(|&b| b == b']')?;
+    (end > start).then_some(start..end + 1)
+}
+
+/// Where the `[` of the file's top-level `rows` array lies: the fields
+/// before it are skipped, not checked. None if it is not found in `json`
+/// (or `rows` is not an array).
+pub(crate) fn rows_start(json: &[u8]) -> Option<usize> {
     let mut p = Cursor { s: json, i: 0 };
     p.ws();
     p.expect(b'{')?;
@@ -484,9 +493,8 @@ pub(crate) fn rows_array(json: &[u8]) -> Option<std::ops::Range<usize>> {
         p.ws();
         p.expect(b':')?;
         p.ws();
-        if name == b"rows" && p.s.get(p.i) == Some(&b'[') {
-            let end = json.iter().rposition(|&b| b == b']')?;
-            return (end > p.i).then_some(p.i..end + 1);
+        if name == b"rows" {
+            return (p.s.get(p.i) == Some(&b'[')).then_some(p.i);
         }
         skip_value(&mut p)?;
         p.ws();

@@ -171,17 +171,24 @@ pub fn verify_export_bytes(mut json: Vec<u8>, options: &VerifyOptions) -> Result
 /// file laid out otherwise, or holding anything unexpected, goes to serde.
 fn read_fast(json: &[u8]) -> Option<(ExportFile<()>, CheckedRows)> {
     let at = crate::scan::rows_array(json)?;
-    let mut rest = Vec::with_capacity(json.len() - at.len() + 2);
-    rest.extend_from_slice(&json[..at.start]);
+    let file = header_around(&json[..at.start], &json[at.end..])?;
+    Some((file, crate::rowcheck::scan_rows(&json[at])?))
+}
+
+/// The file's fields but the rows, read by serde from the text before and
+/// after the rows array with `[]` in its place, if they form an export whose
+/// `rows` is exactly that `[]`.
+pub(crate) fn header_around(before: &[u8], after: &[u8]) -> Option<ExportFile<()>> {
+    let mut rest = Vec::with_capacity(before.len() + 2 + after.len());
+    rest.extend_from_slice(before);
     rest.extend_from_slice(b"[]");
-    rest.extend_from_slice(&json[at.end..]);
+    rest.extend_from_slice(after);
     let file: ExportFile<&RawValue> = serde_json::from_slice(&rest).ok()?;
     let rows = file.rows.get().as_bytes();
-    if rows != b"[]" || rows.as_ptr() as usize - rest.as_ptr() as usize != at.start {
+    if rows != b"[]" || rows.as_ptr() as usize - rest.as_ptr() as usize != before.len() {
         return None;
     }
-    let file = without_rows(file);
-    Some((file, crate::rowcheck::scan_rows(&json[at])?))
+    Some(without_rows(file))
 }
 
 fn without_rows<R>(f: ExportFile<R>) -> ExportFile<()> {
@@ -200,6 +207,22 @@ fn without_rows<R>(f: ExportFile<R>) -> ExportFile<()> {
         hmac: f.hmac,
         signature: f.signature,
     }
+}
+
+/// Reads and verifies an export file: in blocks (`stream`), so that a file
+/// of any size is checked in little memory, when it is laid out as the
+/// collector writes it; otherwise whole, as `verify_export_bytes`.
+pub fn verify_export_file(mut file: std::fs::File, options: &VerifyOptions) -> Result<Report> {
+    use std::io::{Read, Seek};
+    let read_error = |source| Error::ReadExport { source };
+    if let Some((head, rows)) = crate::stream::read(&mut file).map_err(read_error)? {
+        check_format(&head)?;
+        return Ok(check(&head, &rows, options));
+    }
+    let mut json = Vec::new();
+    file.rewind().map_err(read_error)?;
+    file.read_to_end(&mut json).map_err(read_error)?;
+    verify_export_bytes(json, options)
 }
 
 /// Verifies an export held in memory.

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use egress_signer::{verify_export_bytes, KeySource, Report, VerifyOptions, Witness};
+use egress_signer::{verify_export_file, KeySource, Report, VerifyOptions, Witness};
 
 /// Verify an egress-audit export file (docs/EXPORT_FORMAT.md).
 ///
@@ -71,7 +71,7 @@ fn run(args: &Args) -> anyhow::Result<u8> {
         Some(path) => Witness::load(path)?,
         None => None,
     };
-    let json = std::fs::read(&args.file)
+    let file = std::fs::File::open(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
     let options = VerifyOptions {
         hmac_key,
@@ -79,7 +79,7 @@ fn run(args: &Args) -> anyhow::Result<u8> {
         witness,
     };
     let report =
-        verify_export_bytes(json, &options).with_context(|| format!("{}", args.file.display()))?;
+        verify_export_file(file, &options).with_context(|| format!("{}", args.file.display()))?;
     print_report(&report, args.witness.as_deref())?;
     Ok(report.exit_code())
 }
