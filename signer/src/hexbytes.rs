@@ -31,25 +31,51 @@ impl<const N: usize> serde::de::Visitor<'_> for HexVisitor<N> {
 
 /// `N` bytes from exactly `2N` hex digits (either case).
 pub fn parse<const N: usize>(text: &str) -> Result<[u8; N], String> {
+    parse_bytes(text.as_bytes()).ok_or_else(|| {
+        if text.len() != 2 * N {
+            format!(
+                "expected {} hex digits, found {} characters",
+                2 * N,
+                text.len()
+            )
+        } else {
+            format!("invalid hex digit in {text:?}")
+        }
+    })
+}
+
+/// As `parse`, from the digits' bytes; None if they are not `2N` hex digits.
+pub fn parse_bytes<const N: usize>(digits: &[u8]) -> Option<[u8; N]> {
     let mut out = [0u8; N];
-    let digits = text.as_bytes();
     if digits.len() != 2 * N {
-        return Err(format!(
-            "expected {} hex digits, found {} characters",
-            2 * N,
-            digits.len()
-        ));
+        return None;
     }
     // A table lookup per digit: two hashes per row are parsed, a million
     // rows at a time.
     for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
         let (hi, lo) = (HEX[pair[0] as usize], HEX[pair[1] as usize]);
         if (hi | lo) & 0xf0 != 0 {
-            return Err(format!("invalid hex digit in {text:?}"));
+            return None;
         }
         *byte = hi << 4 | lo;
     }
-    Ok(out)
+    Some(out)
+}
+
+/// Bytes from hex digits of any even length (either case), appended to
+/// `out`; on an error `out` may hold part of them.
+pub fn decode_into(digits: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+    if digits.len() % 2 != 0 {
+        return Err(format!("an odd number of hex digits ({})", digits.len()));
+    }
+    for pair in digits.chunks_exact(2) {
+        let (hi, lo) = (HEX[pair[0] as usize], HEX[pair[1] as usize]);
+        if (hi | lo) & 0xf0 != 0 {
+            return Err("invalid hex digit".to_owned());
+        }
+        out.push(hi << 4 | lo);
+    }
+    Ok(())
 }
 
 /// Value of each ASCII hex digit; 0xff for every other byte.

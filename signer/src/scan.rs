@@ -21,9 +21,6 @@ use crate::rowcheck::CheckedRows;
 const FIELDS: usize = 44;
 const PREV_HASH: usize = 42;
 const ROW_HASH: usize = 43;
-/// The fields that must be present and not null: seq, database, kind,
-/// recorded_at_us, collector and the two hashes.
-const REQUIRED: u64 = 0b11111 | 1 << PREV_HASH | 1 << ROW_HASH;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Type {
@@ -101,31 +98,78 @@ fn field_number(name: &[u8]) -> Option<usize> {
     })
 }
 
-/// Bytes of the row's text, or of the scanner's scratch buffer (a string
-/// with escapes, decoded; a fingerprint, decoded).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Span {
-    start: usize,
-    end: usize,
-    scratch: bool,
+/// Field names by number, for `RowScanner::key`'s guess.
+const NAMES: [&[u8]; FIELDS] = [
+    b"seq",
+    b"database",
+    b"kind",
+    b"recorded_at_us",
+    b"collector",
+    b"worker_id",
+    b"worker_pid",
+    b"worker_uid",
+    b"worker_seq",
+    b"started_at_us",
+    b"duration_us",
+    b"channel",
+    b"protocol",
+    b"direction",
+    b"method",
+    b"host",
+    b"port",
+    b"path",
+    b"query_keys",
+    b"header_names",
+    b"src_ip",
+    b"src_port",
+    b"dst_ip",
+    b"dst_port",
+    b"tls",
+    b"status",
+    b"error_class",
+    b"bytes_out",
+    b"bytes_in",
+    b"fingerprint",
+    b"addon",
+    b"addon_path",
+    b"stack",
+    b"trigger_kind",
+    b"trigger_name",
+    b"odoo_uid",
+    b"component",
+    b"class",
+    b"self_egress",
+    b"gap_count",
+    b"gap_reason",
+    b"detail",
+    b"prev_hash",
+    b"row_hash",
+];
+
+/// The order the collector writes the fields in: seq, the hashes, then the
+/// rest in canonical order.
+fn written_position(n: usize) -> usize {
+    match n {
+        0 => 0,
+        PREV_HASH => 1,
+        ROW_HASH => 2,
+        n => n + 2,
+    }
 }
 
-#[derive(Debug, Clone, Copy, Default)]
-enum Value {
-    #[default]
-    Null,
-    Int(i64),
-    Bool(bool),
-    Text(Span),
-    /// Items `first..first + count` of the scanner's list items.
-    List(usize, usize),
+/// The field written at `position` (inverse of `written_position`).
+fn written_field(position: usize) -> usize {
+    match position {
+        0 => 0,
+        1 => PREV_HASH,
+        2 => ROW_HASH,
+        p => p - 2,
+    }
 }
 
-/// Reads rows, reusing its buffers from row to row.
+/// Reads rows, reusing its buffer from row to row.
 #[derive(Default)]
 pub(crate) struct RowScanner {
-    scratch: Vec<u8>,
-    items: Vec<Span>,
     canonical: Vec<u8>,
 }
 
@@ -155,36 +199,62 @@ impl RowScanner {
         }
     }
 
+    /// One row, encoded canonically (docs/JOURNAL_FORMAT.md §2) as its
+    /// fields come. They must come in canonical order (the hashes anywhere):
+    /// a row written otherwise is left to serde.
     fn row(&mut self, p: &mut Cursor, out: &mut CheckedRows) -> Option<()> {
-        self.scratch.clear();
-        self.items.clear();
-        let mut values = [Value::Null; FIELDS];
+        // `prev_hash ‖ canonical(row)`, hashed in one piece: the first 32
+        // bytes are filled in at the end.
+        let c = &mut self.canonical;
+        c.clear();
+        c.extend_from_slice(&[0; 32]);
+        c.push(CANONICAL_VERSION);
+        // The next field of the encoding, and the next one the collector
+        // would write (for `key`'s guess).
+        let mut next = 0;
+        let mut written = 0;
         let mut hashes = [[0u8; 32]; 2];
-        let mut seen = 0u64;
+        let mut hashes_seen = [false; 2];
+        let mut seq = 0;
+        let mut database = 0..0;
         p.expect(b'{')?;
         p.ws();
         if !p.eat(b'}') {
             loop {
-                let name = p.plain_string()?;
-                let n = field_number(name)?;
-                if seen & 1 << n != 0 {
-                    return None;
-                }
-                seen |= 1 << n;
-                p.ws();
-                p.expect(b':')?;
-                p.ws();
-                let ty = TYPES[n];
-                if ty == Hash {
-                    let text = std::str::from_utf8(p.plain_string()?).ok()?;
-                    hashes[n - PREV_HASH] = hexbytes::parse::<32>(text).ok()?;
-                } else if p.eat_literal(b"null") {
-                    // Absent and null are both NULL, for an optional field.
-                    if REQUIRED & 1 << n != 0 {
+                let n = key(p, written)?;
+                written = written_position(n) + 1;
+                if n >= PREV_HASH {
+                    let seen = &mut hashes_seen[n - PREV_HASH];
+                    if *seen {
                         return None;
                     }
+                    *seen = true;
+                    hashes[n - PREV_HASH] = hexbytes::parse_bytes::<32>(p.plain_string()?)?;
                 } else {
-                    values[n] = self.value(p, ty)?;
+                    // Repeated, or out of canonical order: serde's to read.
+                    if n < next {
+                        return None;
+                    }
+                    null_fields(c, next, n)?;
+                    next = n + 1;
+                    if p.eat_literal(b"null") {
+                        // As absent, for an optional field.
+                        if n < 5 {
+                            return None;
+                        }
+                        c.push(0);
+                    } else {
+                        if n >= 5 {
+                            c.push(1);
+                        }
+                        let at = c.len();
+                        value(p, TYPES[n], c)?;
+                        match n {
+                            0 => seq = i64::from_be_bytes(c[at..].try_into().ok()?),
+                            1 => database = at + 4..c.len(),
+                            _ => {}
+                        }
+                    }
                 }
                 p.ws();
                 if p.eat(b',') {
@@ -195,173 +265,183 @@ impl RowScanner {
                 break;
             }
         }
-        if seen & REQUIRED != REQUIRED {
+        null_fields(c, next, PREV_HASH)?;
+        if hashes_seen != [true, true] {
             return None;
         }
-        let Value::Int(seq) = values[0] else {
-            return None;
-        };
-        let Value::Text(database) = values[1] else {
-            return None;
-        };
-        self.encode(p.s, &values);
         let [prev_hash, row_hash] = hashes;
-        let mut hasher = Sha256::new();
-        hasher.update(prev_hash);
-        hasher.update(&self.canonical);
-        let content_ok = <[u8; 32]>::from(hasher.finalize()) == row_hash;
-        let database = std::str::from_utf8(self.bytes(p.s, database)).ok()?;
+        c[..32].copy_from_slice(&prev_hash);
+        let content_ok = <[u8; 32]>::from(Sha256::digest(&*c)) == row_hash;
+        let database = std::str::from_utf8(&c[database]).ok()?;
         out.push(database, seq, prev_hash, row_hash, content_ok);
         Some(())
     }
+}
 
-    fn value(&mut self, p: &mut Cursor, ty: Type) -> Option<Value> {
-        Some(match ty {
-            Int => Value::Int(p.int()?),
-            Bool => {
-                if p.eat_literal(b"true") {
-                    Value::Bool(true)
-                } else if p.eat_literal(b"false") {
-                    Value::Bool(false)
-                } else {
+/// NULL for the fields `from..to`, absent from the row; None if one of them
+/// is required.
+fn null_fields(c: &mut Vec<u8>, from: usize, to: usize) -> Option<()> {
+    if from < to {
+        if from < 5 {
+            return None;
+        }
+        c.resize(c.len() + to - from, 0);
+    }
+    Some(())
+}
+
+/// Each field's `name":` as 16 bytes (little-endian) and the mask of the
+/// bytes that count, to compare a key in place in one step.
+const KEYS: [(u128, u128); FIELDS] = {
+    let mut keys = [(0, 0); FIELDS];
+    let mut n = 0;
+    while n < FIELDS {
+        let name = NAMES[n];
+        let (mut bytes, mut mask) = ([0u8; 16], [0u8; 16]);
+        let mut i = 0;
+        while i < name.len() + 2 {
+            bytes[i] = if i < name.len() {
+                name[i]
+            } else {
+                b"\":"[i - name.len()]
+            };
+            mask[i] = 0xff;
+            i += 1;
+        }
+        keys[n] = (u128::from_le_bytes(bytes), u128::from_le_bytes(mask));
+        n += 1;
+    }
+    keys
+};
+
+/// The next key and its colon: the field number. The collector writes
+/// `"name":` with the fields in order, most of them present, so the names
+/// from the one after the last are tried in place first; any other key is
+/// read as a string and looked up.
+fn key(p: &mut Cursor, written: usize) -> Option<usize> {
+    if let Some(text) = p.s.get(p.i..p.i + 17).filter(|t| t[0] == b'"') {
+        let text = u128::from_le_bytes(text[1..].try_into().expect("16 bytes"));
+        for position in written..FIELDS {
+            let n = written_field(position);
+            let (name, mask) = KEYS[n];
+            if (text ^ name) & mask == 0 {
+                p.i += NAMES[n].len() + 3;
+                p.ws();
+                return Some(n);
+            }
+        }
+    }
+    let n = field_number(p.plain_string()?)?;
+    p.ws();
+    p.expect(b':')?;
+    p.ws();
+    Some(n)
+}
+
+/// A non-null value of type `ty`, encoded into `c`.
+fn value(p: &mut Cursor, ty: Type, c: &mut Vec<u8>) -> Option<()> {
+    match ty {
+        Int => c.extend_from_slice(&p.int()?.to_be_bytes()),
+        Bool => {
+            if p.eat_literal(b"true") {
+                c.push(1);
+            } else if p.eat_literal(b"false") {
+                c.push(0);
+            } else {
+                return None;
+            }
+        }
+        Text => string(p, c)?,
+        List => {
+            let at = c.len();
+            c.extend_from_slice(&[0; 8]);
+            let mut count: i64 = 0;
+            p.expect(b'[')?;
+            p.ws();
+            if !p.eat(b']') {
+                loop {
+                    string(p, c)?;
+                    count += 1;
+                    p.ws();
+                    if p.eat(b',') {
+                        p.ws();
+                        continue;
+                    }
+                    p.expect(b']')?;
+                    break;
+                }
+            }
+            c[at..at + 8].copy_from_slice(&count.to_be_bytes());
+        }
+        Bytes => {
+            // As `rowcheck::hex_opt` reads it: hex of any even length.
+            let digits = p.plain_string()?;
+            length(c, digits.len() / 2);
+            hexbytes::decode_into(digits, c).ok()?;
+        }
+        Hash => return None,
+    }
+    Some(())
+}
+
+/// 4-byte big-endian length, saturated as the reference encoder does.
+fn length(c: &mut Vec<u8>, len: usize) {
+    c.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes());
+}
+
+/// A string value as canonical text: its length, then its bytes, with
+/// escapes decoded.
+fn string(p: &mut Cursor, c: &mut Vec<u8>) -> Option<()> {
+    p.expect(b'"')?;
+    let start = p.i;
+    let stop = p.string_stop()?;
+    if p.s[stop] == b'"' {
+        p.i = stop + 1;
+        length(c, stop - start);
+        c.extend_from_slice(&p.s[start..stop]);
+        return Some(());
+    }
+    let at = c.len();
+    c.extend_from_slice(&[0; 4]);
+    c.extend_from_slice(&p.s[start..stop]);
+    p.i = stop;
+    loop {
+        // At a backslash: one escape, then plain text up to the next stop.
+        let escaped = *p.s.get(p.i + 1)?;
+        p.i += 2;
+        match escaped {
+            b'"' | b'\\' | b'/' => c.push(escaped),
+            b'b' => c.push(0x08),
+            b'f' => c.push(0x0c),
+            b'n' => c.push(b'\n'),
+            b'r' => c.push(b'\r'),
+            b't' => c.push(b'\t'),
+            b'u' => {
+                let digits = p.s.get(p.i..p.i + 4)?;
+                // Not from_str_radix alone: it accepts a sign.
+                if !digits.iter().all(u8::is_ascii_hexdigit) {
                     return None;
                 }
+                let code = u32::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()?;
+                p.i += 4;
+                // None for a surrogate: serde reads pairs, refuses lone ones.
+                let decoded = char::from_u32(code)?;
+                let mut utf8 = [0u8; 4];
+                c.extend_from_slice(decoded.encode_utf8(&mut utf8).as_bytes());
             }
-            Text => Value::Text(self.string(p)?),
-            List => {
-                let first = self.items.len();
-                p.expect(b'[')?;
-                p.ws();
-                if !p.eat(b']') {
-                    loop {
-                        let item = self.string(p)?;
-                        self.items.push(item);
-                        p.ws();
-                        if p.eat(b',') {
-                            p.ws();
-                            continue;
-                        }
-                        p.expect(b']')?;
-                        break;
-                    }
-                }
-                Value::List(first, self.items.len() - first)
-            }
-            Bytes => {
-                // As `rowcheck::hex_opt` reads it.
-                let digits = p.plain_string()?;
-                let start = self.scratch.len();
-                self.scratch.resize(start + digits.len() / 2, 0);
-                hex::decode_to_slice(digits, &mut self.scratch[start..]).ok()?;
-                Value::Text(Span {
-                    start,
-                    end: self.scratch.len(),
-                    scratch: true,
-                })
-            }
-            Hash => return None,
-        })
-    }
-
-    /// A string value: borrowed if it has no escape, else decoded into the
-    /// scratch buffer.
-    fn string(&mut self, p: &mut Cursor) -> Option<Span> {
-        p.expect(b'"')?;
-        let start = p.i;
+            _ => return None,
+        }
+        let plain = p.i;
         let stop = p.string_stop()?;
-        if p.s[stop] == b'"' {
-            p.i = stop + 1;
-            return Some(Span {
-                start,
-                end: stop,
-                scratch: false,
-            });
-        }
-        let from = self.scratch.len();
-        self.scratch.extend_from_slice(&p.s[start..stop]);
+        c.extend_from_slice(&p.s[plain..stop]);
         p.i = stop;
-        loop {
-            // At a backslash: one escape, then plain text up to the next stop.
+        if p.s[stop] == b'"' {
             p.i += 1;
-            let c = *p.s.get(p.i)?;
-            p.i += 1;
-            match c {
-                b'"' | b'\\' | b'/' => self.scratch.push(c),
-                b'b' => self.scratch.push(0x08),
-                b'f' => self.scratch.push(0x0c),
-                b'n' => self.scratch.push(b'\n'),
-                b'r' => self.scratch.push(b'\r'),
-                b't' => self.scratch.push(b'\t'),
-                b'u' => {
-                    let digits = p.s.get(p.i..p.i + 4)?;
-                    // Not from_str_radix alone: it accepts a sign.
-                    if !digits.iter().all(u8::is_ascii_hexdigit) {
-                        return None;
-                    }
-                    let code = u32::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()?;
-                    p.i += 4;
-                    // None for a surrogate: serde reads pairs, refuses lone ones.
-                    let c = char::from_u32(code)?;
-                    let mut utf8 = [0u8; 4];
-                    self.scratch
-                        .extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
-                }
-                _ => return None,
-            }
-            let plain = p.i;
-            let stop = p.string_stop()?;
-            self.scratch.extend_from_slice(&p.s[plain..stop]);
-            p.i = stop;
-            if p.s[stop] == b'"' {
-                p.i += 1;
-                return Some(Span {
-                    start: from,
-                    end: self.scratch.len(),
-                    scratch: true,
-                });
-            }
-        }
-    }
-
-    fn bytes<'a>(&'a self, text: &'a [u8], span: Span) -> &'a [u8] {
-        let source = if span.scratch { &self.scratch } else { text };
-        &source[span.start..span.end]
-    }
-
-    /// The canonical encoding (docs/JOURNAL_FORMAT.md §2) into `canonical`.
-    fn encode(&mut self, text: &[u8], values: &[Value; FIELDS]) {
-        let mut out = std::mem::take(&mut self.canonical);
-        out.clear();
-        out.push(CANONICAL_VERSION);
-        let length = |out: &mut Vec<u8>, len: usize| {
+            let len = c.len() - at - 4;
             let len = u32::try_from(len).unwrap_or(u32::MAX);
-            out.extend_from_slice(&len.to_be_bytes());
-        };
-        for (n, value) in values[..PREV_HASH].iter().enumerate() {
-            // The first five fields have no presence byte.
-            if n >= 5 {
-                out.push(u8::from(!matches!(value, Value::Null)));
-            }
-            match *value {
-                Value::Null => {}
-                Value::Int(v) => out.extend_from_slice(&v.to_be_bytes()),
-                Value::Bool(v) => out.push(u8::from(v)),
-                Value::Text(span) => {
-                    let bytes = self.bytes(text, span);
-                    length(&mut out, bytes.len());
-                    out.extend_from_slice(bytes);
-                }
-                Value::List(first, count) => {
-                    out.extend_from_slice(&(count as i64).to_be_bytes());
-                    for item in &self.items[first..first + count] {
-                        let bytes = self.bytes(text, *item);
-                        length(&mut out, bytes.len());
-                        out.extend_from_slice(bytes);
-                    }
-                }
-            }
+            c[at..at + 4].copy_from_slice(&len.to_be_bytes());
+            return Some(());
         }
-        self.canonical = out;
     }
 }
 
@@ -620,33 +700,69 @@ mod tests {
             .map(|r| serde_json::to_string(r).unwrap())
             .collect();
         let compact = compact.join(",\n");
-        // Keys in another order (sorted), other whitespace, nulls for absent
-        // fields, and escapes where the collector writes none.
-        let values: Vec<serde_json::Value> = serde_json::from_str(&format!("[{compact}]")).unwrap();
-        let pretty = values
+        // Other whitespace, nulls for absent fields, escapes where the
+        // collector writes none, the hashes last.
+        let spaced = rows
             .iter()
-            .map(|v| {
-                serde_json::to_string_pretty(v)
+            .map(|r| {
+                serde_json::to_string_pretty(r)
                     .unwrap()
                     .replace("  ", "\t \r")
             })
             .collect::<Vec<_>>()
             .join(" ,\n ");
-        let nulls = compact.replace(
-            r#""seq":2,"#,
-            r#""seq":2,"host":null,"tls":null,"stack":null,"#,
-        );
+        let nulls = compact
+            .replace(
+                r#""gap_count":18"#,
+                r#""host":null,"tls":null,"stack":null,"gap_count":18"#,
+            )
+            .replace(r#""socket_missing""#, r#""socket_missing","detail":null"#);
         let escaped = compact
             .replace("openai", r"\u006fpenai")
             .replace("/v1", r"\/v1")
             .replace("ünïcode", r"\u00fcn\u00EFcode");
-        for text in [&compact, &pretty, &nulls, &escaped] {
+        let hashes_last: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                let text = serde_json::to_string(r).unwrap();
+                let (start, end) = (
+                    text.find(",\"prev_hash\"").unwrap(),
+                    text.find(",\"database\"").unwrap(),
+                );
+                format!(
+                    "{}{}{}}}",
+                    &text[..start],
+                    &text[end..text.len() - 1],
+                    &text[start..end]
+                )
+            })
+            .collect();
+        let hashes_last = hashes_last.join(",");
+        for text in [&compact, &spaced, &nulls, &escaped, &hashes_last] {
             let by_serde: CheckedRows = serde_json::from_str(&format!("[{text}]")).unwrap();
             assert_eq!(scan(text).as_ref(), Some(&by_serde), "{text}");
         }
+        // Keys in another order (sorted): left to serde.
+        let values: Vec<serde_json::Value> = serde_json::from_str(&format!("[{compact}]")).unwrap();
+        let sorted: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+        assert!(scan(&sorted.join(",")).is_none());
         let by_serde: CheckedRows = serde_json::from_str(&format!("[{compact}]")).unwrap();
         let ok: Vec<bool> = by_serde.rows.iter().map(|r| r.content_ok).collect();
         assert_eq!(ok, [true, false, true]);
+    }
+
+    #[test]
+    fn names_and_numbers_agree() {
+        for (n, name) in NAMES.iter().enumerate() {
+            assert_eq!(field_number(name), Some(n));
+            assert_eq!(written_field(written_position(n)), n);
+            // The key compared in place: `name":` and nothing after it.
+            let mut text = format!("\"{}\":", std::str::from_utf8(name).unwrap()).into_bytes();
+            text.resize(17, b'x');
+            let mut p = Cursor { s: &text, i: 0 };
+            assert_eq!(key(&mut p, 0), Some(n));
+            assert_eq!(p.i, name.len() + 3);
+        }
     }
 
     #[test]

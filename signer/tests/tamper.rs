@@ -173,9 +173,77 @@ impl Matrix {
 }
 
 /// `value` laid out as the collector writes an export (`write_json`): the
-/// fields in the order of `ExportFile`, one head or row per line; fields the
-/// collector does not write, at the end.
+/// fields in the order of `ExportFile`, one head or row per line, a row's
+/// fields in the order of `ExportRow`; fields the collector does not write,
+/// at the end.
 fn collector_layout(value: &Value) -> String {
+    const ROW_ORDER: [&str; 44] = [
+        "seq",
+        "prev_hash",
+        "row_hash",
+        "database",
+        "kind",
+        "recorded_at_us",
+        "collector",
+        "worker_id",
+        "worker_pid",
+        "worker_uid",
+        "worker_seq",
+        "started_at_us",
+        "duration_us",
+        "channel",
+        "protocol",
+        "direction",
+        "method",
+        "host",
+        "port",
+        "path",
+        "query_keys",
+        "header_names",
+        "src_ip",
+        "src_port",
+        "dst_ip",
+        "dst_port",
+        "tls",
+        "status",
+        "error_class",
+        "bytes_out",
+        "bytes_in",
+        "fingerprint",
+        "addon",
+        "addon_path",
+        "stack",
+        "trigger_kind",
+        "trigger_name",
+        "odoo_uid",
+        "component",
+        "class",
+        "self_egress",
+        "gap_count",
+        "gap_reason",
+        "detail",
+    ];
+    let json = |v: &Value| serde_json::to_string(v).unwrap();
+    let row = |v: &Value| match v.as_object() {
+        Some(fields) => {
+            let mut names: Vec<&str> = ROW_ORDER
+                .into_iter()
+                .filter(|k| fields.contains_key(*k))
+                .collect();
+            names.extend(
+                fields
+                    .keys()
+                    .map(String::as_str)
+                    .filter(|k| !ROW_ORDER.contains(k)),
+            );
+            let fields: Vec<String> = names
+                .iter()
+                .map(|k| format!("{}:{}", json(&Value::from(*k)), json(&fields[*k])))
+                .collect();
+            format!("{{{}}}", fields.join(","))
+        }
+        None => json(v),
+    };
     const ORDER: [&str; 13] = [
         "format",
         "version",
@@ -202,14 +270,13 @@ fn collector_layout(value: &Value) -> String {
             .map(String::as_str)
             .filter(|k| !ORDER.contains(k)),
     );
-    let json = |v: &Value| serde_json::to_string(v).unwrap();
     let mut out = String::from("{\n");
     for (i, name) in names.iter().enumerate() {
         let sep = if i + 1 < names.len() { "," } else { "" };
         let v = &fields[*name];
         match v.as_array() {
             Some(items) if !items.is_empty() && matches!(*name, "rows" | "signed_heads") => {
-                let items: Vec<String> = items.iter().map(json).collect();
+                let items: Vec<String> = items.iter().map(row).collect();
                 out += &format!("  {name:?}: [\n    {}\n  ]{sep}\n", items.join(",\n    "));
             }
             _ => out += &format!("  {name:?}: {}{sep}\n", json(v)),
