@@ -709,6 +709,72 @@ fn the_library_names_the_same_positions() {
         .contains("truncated or altered after signed head seq 18"));
 }
 
+/// Big enough for verify_export.py to check its rows in parallel (over 4 MB)
+/// and for both verifiers to cut them into several parts: a change far into
+/// the file is named by every way of reading it.
+#[test]
+fn a_large_export_is_checked_in_parts_with_the_same_verdicts() {
+    let dir = temp_dir("large");
+    let rows = chain(4_000);
+    let heads = heads_at(&rows, &[1_000, 2_000, 3_000, 4_000]);
+    let clean = export(&rows, &heads).to_json();
+    // Row 3,500's collector changed in place, and an unknown field in row 3,700.
+    let edit_row = |seq: i64, from: &str, to: &str| -> String {
+        let start = clean.find(&format!("{{\"seq\":{seq},")).unwrap();
+        let end = start + clean[start..].find('\n').unwrap();
+        format!(
+            "{}{}{}",
+            &clean[..start],
+            clean[start..end].replacen(from, to, 1),
+            &clean[end..]
+        )
+    };
+    let altered = edit_row(3_500, "odoo-host-1", "odoo-host-2");
+    let unknown = edit_row(3_700, "\"kind\":", "\"note\":1,\"kind\":");
+    let mut runs = Vec::new();
+    for (name, text) in [
+        ("clean", &clean),
+        ("altered", &altered),
+        ("unknown", &unknown),
+    ] {
+        let file = dir.join(format!("{name}.json"));
+        std::fs::write(&file, text).unwrap();
+        let mut outs = vec![rust_verify(&file, &[])];
+        for jobs in ["1", "2", "3"] {
+            outs.push(python_verify(
+                &file,
+                &["--jobs", jobs],
+                !python_has_cryptography(),
+            ));
+        }
+        runs.push((name, outs));
+    }
+    for (name, outs) in &runs {
+        let verdict = |o: &Outcome| (o.code, o.first_line().to_owned());
+        match *name {
+            "clean" => assert!(outs.iter().all(|o| o.code == 0), "{name}: {outs:?}"),
+            "altered" => {
+                assert_eq!(
+                    verdict(&outs[0]),
+                    (1, "Export TAMPERED — first bad position: row seq 3500: its contents do not match its row_hash: the row was altered".to_owned()),
+                    "{outs:?}"
+                );
+                assert!(
+                    outs.iter().all(|o| verdict(o) == verdict(&outs[0])),
+                    "{outs:?}"
+                );
+            }
+            _ => {
+                assert!(outs.iter().all(|o| o.code == 2), "{name}: {outs:?}");
+                for python in &outs[1..] {
+                    assert!(python.stderr.contains("row 3700 of the file"), "{python:?}");
+                }
+            }
+        }
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 #[test]
 fn a_witness_too_old_for_a_pruned_export_cannot_be_checked() {
     let (rows, heads) = journal();
