@@ -9,7 +9,10 @@
 #     start of the load to the last commit (polled with SQL every 0.5 s),
 #   - loss, fully accounted: hook-side drops (loadgen's report) and collector-side
 #     gap entries, checked against the identity calls + gaps = events attempted,
-#   - the collector's peak RSS (VmHWM from /proc/<pid>/status).
+#   - the collector's peak RSS (VmHWM from /proc/<pid>/status),
+#   - where the machine's CPU went: user + system time of the collector, of
+#     PostgreSQL (every postgres process, so other users of the server count
+#     too) and of the load generator, in microseconds per committed call.
 # Prints each run and the median, and writes docs/PERFORMANCE.md.
 #
 # Needs: a local PostgreSQL reachable as a superuser (trust auth), psql, cargo.
@@ -100,19 +103,46 @@ stop_collector() {
 
 peak_rss_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$COLLECTOR_PID/status"; }
 
+# CPU time (user + system, in clock ticks) of the collector, and of every
+# postgres process alive now.
+collector_ticks() { awk '{ print $14 + $15 }' "/proc/$COLLECTOR_PID/stat"; }
+postgres_ticks() {
+    local stat total=0
+    for stat in /proc/[0-9]*/stat; do
+        [ "$(cat "${stat%/stat}/comm" 2>/dev/null)" = postgres ] || continue
+        total=$((total + $(awk '{ print $14 + $15 }' "$stat" 2>/dev/null || echo 0)))
+    done
+    echo "$total"
+}
+# User + system seconds of this shell's finished children so far, into
+# CHILDREN_S (`times` must run in this shell: a subshell has no children yet).
+children_seconds() {
+    times >"$WORK/times"
+    CHILDREN_S=$(tail -n1 "$WORK/times" | awk '{ gsub(/s/, "", $1); gsub(/s/, "", $2);
+        split($1, u, "m"); split($2, s, "m"); printf "%.3f", u[1] * 60 + u[2] + s[1] * 60 + s[2] }')
+}
+
 now_ns() { date +%s%N; }
 
 # One measured load. Prints:
 # calls attempted sent dropped gaps seconds rate rss_kib loadgen_ms client_reasons collector_reasons
+# collector_us postgres_us loadgen_us (CPU per committed call)
 measure() { # measure EVENTS_PER_CLIENT LOGFILE
     local events=$1 log=$2
     fresh_database
     start_collector "$log"
     local attempted=$((events * CLIENTS))
-    local t0 report
+    local t0 report c0 p0 l0
+    c0=$(collector_ticks)
+    p0=$(postgres_ticks)
+    children_seconds
+    l0=$CHILDREN_S
     t0=$(now_ns)
     report=$("$BIN/egress-loadgen" --socket "$WORK/ingest.sock" --db "$DB" \
         --events "$events" --clients "$CLIENTS" --linger-ms 10000 --json ${RATE_ARGS[@]+"${RATE_ARGS[@]}"})
+    local l1
+    children_seconds
+    l1=$CHILDREN_S
     # Poll until every event is accounted for; the load's end is the last
     # moment the count of committed rows grew.
     local calls=0 gaps=0 last=-1 t_last=$t0 stable_since
@@ -132,7 +162,10 @@ measure() { # measure EVENTS_PER_CLIENT LOGFILE
         [ $((t - stable_since)) -gt 30000000000 ] && break
         sleep 0.5
     done
-    local rss collector_reasons
+    local rss collector_reasons c1 p1 tck
+    c1=$(collector_ticks)
+    p1=$(postgres_ticks)
+    tck=$(getconf CLK_TCK)
     rss=$(peak_rss_kib)
     collector_reasons=$(psql_bench -c "SELECT string_agg(gap_reason || ':' || n, ',' ORDER BY gap_reason)
         FROM (SELECT gap_reason, sum(gap_count) AS n FROM egress.journal
@@ -143,7 +176,9 @@ measure() { # measure EVENTS_PER_CLIENT LOGFILE
     rate=$(awk -v n="$calls" -v s="$secs" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }')
     reasons=$(printf '%s' "$report" | grep -o '"dropped_by_reason":{[^}]*}' | sed 's/"dropped_by_reason"://; s/[{}"]//g')
     echo "$calls $attempted $(jnum sent "$report") $(jnum dropped "$report") $gaps $secs $rate $rss" \
-        "$(jnum elapsed_ms "$report") ${reasons:-none} ${collector_reasons:-none}"
+        "$(jnum elapsed_ms "$report") ${reasons:-none} ${collector_reasons:-none}" \
+        "$(awk -v n="$calls" -v c=$((c1 - c0)) -v p=$((p1 - p0)) -v l0="$l0" -v l1="$l1" -v t="$tck" \
+            'BEGIN { n = (n > 0 ? n : 1); printf "%.1f %.1f %.1f", c / t * 1e6 / n, p / t * 1e6 / n, (l1 - l0) * 1e6 / n }')"
 }
 
 HOOK_REASONS="'socket_missing','buffer_full','too_large','permission_denied','send_error'"
@@ -178,21 +213,26 @@ for i in $(seq "$RUNS"); do
     measure "$EVENTS" "$WORK/run-$i.log" >"$WORK/result-$i"
     line=$(cat "$WORK/result-$i")
     RESULTS+=("$line")
-    read -r calls attempted sent dropped gaps secs rate rss ms reasons creasons <<<"$line"
+    read -r calls attempted sent dropped gaps secs rate rss ms reasons creasons cpu_c cpu_p cpu_l <<<"$line"
     accounted=no
     [ $((calls + gaps)) -eq "$attempted" ] && accounted=yes
     say "   run $i: $rate calls/s ($calls calls in $secs s), attempted $attempted, sent $sent," \
         "dropped by clients $dropped ($reasons), events in gaps $gaps (collector-side: $creasons)," \
         "accounted: $accounted," \
-        "peak RSS $((rss / 1024)) MiB, load ran $ms ms"
+        "peak RSS $((rss / 1024)) MiB, load ran $ms ms," \
+        "CPU us per call: collector $cpu_c, PostgreSQL $cpu_p, loadgen $cpu_l"
 done
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 MEDIAN_RATE=$(for l in "${RESULTS[@]}"; do echo "$l" | awk '{print $7}'; done | median)
 MEDIAN_RSS=$(for l in "${RESULTS[@]}"; do echo "$l" | awk '{print $8}'; done | median)
 MEDIAN_LOSS=$(for l in "${RESULTS[@]}"; do echo "$l" | awk '{ printf "%.2f\n", 100 * ($2 - $1) / $2 }'; done | median)
+MEDIAN_CPU_C=$(for l in "${RESULTS[@]}"; do echo "$l" | awk '{print $12}'; done | median)
+MEDIAN_CPU_P=$(for l in "${RESULTS[@]}"; do echo "$l" | awk '{print $13}'; done | median)
+MEDIAN_CPU_L=$(for l in "${RESULTS[@]}"; do echo "$l" | awk '{print $14}'; done | median)
 MEDIAN_COLLECTOR_LOSS=$(for l in "${RESULTS[@]}"; do echo "$l" | awk '{ printf "%.2f\n", 100 * ($5 - $4) / $2 }'; done | median)
-say "== median: $MEDIAN_RATE calls/s committed, $MEDIAN_LOSS % of events in gaps, peak RSS $((MEDIAN_RSS / 1024)) MiB"
+say "== median: $MEDIAN_RATE calls/s committed, $MEDIAN_LOSS % of events in gaps, peak RSS $((MEDIAN_RSS / 1024)) MiB," \
+    "CPU us per call: collector $MEDIAN_CPU_C, PostgreSQL $MEDIAN_CPU_P, loadgen $MEDIAN_CPU_L"
 
 [ "$OUTPUT" = "-" ] && exit 0
 
@@ -220,6 +260,9 @@ Sustained ingest of \`egress-collector\`, measured by \`scripts/bench-ingest.sh\
   plus events the collector recorded as gap entries; the run checks the
   accounting identity *call rows + sum(gap_count) = events attempted*.
 - **Peak RSS** of the collector process (\`VmHWM\` from \`/proc/<pid>/status\`).
+- **CPU per committed call**: user + system time of the collector, of
+  PostgreSQL (every \`postgres\` process: other users of the server count
+  too) and of the load generator during the run, divided by call rows.
 
 ## How
 
@@ -240,6 +283,7 @@ that loses nothing.
 - PostgreSQL: $PGVER
 - Kernel: $(uname -r); \`net.unix.max_dgram_qlen\` = $QLEN
 - Rust: $(rustc --version)
+- Load average when the page was written: $(cut -d' ' -f1-3 /proc/loadavg)
 HEADER
 }
 
@@ -254,20 +298,21 @@ Commit $COMMIT, measured $(date -u +%Y-%m-%d). $CLIENTS clients × $EVENTS event
 Median: **$MEDIAN_RATE committed calls/s**, $MEDIAN_LOSS % of attempted events
 in gap entries ($MEDIAN_COLLECTOR_LOSS % lost inside the collector, the rest
 dropped by the clients when the socket's receive queue was full), collector
-peak RSS $((MEDIAN_RSS / 1024)) MiB. A run is accounted for exactly when its
-"accounted" column says yes.
+peak RSS $((MEDIAN_RSS / 1024)) MiB, CPU per committed call (µs): collector
+$MEDIAN_CPU_C, PostgreSQL $MEDIAN_CPU_P, load generator $MEDIAN_CPU_L. A run is
+accounted for exactly when its "accounted" column says yes.
 
-| run | committed calls/s | calls | seconds | attempted | accepted by the socket | dropped by clients | lost in the collector | accounted | peak RSS (MiB) |
-|---|---|---|---|---|---|---|---|---|---|
+| run | committed calls/s | calls | seconds | attempted | accepted by the socket | dropped by clients | lost in the collector | accounted | peak RSS (MiB) | CPU µs/call: collector, PostgreSQL, loadgen |
+|---|---|---|---|---|---|---|---|---|---|---|
 RESULTS
     local i=0 l
     for l in "${RESULTS[@]}"; do
         i=$((i + 1))
-        read -r calls attempted sent dropped gaps secs rate rss ms reasons creasons <<<"$l"
+        read -r calls attempted sent dropped gaps secs rate rss ms reasons creasons cpu_c cpu_p cpu_l <<<"$l"
         accounted=no
         [ $((calls + gaps)) -eq "$attempted" ] && accounted=yes
         echo "| $i | $rate | $calls | $secs | $attempted | $sent | $dropped ($reasons) |" \
-            "$((gaps - dropped)) ($creasons) | $accounted | $((rss / 1024)) |"
+            "$((gaps - dropped)) ($creasons) | $accounted | $((rss / 1024)) | $cpu_c, $cpu_p, $cpu_l |"
     done
 }
 
