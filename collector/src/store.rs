@@ -475,20 +475,14 @@ pub async fn last_rows(client: &tokio_postgres::Client, n: i64) -> Result<Vec<St
     rows.iter().map(stored_row).collect()
 }
 
-/// Every row of `COLUMNS` in chain order as binary COPY data (decoded by
-/// `journal_copy`), from one consistent snapshot, so a journal of any size
-/// verifies in bounded memory. The data comes as whole COPY streams of at
-/// most `chunk_rows` rows each (a verification that stops at a break reads
-/// at most that many rows past it), by ranges of seq that follow one another
-/// (seq is the primary key: no row is read twice or skipped).
-/// `visit` gets each piece of data as it arrives, with `true` for the first
-/// piece of a stream, and returns false to stop after the current stream.
-pub async fn copy_journal_out(
-    client: &mut tokio_postgres::Client,
-    chunk_rows: u32,
-    mut visit: impl FnMut(&[u8], bool) -> bool,
-) -> Result<()> {
-    use futures_util::StreamExt;
+/// A read-only transaction on one snapshot of the database, to read the
+/// whole journal as it was at one instant; with `snapshot`, on the snapshot
+/// another such transaction exported, so that several connections read the
+/// same journal. Returns the transaction and the snapshot's name.
+pub async fn snapshot_reader<'a>(
+    client: &'a mut tokio_postgres::Client,
+    snapshot: Option<&str>,
+) -> Result<(Transaction<'a>, String)> {
     let tx = client
         .build_transaction()
         .read_only(true)
@@ -496,46 +490,61 @@ pub async fn copy_journal_out(
         .start()
         .await
         .map_err(db_err("begin read"))?;
-    let mut after: Option<i64> = None;
-    loop {
-        // Only integers read from the journal are spliced into the SQL.
-        let above = after.map_or(String::new(), |a| format!("WHERE seq > {a}"));
-        let end: Option<i64> = tx
-            .query_opt(
-                &format!(
-                    "SELECT seq FROM egress.journal {above} ORDER BY seq OFFSET {} LIMIT 1",
-                    chunk_rows.max(1) - 1
-                ),
-                &[],
-            )
-            .await
-            .map_err(db_err("read journal"))?
-            .map(|r| r.get(0));
-        let range = match (after, end) {
-            (_, None) => above,
-            (None, Some(b)) => format!("WHERE seq <= {b}"),
-            (Some(a), Some(b)) => format!("WHERE seq > {a} AND seq <= {b}"),
-        };
-        let stream = tx
-            .copy_out(&format!(
-                "COPY (SELECT {COLUMNS} FROM egress.journal {range} ORDER BY seq) \
-                 TO STDOUT (FORMAT binary)"
-            ))
-            .await
-            .map_err(db_err("read journal"))?;
-        pin_mut!(stream);
-        let mut first = true;
-        let mut going = true;
-        while let Some(piece) = stream.next().await {
-            let piece = piece.map_err(db_err("read journal"))?;
-            // After a stop, the rest of the stream is drained, not visited.
-            going = going && visit(&piece, std::mem::take(&mut first));
+    let id = match snapshot {
+        Some(id) => {
+            // A name from the server (hex digits and dashes), checked all the
+            // same since it is spliced into the statement.
+            if !id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+                return Err(Error::Config(format!("unexpected snapshot name {id:?}")));
+            }
+            tx.batch_execute(&format!("SET TRANSACTION SNAPSHOT '{id}'"))
+                .await
+                .map_err(db_err("join snapshot"))?;
+            id.to_owned()
         }
-        match end {
-            Some(b) if going => after = Some(b),
-            _ => return Ok(()),
-        }
-    }
+        None => tx
+            .query_one("SELECT pg_export_snapshot()", &[])
+            .await
+            .map_err(db_err("export snapshot"))?
+            .get(0),
+    };
+    Ok((tx, id))
+}
+
+/// The journal cut into chunks of `chunk_rows` rows in chain order: the seq
+/// ending each chunk but the last (which runs to the end).
+pub async fn chunk_ends(tx: &Transaction<'_>, chunk_rows: u32) -> Result<Vec<i64>> {
+    let rows = tx
+        .query(
+            "SELECT seq FROM (SELECT seq, row_number() OVER (ORDER BY seq) AS n \
+             FROM egress.journal) numbered WHERE n % $1 = 0 ORDER BY seq",
+            &[&i64::from(chunk_rows.max(1))],
+        )
+        .await
+        .map_err(db_err("cut the journal into chunks"))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// The rows of `COLUMNS` with `after < seq <= through` (None: unbounded) in
+/// chain order, as binary COPY data (decoded by `journal_copy`). Chunks that
+/// follow one another read every row once (seq is the primary key).
+pub async fn copy_chunk(
+    tx: &Transaction<'_>,
+    after: Option<i64>,
+    through: Option<i64>,
+) -> Result<tokio_postgres::CopyOutStream> {
+    // Only integers read from the journal are spliced into the SQL.
+    let range = match (after, through) {
+        (None, None) => String::new(),
+        (Some(a), None) => format!("WHERE seq > {a}"),
+        (None, Some(b)) => format!("WHERE seq <= {b}"),
+        (Some(a), Some(b)) => format!("WHERE seq > {a} AND seq <= {b}"),
+    };
+    tx.copy_out(&format!(
+        "COPY (SELECT {COLUMNS} FROM egress.journal {range} ORDER BY seq) TO STDOUT (FORMAT binary)"
+    ))
+    .await
+    .map_err(db_err("read journal"))
 }
 
 /// The audit settings in Odoo's `ir_config_parameter`, or `None` when the

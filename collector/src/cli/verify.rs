@@ -31,9 +31,13 @@ pub struct VerifyArgs {
     #[arg(long)]
     no_record: bool,
     /// Rows read per COPY statement; a verification that finds a break
-    /// reads at most this many rows past it.
-    #[arg(long, default_value_t = 100_000, hide = true)]
+    /// reads at most this many rows past it on each connection.
+    #[arg(long, default_value_t = 20_000, hide = true)]
     chunk_rows: u32,
+    /// Connections reading the journal at once (default: one per CPU, at
+    /// most 4), each on the same snapshot.
+    #[arg(long)]
+    connections: Option<usize>,
 }
 
 pub fn main(args: VerifyArgs) -> anyhow::Result<ExitCode> {
@@ -51,7 +55,15 @@ pub fn main(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let runtime = super::runtime()?;
-    match runtime.block_on(check(&args.database_url, pinned, args.chunk_rows)) {
+    let connections = args
+        .connections
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(4)));
+    match runtime.block_on(check(
+        &args.database_url,
+        pinned,
+        args.chunk_rows,
+        connections,
+    )) {
         Ok((check, client)) => {
             if !args.no_record {
                 if let Err(e) =
@@ -73,6 +85,7 @@ async fn check(
     url: &str,
     pinned: Option<[u8; 32]>,
     chunk_rows: u32,
+    connections: usize,
 ) -> anyhow::Result<(ChainCheck, tokio_postgres::Client)> {
     let mut client = connect(url).await?;
     let database: tokio_postgres::Config = url.parse().map_err(|e| {
@@ -96,29 +109,36 @@ async fn check(
         }
     }
     let check = ChainCheck::new(database.get_dbname().map(str::to_owned)).with_heads(heads, pinned);
-    // This thread reads; another decodes, hashes and checks, so that the
-    // two overlap. Pieces go over in batches; `true` marks the first batch
-    // of each COPY stream.
-    let (batches, received) = std::sync::mpsc::sync_channel::<(bool, Vec<u8>)>(BATCHES_IN_FLIGHT);
-    let checker = std::thread::spawn(move || check_batches(check, received));
-    let mut batch = Vec::with_capacity(BATCH_BYTES);
-    let mut starts = false;
-    let read = store::copy_journal_out(&mut client, chunk_rows, |piece, first| {
-        if first || batch.len() >= BATCH_BYTES {
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_BYTES));
-            if (!full.is_empty() || starts) && batches.send((starts, full)).is_err() {
-                return false; // the checker stopped: the chain is broken
-            }
-            starts = first;
-        }
-        batch.extend_from_slice(piece);
-        true
-    })
-    .await;
-    if !batch.is_empty() || starts {
-        let _ = batches.send((starts, batch));
+    // The journal in chunks of rows, read over `connections` connections on
+    // one snapshot (connection i reads chunks i, i + n, …, so that as many
+    // PostgreSQL backends work at once), and checked in chain order by
+    // another thread as the data arrives.
+    let mut others = Vec::new();
+    for _ in 1..connections.max(1) {
+        others.push(connect(url).await?);
     }
-    drop(batches);
+    let (first, snapshot) = store::snapshot_reader(&mut client, None).await?;
+    let ends = store::chunk_ends(&first, chunk_rows).await?;
+    let mut readers = vec![first];
+    for other in &mut others {
+        readers.push(store::snapshot_reader(other, Some(&snapshot)).await?.0);
+    }
+    let (mut senders, receivers): (Vec<_>, Vec<_>) = (0..=ends.len())
+        .map(|_| tokio::sync::mpsc::unbounded_channel::<Vec<u8>>())
+        .unzip();
+    let (at, at_chunk) = tokio::sync::watch::channel(0);
+    let checker = std::thread::spawn(move || check_chunks(check, receivers, at));
+    let n = readers.len();
+    let mut shares: Vec<Vec<_>> = (0..n).map(|_| Vec::new()).collect();
+    for (k, sender) in senders.drain(..).enumerate() {
+        shares[k % n].push((k, sender));
+    }
+    let reads = readers
+        .iter()
+        .zip(shares)
+        .map(|(tx, share)| read_chunks(tx, share, &ends, n, at_chunk.clone()));
+    let read = futures_util::future::try_join_all(reads).await;
+    drop(readers);
     let (mut check, decoded) = checker.join().expect("the chain checker panicked");
     read?;
     decoded?;
@@ -128,53 +148,85 @@ async fn check(
 
 /// Pieces of COPY data per batch handed to the checker thread.
 const BATCH_BYTES: usize = 1 << 20;
-const BATCHES_IN_FLIGHT: usize = 8;
 
-/// The checker thread: decodes each row into its canonical encoding, hashes
-/// it and feeds the chain check, until the data ends or the chain breaks.
-fn check_batches(
+/// One connection's share of the chunks (their numbers and where their data
+/// goes), each read once the checker is close enough behind: `n` chunks in
+/// flight at most. Stops early when the checker does.
+async fn read_chunks(
+    tx: &tokio_postgres::Transaction<'_>,
+    share: Vec<(usize, tokio::sync::mpsc::UnboundedSender<Vec<u8>>)>,
+    ends: &[i64],
+    n: usize,
+    mut at_chunk: tokio::sync::watch::Receiver<usize>,
+) -> anyhow::Result<()> {
+    use futures_util::StreamExt;
+    for (k, sender) in share {
+        if at_chunk.wait_for(|at| k < at + n).await.is_err() {
+            return Ok(()); // the checker is done
+        }
+        let after = k.checked_sub(1).map(|j| ends[j]);
+        let stream = store::copy_chunk(tx, after, ends.get(k).copied()).await?;
+        futures_util::pin_mut!(stream);
+        let mut batch = Vec::with_capacity(BATCH_BYTES);
+        let mut going = true;
+        while let Some(piece) = stream.next().await {
+            // After a stop, the rest of the chunk is drained, not sent.
+            let piece = piece?;
+            if going {
+                batch.extend_from_slice(&piece);
+                if batch.len() >= BATCH_BYTES {
+                    going = sender.send(std::mem::take(&mut batch)).is_ok();
+                }
+            }
+        }
+        if !going || (!batch.is_empty() && sender.send(batch).is_err()) {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// The checker thread: each chunk's rows decoded into their canonical
+/// encoding, hashed and fed to the chain check, chunk after chunk, until
+/// the journal ends or the chain breaks.
+fn check_chunks(
     mut check: ChainCheck,
-    batches: std::sync::mpsc::Receiver<(bool, Vec<u8>)>,
+    chunks: Vec<tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>>,
+    at: tokio::sync::watch::Sender<usize>,
 ) -> (ChainCheck, anyhow::Result<()>) {
     let started = Instant::now();
     let mut last_progress = Instant::now();
-    let mut decoder: Option<CopyDecoder> = None;
-    for (first, batch) in batches {
-        if first {
-            if decoder.as_ref().is_some_and(|d| !d.finished) {
-                return (check, Err(anyhow::anyhow!("a COPY stream ended early")));
+    for (k, mut chunk) in chunks.into_iter().enumerate() {
+        let _ = at.send(k);
+        let mut decoder = CopyDecoder::default();
+        while let Some(batch) = chunk.blocking_recv() {
+            let going = decoder.feed(&batch, |row, canonical| {
+                let content_ok = <[u8; 32]>::try_from(row.prev_hash)
+                    .is_ok_and(|prev| chain_hash(&prev, canonical).as_slice() == row.row_hash);
+                check.feed_facts(&RowFacts {
+                    seq: row.seq,
+                    prev_hash: row.prev_hash,
+                    row_hash: row.row_hash,
+                    content_ok,
+                    database: row.database,
+                    kind: row.kind,
+                    detail: row.detail,
+                })
+            });
+            match going {
+                Ok(true) => {}
+                Ok(false) => return (check, Ok(())),
+                Err(e) => return (check, Err(anyhow::anyhow!("unreadable journal data: {e}"))),
             }
-            decoder = Some(CopyDecoder::default());
+            if last_progress.elapsed() >= PROGRESS_EVERY {
+                last_progress = Instant::now();
+                let rate = check.rows as f64 / started.elapsed().as_secs_f64();
+                eprintln!("verified {} rows ({rate:.0} rows/s)…", check.rows);
+            }
         }
-        let Some(decoder) = decoder.as_mut() else {
-            return (check, Err(anyhow::anyhow!("COPY data before its start")));
-        };
-        let going = decoder.feed(&batch, |row, canonical| {
-            let content_ok = <[u8; 32]>::try_from(row.prev_hash)
-                .is_ok_and(|prev| chain_hash(&prev, canonical).as_slice() == row.row_hash);
-            check.feed_facts(&RowFacts {
-                seq: row.seq,
-                prev_hash: row.prev_hash,
-                row_hash: row.row_hash,
-                content_ok,
-                database: row.database,
-                kind: row.kind,
-                detail: row.detail,
-            })
-        });
-        match going {
-            Ok(true) => {}
-            Ok(false) => return (check, Ok(())),
-            Err(e) => return (check, Err(anyhow::anyhow!("unreadable journal data: {e}"))),
+        if !decoder.finished {
+            return (check, Err(anyhow::anyhow!("a COPY stream ended early")));
         }
-        if last_progress.elapsed() >= PROGRESS_EVERY {
-            last_progress = Instant::now();
-            let rate = check.rows as f64 / started.elapsed().as_secs_f64();
-            eprintln!("verified {} rows ({rate:.0} rows/s)…", check.rows);
-        }
-    }
-    if decoder.is_some_and(|d| !d.finished) {
-        return (check, Err(anyhow::anyhow!("a COPY stream ended early")));
     }
     (check, Ok(()))
 }
