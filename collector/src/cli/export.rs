@@ -35,30 +35,49 @@ pub fn main(args: ExportArgs) -> anyhow::Result<ExitCode> {
         from: args.from,
         to: args.to,
     };
-    // The reply is the file itself (one row per line) up to the end of the
-    // connection, or one error line.
-    let text = super::runtime()?.block_on(async {
+    // The reply is the file itself, laid out one field, head or row per line
+    // (`ExportFile::write_json`) up to the end of the connection, or one
+    // error line. It is written out as it comes, never held whole.
+    let (rows, range) = super::runtime()?.block_on(async {
         let mut lines = super::control_request(&args.control, &request).await?;
-        let mut text = String::new();
-        while let Some(line) = lines.next_line().await? {
-            text.push_str(&line);
-            text.push('\n');
+        let first = lines
+            .next_line()
+            .await?
+            .context("the collector closed the connection without a reply")?;
+        if first != "{" {
+            let value: serde_json::Value =
+                serde_json::from_str(&first).context("unreadable reply")?;
+            bail!("{}", value["message"].as_str().unwrap_or("export refused"));
         }
-        anyhow::Ok(text)
+        let mut file = std::io::BufWriter::new(
+            std::fs::File::create(&args.output)
+                .with_context(|| format!("cannot create {}", args.output.display()))?,
+        );
+        writeln!(file, "{first}")?;
+        // For the summary: the range, and the lines of the rows array.
+        let (mut rows, mut in_rows, mut range) = (0u64, false, serde_json::Value::Null);
+        while let Some(line) = lines.next_line().await? {
+            writeln!(file, "{line}")?;
+            let field = line.trim_start();
+            if let Some(value) = field.strip_prefix("\"range\": ") {
+                range = serde_json::from_str(value.trim_end_matches(',')).unwrap_or_default();
+            }
+            if field.starts_with("\"rows\": [") {
+                in_rows = !field.ends_with("],"); // not `"rows": [],`
+            } else if in_rows && field.starts_with(']') {
+                in_rows = false;
+            } else if in_rows {
+                rows += 1;
+            }
+        }
+        file.flush()?;
+        anyhow::Ok((rows, range))
     })?;
-    let value: serde_json::Value = serde_json::from_str(&text).context("unreadable reply")?;
-    if value["type"] == "error" {
-        bail!("{}", value["message"].as_str().unwrap_or("export refused"));
-    }
-    let mut file = std::fs::File::create(&args.output)
-        .with_context(|| format!("cannot create {}", args.output.display()))?;
-    file.write_all(text.as_bytes())?;
     eprintln!(
-        "wrote {} rows of {} (seq {} to {}) to {}",
-        value["rows"].as_array().map_or(0, Vec::len),
+        "wrote {rows} rows of {} (seq {} to {}) to {}",
         args.db,
-        value["range"]["from"],
-        value["range"]["to"],
+        range["from"],
+        range["to"],
         args.output.display()
     );
     Ok(ExitCode::SUCCESS)
