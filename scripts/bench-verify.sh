@@ -13,6 +13,10 @@
 #      that export.
 # Prints a table (median of the runs, rows/s, CPU time, peak RSS of the
 # timed process, load average before each run) for docs/PERFORMANCE-signer.md.
+# With BENCH_BEFORE_REV=<git revision>, the three verifiers of that revision
+# are built too (from `git archive`, under BENCH_DIR) and timed on the same
+# journal and export, alternating run by run with the current ones, so that
+# both see the same load.
 #
 # Needs: a local PostgreSQL reachable as a superuser (trust auth), psql, cargo,
 # python3 (with `cryptography` to check Ed25519), GNU time (/usr/bin/time),
@@ -34,7 +38,7 @@ PGHOST=${PGHOST:-/var/run/postgresql}
 SUPERUSER=${BENCH_PG_SUPERUSER:-postgres}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$TARGET_DIR/release
-DIR=${BENCH_DIR:-$TARGET_DIR/tmp/bench-verify}
+DIR=$(realpath -m "${BENCH_DIR:-$TARGET_DIR/tmp/bench-verify}")
 URL="host=$PGHOST user=$SUPERUSER dbname=$DB"
 EXPORT=$DIR/export-$DB.json
 HMAC_KEY=$DIR/state/keys/$DB.hmac
@@ -59,6 +63,17 @@ psql_bench() { psql -X -q -tA -v ON_ERROR_STOP=1 -h "$PGHOST" -U "$SUPERUSER" -d
 
 say "== building the release collector and egress-verify"
 cargo build --release -p egress-collector -p egress-signer --bins >&2
+BEFORE=
+if [ -n "${BENCH_BEFORE_REV:-}" ]; then
+    BEFORE=$DIR/before-$(git rev-parse --short "$BENCH_BEFORE_REV")
+    say "== building $BENCH_BEFORE_REV's verifiers in $BEFORE"
+    if [ ! -x "$BEFORE/target/release/egress-verify" ]; then
+        mkdir -p "$BEFORE/src"
+        git archive "$BENCH_BEFORE_REV" | tar -x -C "$BEFORE/src"
+        (cd "$BEFORE/src" && CARGO_TARGET_DIR="$BEFORE/target" \
+            cargo build --release -p egress-collector -p egress-signer --bins >&2)
+    fi
+fi
 psql_admin -c 'SELECT 1' >/dev/null || die "cannot reach PostgreSQL at $PGHOST as $SUPERUSER"
 mkdir -p "$DIR"
 
@@ -79,25 +94,45 @@ fi
     || die "$DB does not hold $ROWS rows (BENCH_REUSE with another BENCH_ROWS?)"
 JOURNAL_SIZE=$(psql_bench -c "SELECT pg_size_pretty(pg_total_relation_size('egress.journal'))")
 
-# Runs a command $1 times under GNU time; prints one line per run:
-# "wall user sys maxrss_kb load1".
+# Runs a command under GNU time; prints "wall user sys maxrss_kb load1".
 timed() {
-    local runs=$1
-    shift
+    local load
+    load=$(cut -d' ' -f1 /proc/loadavg)
+    /usr/bin/time -f "%e %U %S %M $load" -o "$DIR/time.txt" "$@" >"$DIR/out.txt" 2>&1 \
+        || { cat "$DIR/out.txt" >&2; die "failed: $*"; }
+    cat "$DIR/time.txt"
+}
+
+# Times verifier $2 (collector, verify or python) $1 times, and the same of
+# BENCH_BEFORE_REV right after each run when given; the arguments follow.
+# Sets NOW and THEN to the lines of `timed`.
+alternate() {
+    local runs=$1 which=$2
+    shift 2
+    NOW= THEN=
     for _ in $(seq 1 "$runs"); do
-        local load
-        load=$(cut -d' ' -f1 /proc/loadavg)
-        /usr/bin/time -f "%e %U %S %M $load" -o "$DIR/time.txt" "$@" >"$DIR/out.txt" 2>&1 \
-            || { cat "$DIR/out.txt" >&2; die "failed: $*"; }
-        cat "$DIR/time.txt"
+        NOW+=$(timed $(verifier "$which" "$BIN" signer/python) "$@")$'\n'
+        if [ -n "$BEFORE" ]; then
+            THEN+=$(timed $(verifier "$which" "$BEFORE/target/release" "$BEFORE/src/signer/python") "$@")$'\n'
+        fi
     done
+    printf '%s' "$NOW$THEN" >&2
+}
+
+verifier() {
+    case $1 in
+        collector) echo "$2/egress-collector verify" ;;
+        verify) echo "$2/egress-verify" ;;
+        python) echo "python3 $3/verify_export.py" ;;
+    esac
 }
 
 # One table row from the lines of `timed`: median wall, rows/s at the median,
 # all walls, median CPU (user + sys), peak RSS, load averages seen.
 row() {
     local what=$1 lines=$2
-    printf '%s\n' "$lines" | awk -v what="$what" -v rows="$ROWS" '
+    [ -n "$lines" ] || return 0
+    printf '%s' "$lines" | awk -v what="$what" -v rows="$ROWS" '
         function thousands(x,   s) { s = sprintf("%d", x); while (s ~ /[0-9]{4}/) sub(/[0-9]{3}($|,)/, ",&", s); return s }
         { wall[NR] = $1; cpu[NR] = $2 + $3; rss = ($4 > rss ? $4 : rss); load = load sep $5; sep = ", "
           walls = walls wsep sprintf("%.2f", $1); wsep = ", " }
@@ -109,8 +144,8 @@ row() {
 }
 
 say "== egress-collector verify, $RUNS runs"
-VERIFY=$(timed "$RUNS" "$BIN/egress-collector" verify --database-url "$URL" --no-record)
-printf '%s\n' "$VERIFY" >&2
+alternate "$RUNS" collector --database-url "$URL" --no-record
+VERIFY=$NOW VERIFY_BEFORE=$THEN
 
 if [ "${BENCH_REUSE:-0}" != 1 ] || [ ! -s "$EXPORT" ]; then
     say "== egress-collector export (a collector runs on the bench's state directory)"
@@ -121,7 +156,7 @@ if [ "${BENCH_REUSE:-0}" != 1 ] || [ ! -s "$EXPORT" ]; then
     COLLECTOR_PID=$!
     for _ in $(seq 1 100); do [ -S "$SCRATCH/control.sock" ] && break; sleep 0.1; done
     [ -S "$SCRATCH/control.sock" ] || { cat "$SCRATCH/collector.log" >&2; die "no control socket"; }
-    EXPORT_TIME=$(timed 1 "$BIN/egress-collector" export --control "$SCRATCH/control.sock" \
+    EXPORT_TIME=$(timed "$BIN/egress-collector" export --control "$SCRATCH/control.sock" \
         --db "$DB" -o "$EXPORT")
     kill "$COLLECTOR_PID" && wait "$COLLECTOR_PID" || true
     COLLECTOR_PID=
@@ -131,11 +166,11 @@ fi
 EXPORT_SIZE=$(stat -c %s "$EXPORT")
 
 say "== egress-verify, $RUNS runs"
-RUST=$(timed "$RUNS" "$BIN/egress-verify" "$EXPORT" --hmac-key "$HMAC_KEY")
-printf '%s\n' "$RUST" >&2
+alternate "$RUNS" verify "$EXPORT" --hmac-key "$HMAC_KEY"
+RUST=$NOW RUST_BEFORE=$THEN
 say "== verify_export.py, $PY_RUNS runs"
-PY=$(timed "$PY_RUNS" python3 signer/python/verify_export.py "$EXPORT" --hmac-key "$HMAC_KEY")
-printf '%s\n' "$PY" >&2
+alternate "$PY_RUNS" python "$EXPORT" --hmac-key "$HMAC_KEY"
+PY=$NOW PY_BEFORE=$THEN
 
 cat <<EOF
 Journal: $ROWS rows (${BENCH_PROFILE:-realistic}), $JOURNAL_SIZE in PostgreSQL; export file
@@ -150,4 +185,7 @@ ${EXPORT_TIME:+Export (egress-collector export, wall user sys maxrss load): $EXP
 $(row "\`egress-collector verify\` (database)" "$VERIFY")
 $(row "\`egress-verify --hmac-key\` (export file)" "$RUST")
 $(row "\`verify_export.py --hmac-key\` (export file)" "$PY")
+$(row "before: \`egress-collector verify\`" "$VERIFY_BEFORE")
+$(row "before: \`egress-verify --hmac-key\`" "$RUST_BEFORE")
+$(row "before: \`verify_export.py --hmac-key\`" "$PY_BEFORE")
 EOF
