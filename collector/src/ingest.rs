@@ -106,9 +106,7 @@ pub async fn run(
         }
     };
     info!(socket = %settings.socket.display(), "Ingest listening.");
-    // One more byte than any datagram may have, so an oversized one shows.
-    let mut bufs = vec![vec![0u8; MAX_DATAGRAM_SIZE + 1]; RECV_BATCH];
-    let mut received = Vec::with_capacity(RECV_BATCH);
+    let mut buffers = Buffers::new();
     tokio::pin!(shutdown);
     loop {
         // Below any one link's bound, so no stage further on has to drop;
@@ -142,14 +140,7 @@ pub async fn run(
             }
         }
         let mut items = Vec::new();
-        read_ready(
-            &socket,
-            &mut bufs,
-            &mut received,
-            &settings,
-            &stats,
-            &mut items,
-        );
+        buffers.read_ready(&socket, &settings, &stats, &mut items);
         if items.len() < LINGER_BELOW {
             // A few datagrams: let more queue up for a moment (far less than
             // the kernel's queue takes to fill), so one batch and one wakeup
@@ -161,14 +152,7 @@ pub async fn run(
                 }
                 _ = tokio::time::sleep(LINGER) => {}
             }
-            read_ready(
-                &socket,
-                &mut bufs,
-                &mut received,
-                &settings,
-                &stats,
-                &mut items,
-            );
+            buffers.read_ready(&socket, &settings, &stats, &mut items);
         }
         next.send(items);
     }
@@ -178,37 +162,57 @@ pub async fn run(
     next.drain().await;
 }
 
-/// Reads what the socket holds, up to `BATCH` items in all, checking and
-/// decoding each datagram.
-fn read_ready(
-    socket: &UnixDatagram,
-    bufs: &mut [Vec<u8>],
-    received: &mut Vec<(usize, bool, Option<Sender>)>,
-    settings: &IngestSettings,
-    stats: &Stats,
-    items: &mut Vec<Item<RawCall>>,
-) {
-    while items.len() < BATCH {
-        match socket.try_io(Interest::READABLE, || receive(socket, bufs, received)) {
-            Ok(()) => {
-                for (buf, (len, truncated, sender)) in bufs.iter().zip(received.drain(..)) {
-                    stats.datagrams.fetch_add(1, Relaxed);
-                    match accept(&buf[..len.min(buf.len())], truncated, sender, settings) {
-                        Ok(item) => {
-                            stats.accepted.fetch_add(1, Relaxed);
-                            items.push(item);
-                        }
-                        Err(reason) => {
-                            debug!(reason, "Datagram rejected.");
-                            stats.count_rejected(reason);
+/// What the receive loop reads into: a buffer per datagram of one
+/// `recvmmsg`, and what the kernel said of each.
+struct Buffers {
+    bufs: Vec<Vec<u8>>,
+    received: Vec<(usize, bool, Option<Sender>)>,
+}
+
+impl Buffers {
+    fn new() -> Self {
+        Buffers {
+            // One more byte than any datagram may have, so an oversized one shows.
+            bufs: vec![vec![0u8; MAX_DATAGRAM_SIZE + 1]; RECV_BATCH],
+            received: Vec::with_capacity(RECV_BATCH),
+        }
+    }
+
+    /// Reads what the socket holds, up to `BATCH` items in all, checking and
+    /// decoding each datagram.
+    fn read_ready(
+        &mut self,
+        socket: &UnixDatagram,
+        settings: &IngestSettings,
+        stats: &Stats,
+        items: &mut Vec<Item<RawCall>>,
+    ) {
+        while items.len() < BATCH {
+            match socket.try_io(Interest::READABLE, || {
+                receive(socket, &mut self.bufs, &mut self.received)
+            }) {
+                Ok(()) => {
+                    for (buf, (len, truncated, sender)) in
+                        self.bufs.iter().zip(self.received.drain(..))
+                    {
+                        stats.datagrams.fetch_add(1, Relaxed);
+                        match accept(&buf[..len.min(buf.len())], truncated, sender, settings) {
+                            Ok(item) => {
+                                stats.accepted.fetch_add(1, Relaxed);
+                                items.push(item);
+                            }
+                            Err(reason) => {
+                                debug!(reason, "Datagram rejected.");
+                                stats.count_rejected(reason);
+                            }
                         }
                     }
                 }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-            Err(e) => {
-                warn!(error = %e, "Receive failed.");
-                break;
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    warn!(error = %e, "Receive failed.");
+                    break;
+                }
             }
         }
     }
