@@ -1,7 +1,8 @@
 //! Writes the journal that `scripts/bench-verify.sh` times the verifiers on:
 //! `EGRESS_BENCH_ROWS` (default 1,000,000) realistic rows (the signer
-//! benchmark's, `signer/tests/common/rows.rs`), chained from the genesis hash
-//! and appended with the collector's own binary COPY, and a head signed every
+//! benchmark's, `signer/tests/common/rows.rs`), chained by the collector's
+//! own `chain` (the rows of a batch of 10,000 share one `recorded_at`) and
+//! appended with its binary COPY, and a head signed every
 //! 10,000 rows with the database's keys in `EGRESS_BENCH_STATE` (created
 //! there if missing), so that a collector started on that state directory
 //! exports the journal. Not a timing itself.
@@ -16,8 +17,9 @@ mod rows;
 
 use std::time::Instant;
 
+use egress_collector::chain::chain;
 use egress_collector::setup::connect;
-use egress_collector::store::{copy_rows, record_signed_head, ChainedRow};
+use egress_collector::store::{copy_rows, record_signed_head};
 use egress_proto::GENESIS_HASH;
 use egress_signer::{sign_head, KeyStore};
 
@@ -48,23 +50,18 @@ fn main() -> anyhow::Result<()> {
         let mut seq = 1;
         while seq <= n {
             let end = (seq + BATCH - 1).min(n);
-            let batch: Vec<ChainedRow> = (seq..=end)
+            let fresh = (seq..=end)
                 .map(|s| {
-                    let row = if compact {
+                    if compact {
                         rows::gap_row_in(&db, s)
                     } else {
                         rows::row_in(&db, s)
-                    };
-                    let row_hash = row.hash_after(&prev);
-                    let chained = ChainedRow {
-                        row,
-                        prev_hash: prev,
-                        row_hash,
-                    };
-                    prev = row_hash;
-                    chained
+                    }
                 })
                 .collect();
+            let after = (seq > 1).then_some((seq - 1, prev));
+            let batch = chain(fresh, after, "odoo-host-1", rows::T0 + end * 1_000);
+            prev = batch.last().expect("a batch has rows").row_hash;
             let tx = client.transaction().await?;
             copy_rows(&tx, &batch).await?;
             tx.commit().await?;

@@ -9,14 +9,11 @@
 use egress_proto::journal::CANONICAL_VERSION;
 use tokio_postgres::types::Type;
 
-use crate::store::COLUMN_TYPES;
+use crate::store::{COLUMN_TYPES, COPY_HEADER, PG_EPOCH_US};
 
-/// The start of every binary COPY stream.
-const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
-
-/// Microseconds from 1970-01-01 (the canonical epoch) to 2000-01-01
-/// (PostgreSQL's).
-const PG_EPOCH_US: i64 = 946_684_800_000_000;
+/// The start of every binary COPY stream (then flags and the length of a
+/// header extension).
+const SIGNATURE: &[u8] = COPY_HEADER.split_at(11).0;
 
 /// How each column goes into the canonical encoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -345,160 +342,65 @@ fn list(value: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{encode_row, ChainedRow};
     use egress_proto::JournalRow;
 
-    /// `row` as PostgreSQL writes it in a binary COPY of `store::COLUMNS`.
-    fn copied(row: &JournalRow, prev: &[u8], hash: &[u8]) -> Vec<u8> {
-        let mut out = 44i16.to_be_bytes().to_vec();
-        let mut field = |v: Option<Vec<u8>>| match v {
-            None => out.extend_from_slice(&(-1i32).to_be_bytes()),
-            Some(v) => {
-                out.extend_from_slice(&(v.len() as i32).to_be_bytes());
-                out.extend_from_slice(&v);
-            }
-        };
-        let int = |v: Option<i64>| v.map(|v| v.to_be_bytes().to_vec());
-        let time = |v: Option<i64>| int(v.map(|v| v - PG_EPOCH_US));
-        let text = |v: &Option<String>| v.as_ref().map(|v| v.as_bytes().to_vec());
-        let boolean = |v: Option<bool>| v.map(|v| vec![u8::from(v)]);
-        let list = |v: &Option<Vec<String>>| {
-            v.as_ref().map(|items| {
-                let mut a = Vec::new();
-                let dims = i32::from(!items.is_empty());
-                a.extend_from_slice(&dims.to_be_bytes());
-                a.extend_from_slice(&0i32.to_be_bytes());
-                a.extend_from_slice(&25u32.to_be_bytes());
-                if dims == 1 {
-                    a.extend_from_slice(&(items.len() as i32).to_be_bytes());
-                    a.extend_from_slice(&1i32.to_be_bytes());
-                }
-                for item in items {
-                    a.extend_from_slice(&(item.len() as i32).to_be_bytes());
-                    a.extend_from_slice(item.as_bytes());
-                }
-                a
+    /// The rows of `proto/vectors/journal_chain.json` with their canonical
+    /// encodings (the arbiter), and one with what the vectors lack, with the
+    /// reference's encoding: negative numbers, a time before 1970, an empty
+    /// text and list, non-ASCII text.
+    fn rows() -> Vec<(ChainedRow, Vec<u8>)> {
+        let vectors: Vec<serde_json::Value> =
+            serde_json::from_str(include_str!("../../proto/vectors/journal_chain.json")).unwrap();
+        let mut rows: Vec<(JournalRow, Vec<u8>)> = vectors
+            .iter()
+            .map(|v| {
+                let canonical = hex::decode(v["canonical_hex"].as_str().unwrap()).unwrap();
+                (serde_json::from_value(v["row"].clone()).unwrap(), canonical)
             })
-        };
-        let r = row;
-        field(int(Some(r.seq)));
-        field(Some(prev.to_vec()));
-        field(Some(hash.to_vec()));
-        field(text(&Some(r.database.clone())));
-        field(text(&Some(r.kind.clone())));
-        field(time(Some(r.recorded_at_us)));
-        field(text(&Some(r.collector.clone())));
-        for v in [r.worker_id, r.worker_pid, r.worker_uid, r.worker_seq] {
-            field(int(v));
-        }
-        field(time(r.started_at_us));
-        field(int(r.duration_us));
-        for v in [&r.channel, &r.protocol, &r.direction, &r.method, &r.host] {
-            field(text(v));
-        }
-        field(int(r.port));
-        field(text(&r.path));
-        field(list(&r.query_keys));
-        field(list(&r.header_names));
-        field(text(&r.src_ip));
-        field(int(r.src_port));
-        field(text(&r.dst_ip));
-        field(int(r.dst_port));
-        field(boolean(r.tls));
-        field(int(r.status));
-        field(text(&r.error_class));
-        field(int(r.bytes_out));
-        field(int(r.bytes_in));
-        field(r.fingerprint.clone());
-        field(text(&r.addon));
-        field(list(&r.addon_path));
-        field(list(&r.stack));
-        field(text(&r.trigger_kind));
-        field(text(&r.trigger_name));
-        field(int(r.odoo_uid));
-        field(text(&r.component));
-        field(text(&r.class));
-        field(boolean(r.self_egress));
-        field(int(r.gap_count));
-        field(text(&r.gap_reason));
-        field(text(&r.detail));
-        out
-    }
-
-    fn full_row() -> JournalRow {
-        let strings = |items: &[&str]| Some(items.iter().map(|s| s.to_string()).collect());
-        JournalRow {
-            seq: 7,
-            database: "prod_db".into(),
-            kind: "call".into(),
-            recorded_at_us: 1_764_288_000_500_000,
-            collector: "odoo-host-1".into(),
+            .collect();
+        let edges = JournalRow {
+            seq: 4,
             worker_id: Some(-1),
-            worker_pid: Some(4321),
-            worker_uid: Some(1001),
-            worker_seq: Some(42),
             started_at_us: Some(-5),
-            duration_us: Some(18_250),
-            channel: Some("http".into()),
-            protocol: Some("https".into()),
-            direction: Some("outbound".into()),
-            method: Some("POST".into()),
-            host: Some("api.openai.com".into()),
-            port: Some(443),
             path: Some(String::new()),
-            query_keys: strings(&["model"]),
             header_names: Some(vec![]),
-            src_ip: Some("10.0.0.5".into()),
-            src_port: Some(40_000),
-            dst_ip: Some("162.159.140.245".into()),
-            dst_port: Some(443),
-            tls: Some(true),
-            status: Some(200),
-            error_class: None,
-            bytes_out: Some(600),
-            bytes_in: Some(800),
-            fingerprint: Some(vec![0x5a; 32]),
-            addon: Some("ai_assistant".into()),
-            addon_path: strings(&["ai_assistant", "base"]),
-            stack: strings(&["a.py:1 f", "b.py:2 g", "ünïcode.py:3 h"]),
-            trigger_kind: Some("http".into()),
-            trigger_name: Some("/web".into()),
-            odoo_uid: Some(2),
-            component: Some("OpenAI".into()),
-            class: Some("third_party".into()),
-            self_egress: Some(false),
-            gap_count: None,
-            gap_reason: None,
-            detail: Some("{\"a\":1}".into()),
-        }
+            stack: Some(vec!["ünïcode.py:3 h".into()]),
+            ..rows[0].0.clone()
+        };
+        let canonical = edges.canonical();
+        rows.push((edges, canonical));
+        rows.into_iter()
+            .map(|(row, canonical)| {
+                let (prev_hash, row_hash) = ([row.seq as u8; 32], [row.seq as u8 + 1; 32]);
+                let chained = ChainedRow {
+                    row,
+                    prev_hash,
+                    row_hash,
+                };
+                (chained, canonical)
+            })
+            .collect()
     }
 
-    fn stream(rows: &[Vec<u8>]) -> Vec<u8> {
-        let mut data = SIGNATURE.to_vec();
-        data.extend_from_slice(&0i32.to_be_bytes());
+    /// A binary COPY stream of `rows` as the collector writes one for
+    /// PostgreSQL (the same format comes back), with a header extension.
+    fn stream(rows: &[&ChainedRow]) -> Vec<u8> {
+        let mut data = bytes::BytesMut::new();
+        data.extend_from_slice(&COPY_HEADER[..15]);
         data.extend_from_slice(&4i32.to_be_bytes());
         data.extend_from_slice(b"ext!");
         for row in rows {
-            data.extend_from_slice(row);
+            encode_row(&mut data, row);
         }
         data.extend_from_slice(&(-1i16).to_be_bytes());
-        data
+        data.to_vec()
     }
 
     #[test]
-    fn rows_are_encoded_as_the_reference_encodes_them() {
-        let full = full_row();
-        let sparse = JournalRow {
-            seq: 8,
-            database: "prod_db".into(),
-            kind: "gap".into(),
-            collector: "h".into(),
-            gap_count: Some(3),
-            ..JournalRow::default()
-        };
-        let data = stream(&[
-            copied(&full, &[1; 32], &[2; 32]),
-            copied(&sparse, &[2; 32], &[3; 5]),
-        ]);
+    fn rows_are_encoded_as_the_vectors_and_the_reference_encode_them() {
+        let rows = rows();
+        let data = stream(&rows.iter().map(|(r, _)| r).collect::<Vec<_>>());
         // Fed whole, and a byte at a time.
         for piece in [data.len(), 1] {
             let mut decoder = CopyDecoder::default();
@@ -513,25 +415,23 @@ mod tests {
                 assert!(going);
             }
             assert!(decoder.finished);
-            assert_eq!(
-                seen,
-                vec![
-                    (7, vec![2; 32], full.canonical()),
-                    (8, vec![3; 5], sparse.canonical())
-                ]
-            );
+            let expected: Vec<_> = rows
+                .iter()
+                .map(|(r, canonical)| (r.row.seq, r.row_hash.to_vec(), canonical.clone()))
+                .collect();
+            assert_eq!(seen, expected);
         }
     }
 
     #[test]
     fn what_the_reference_could_not_read_is_refused() {
-        let mut no_kind = copied(&full_row(), &[1; 32], &[2; 32]);
+        let rows = rows();
+        let mut data = stream(&[&rows[0].0]);
         // Column 4 (kind, "call") becomes NULL: its length -1, its 4 bytes gone.
-        let at = 2 + (4 + 8) + 2 * (4 + 32) + (4 + 7);
-        no_kind.splice(at..at + 8, (-1i32).to_be_bytes());
-        let err = CopyDecoder::default()
-            .feed(&stream(&[no_kind]), |_, _| true)
-            .unwrap_err();
+        let at = 23 + 2 + (4 + 8) + 2 * (4 + 32) + (4 + "prod_db".len());
+        assert_eq!(&data[at..at + 8], b"\0\0\0\x04call");
+        data.splice(at..at + 8, (-1i32).to_be_bytes());
+        let err = CopyDecoder::default().feed(&data, |_, _| true).unwrap_err();
         assert!(err.contains("column 4 is NULL"), "{err}");
         assert!(CopyDecoder::default()
             .feed(b"PGCOPY\nnot a binary COPY stream", |_, _| true)

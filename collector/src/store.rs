@@ -152,9 +152,9 @@ pub async fn copy_rows(tx: &Transaction<'_>, rows: &[ChainedRow]) -> Result<u64>
 /// Bytes of COPY data handed to the connection at a time.
 const COPY_CHUNK: usize = 256 * 1024;
 /// Binary COPY's signature, flags (none) and header extension length (0).
-const COPY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+pub(crate) const COPY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 /// 2000-01-01, PostgreSQL's epoch, in microseconds after the Unix epoch.
-const PG_EPOCH_US: i64 = 946_684_800_000_000;
+pub(crate) const PG_EPOCH_US: i64 = 946_684_800_000_000;
 /// The element type of `text[]` (`TEXT`'s oid).
 const TEXT_OID: u32 = 25;
 
@@ -162,7 +162,7 @@ const TEXT_OID: u32 = 25;
 /// tokio-postgres' `BinaryCopyInWriter` writes for the same values (a test
 /// holds the two to the same output), without its per-value type checks and
 /// dynamic dispatch.
-fn encode_row(buf: &mut BytesMut, chained: &ChainedRow) {
+pub(crate) fn encode_row(buf: &mut BytesMut, chained: &ChainedRow) {
     let r = &chained.row;
     buf.put_i16(COLUMN_TYPES.len() as i16);
     int(buf, Some(r.seq));

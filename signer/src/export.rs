@@ -299,6 +299,55 @@ impl ExportFile {
 
 // ---- row JSON -------------------------------------------------------------
 
+/// A row's fields in the order they are written (`RowOut`): seq, the two
+/// hashes, then the journal's fields in canonical order.
+pub const ROW_FIELDS: [&str; 44] = [
+    "seq",
+    "prev_hash",
+    "row_hash",
+    "database",
+    "kind",
+    "recorded_at_us",
+    "collector",
+    "worker_id",
+    "worker_pid",
+    "worker_uid",
+    "worker_seq",
+    "started_at_us",
+    "duration_us",
+    "channel",
+    "protocol",
+    "direction",
+    "method",
+    "host",
+    "port",
+    "path",
+    "query_keys",
+    "header_names",
+    "src_ip",
+    "src_port",
+    "dst_ip",
+    "dst_port",
+    "tls",
+    "status",
+    "error_class",
+    "bytes_out",
+    "bytes_in",
+    "fingerprint",
+    "addon",
+    "addon_path",
+    "stack",
+    "trigger_kind",
+    "trigger_name",
+    "odoo_uid",
+    "component",
+    "class",
+    "self_egress",
+    "gap_count",
+    "gap_reason",
+    "detail",
+];
+
 /// A row as written. Destructuring `JournalRow` without `..` below makes a new
 /// journal field a compile error here rather than a silently unexported one.
 #[derive(Serialize)]
@@ -599,5 +648,37 @@ impl<'de> Deserialize<'de> for ExportRow {
                 detail: r.detail,
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_are_written_with_their_fields_in_the_order_of_row_fields() {
+        let vectors: Vec<serde_json::Value> =
+            serde_json::from_str(include_str!("../../proto/vectors/journal_chain.json")).unwrap();
+        let call: JournalRow = serde_json::from_value(vectors[0]["row"].clone()).unwrap();
+        // Every field set, so that every one is written.
+        let row = ExportRow {
+            row: JournalRow {
+                component: Some("c".into()),
+                class: Some("vendor".into()),
+                gap_count: Some(1),
+                gap_reason: Some("r".into()),
+                detail: Some("d".into()),
+                ..call
+            },
+            prev_hash: [0; 32],
+            row_hash: [1; 32],
+        };
+        let text = serde_json::to_string(&row).unwrap();
+        let at: Vec<usize> = ROW_FIELDS
+            .iter()
+            .map(|name| text.find(&format!("\"{name}\":")).expect(name))
+            .collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{text}");
+        assert_eq!(text.matches("\":").count(), ROW_FIELDS.len(), "{text}");
     }
 }

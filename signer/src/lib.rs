@@ -34,7 +34,7 @@ pub mod witness;
 pub use error::{Error, Result};
 pub use export::{
     build_export, export_digest, export_digest_input, sign_export, ExportFile, ExportRange,
-    ExportRow, HeadEntry, EXPORT_FORMAT, EXPORT_VERSION,
+    ExportRow, HeadEntry, EXPORT_FORMAT, EXPORT_VERSION, ROW_FIELDS,
 };
 pub use head::{head_input, sign_head, SignedHead, HEAD_DOMAIN, HEAD_VERSION};
 pub use keys::{validate_database, KeyStore, Keys};

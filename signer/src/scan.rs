@@ -14,6 +14,7 @@
 use egress_proto::journal::CANONICAL_VERSION;
 use sha2::{Digest, Sha256};
 
+use crate::export::ROW_FIELDS;
 use crate::hexbytes;
 use crate::rowcheck::CheckedRows;
 
@@ -47,108 +48,19 @@ const TYPES: [Type; FIELDS] = [
     Hash, Hash,
 ];
 
-/// A field's number from its name (docs/JOURNAL_FORMAT.md §2).
+/// A field's number from its name.
 fn field_number(name: &[u8]) -> Option<usize> {
-    Some(match name {
-        b"seq" => 0,
-        b"database" => 1,
-        b"kind" => 2,
-        b"recorded_at_us" => 3,
-        b"collector" => 4,
-        b"worker_id" => 5,
-        b"worker_pid" => 6,
-        b"worker_uid" => 7,
-        b"worker_seq" => 8,
-        b"started_at_us" => 9,
-        b"duration_us" => 10,
-        b"channel" => 11,
-        b"protocol" => 12,
-        b"direction" => 13,
-        b"method" => 14,
-        b"host" => 15,
-        b"port" => 16,
-        b"path" => 17,
-        b"query_keys" => 18,
-        b"header_names" => 19,
-        b"src_ip" => 20,
-        b"src_port" => 21,
-        b"dst_ip" => 22,
-        b"dst_port" => 23,
-        b"tls" => 24,
-        b"status" => 25,
-        b"error_class" => 26,
-        b"bytes_out" => 27,
-        b"bytes_in" => 28,
-        b"fingerprint" => 29,
-        b"addon" => 30,
-        b"addon_path" => 31,
-        b"stack" => 32,
-        b"trigger_kind" => 33,
-        b"trigger_name" => 34,
-        b"odoo_uid" => 35,
-        b"component" => 36,
-        b"class" => 37,
-        b"self_egress" => 38,
-        b"gap_count" => 39,
-        b"gap_reason" => 40,
-        b"detail" => 41,
-        b"prev_hash" => PREV_HASH,
-        b"row_hash" => ROW_HASH,
-        _ => return None,
-    })
+    (0..FIELDS).find(|&n| self::name(n) == name)
 }
 
-/// Field names by number, for `RowScanner::key`'s guess.
-const NAMES: [&[u8]; FIELDS] = [
-    b"seq",
-    b"database",
-    b"kind",
-    b"recorded_at_us",
-    b"collector",
-    b"worker_id",
-    b"worker_pid",
-    b"worker_uid",
-    b"worker_seq",
-    b"started_at_us",
-    b"duration_us",
-    b"channel",
-    b"protocol",
-    b"direction",
-    b"method",
-    b"host",
-    b"port",
-    b"path",
-    b"query_keys",
-    b"header_names",
-    b"src_ip",
-    b"src_port",
-    b"dst_ip",
-    b"dst_port",
-    b"tls",
-    b"status",
-    b"error_class",
-    b"bytes_out",
-    b"bytes_in",
-    b"fingerprint",
-    b"addon",
-    b"addon_path",
-    b"stack",
-    b"trigger_kind",
-    b"trigger_name",
-    b"odoo_uid",
-    b"component",
-    b"class",
-    b"self_egress",
-    b"gap_count",
-    b"gap_reason",
-    b"detail",
-    b"prev_hash",
-    b"row_hash",
-];
+/// A field's name by number.
+const fn name(n: usize) -> &'static [u8] {
+    ROW_FIELDS[written_position(n)].as_bytes()
+}
 
 /// The order the collector writes the fields in: seq, the hashes, then the
 /// rest in canonical order.
-fn written_position(n: usize) -> usize {
+const fn written_position(n: usize) -> usize {
     match n {
         0 => 0,
         PREV_HASH => 1,
@@ -296,7 +208,7 @@ const KEYS: [(u128, u128); FIELDS] = {
     let mut keys = [(0, 0); FIELDS];
     let mut n = 0;
     while n < FIELDS {
-        let name = NAMES[n];
+        let name = name(n);
         let (mut bytes, mut mask) = ([0u8; 16], [0u8; 16]);
         let mut i = 0;
         while i < name.len() + 2 {
@@ -323,9 +235,9 @@ fn key(p: &mut Cursor, written: usize) -> Option<usize> {
         let text = u128::from_le_bytes(text[1..].try_into().expect("16 bytes"));
         for position in written..FIELDS {
             let n = written_field(position);
-            let (name, mask) = KEYS[n];
-            if (text ^ name) & mask == 0 {
-                p.i += NAMES[n].len() + 3;
+            let (expected, mask) = KEYS[n];
+            if (text ^ expected) & mask == 0 {
+                p.i += name(n).len() + 3;
                 p.ws();
                 return Some(n);
             }
@@ -753,7 +665,8 @@ mod tests {
 
     #[test]
     fn names_and_numbers_agree() {
-        for (n, name) in NAMES.iter().enumerate() {
+        for n in 0..FIELDS {
+            let name = name(n);
             assert_eq!(field_number(name), Some(n));
             assert_eq!(written_field(written_position(n)), n);
             // The key compared in place: `name":` and nothing after it.

@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 use egress_proto::JournalRow;
-use egress_signer::{build_export, sign_head, verify_export, ExportFile, VerifyOptions, Witness};
+use egress_signer::{
+    build_export, sign_head, verify_export, ExportFile, VerifyOptions, Witness, ROW_FIELDS,
+};
 use serde_json::Value;
 
 type Rows = Vec<(JournalRow, [u8; 32], [u8; 32])>;
@@ -177,73 +179,6 @@ impl Matrix {
 /// fields in the order of `ExportRow`; fields the collector does not write,
 /// at the end.
 fn collector_layout(value: &Value) -> String {
-    const ROW_ORDER: [&str; 44] = [
-        "seq",
-        "prev_hash",
-        "row_hash",
-        "database",
-        "kind",
-        "recorded_at_us",
-        "collector",
-        "worker_id",
-        "worker_pid",
-        "worker_uid",
-        "worker_seq",
-        "started_at_us",
-        "duration_us",
-        "channel",
-        "protocol",
-        "direction",
-        "method",
-        "host",
-        "port",
-        "path",
-        "query_keys",
-        "header_names",
-        "src_ip",
-        "src_port",
-        "dst_ip",
-        "dst_port",
-        "tls",
-        "status",
-        "error_class",
-        "bytes_out",
-        "bytes_in",
-        "fingerprint",
-        "addon",
-        "addon_path",
-        "stack",
-        "trigger_kind",
-        "trigger_name",
-        "odoo_uid",
-        "component",
-        "class",
-        "self_egress",
-        "gap_count",
-        "gap_reason",
-        "detail",
-    ];
-    let json = |v: &Value| serde_json::to_string(v).unwrap();
-    let row = |v: &Value| match v.as_object() {
-        Some(fields) => {
-            let mut names: Vec<&str> = ROW_ORDER
-                .into_iter()
-                .filter(|k| fields.contains_key(*k))
-                .collect();
-            names.extend(
-                fields
-                    .keys()
-                    .map(String::as_str)
-                    .filter(|k| !ROW_ORDER.contains(k)),
-            );
-            let fields: Vec<String> = names
-                .iter()
-                .map(|k| format!("{}:{}", json(&Value::from(*k)), json(&fields[*k])))
-                .collect();
-            format!("{{{}}}", fields.join(","))
-        }
-        None => json(v),
-    };
     const ORDER: [&str; 13] = [
         "format",
         "version",
@@ -259,17 +194,34 @@ fn collector_layout(value: &Value) -> String {
         "hmac",
         "signature",
     ];
+    /// The keys of `fields` in `order`, then the others.
+    fn ordered<'a>(fields: &'a serde_json::Map<String, Value>, order: &[&'a str]) -> Vec<&'a str> {
+        let mut names: Vec<&str> = order
+            .iter()
+            .copied()
+            .filter(|k| fields.contains_key(*k))
+            .collect();
+        names.extend(
+            fields
+                .keys()
+                .map(String::as_str)
+                .filter(|k| !order.contains(k)),
+        );
+        names
+    }
+    let json = |v: &Value| serde_json::to_string(v).unwrap();
+    let row = |v: &Value| match v.as_object() {
+        Some(fields) => {
+            let fields: Vec<String> = ordered(fields, &ROW_FIELDS)
+                .iter()
+                .map(|k| format!("{}:{}", json(&Value::from(*k)), json(&fields[*k])))
+                .collect();
+            format!("{{{}}}", fields.join(","))
+        }
+        None => json(v),
+    };
     let fields = value.as_object().expect("an object");
-    let mut names: Vec<&str> = ORDER
-        .into_iter()
-        .filter(|k| fields.contains_key(*k))
-        .collect();
-    names.extend(
-        fields
-            .keys()
-            .map(String::as_str)
-            .filter(|k| !ORDER.contains(k)),
-    );
+    let names = ordered(fields, &ORDER);
     let mut out = String::from("{\n");
     for (i, name) in names.iter().enumerate() {
         let sep = if i + 1 < names.len() { "," } else { "" };
