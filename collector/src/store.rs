@@ -476,13 +476,15 @@ pub async fn last_rows(client: &tokio_postgres::Client, n: i64) -> Result<Vec<St
 }
 
 /// A read-only transaction on one snapshot of the database, to read the
-/// whole journal as it was at one instant; with `snapshot`, on the snapshot
+/// whole journal as it was at one instant; with `join`, on the snapshot that
 /// another such transaction exported, so that several connections read the
-/// same journal. Returns the transaction and the snapshot's name.
+/// same journal. With `export`, the snapshot's name for others to join, or
+/// None where the server cannot export one.
 pub async fn snapshot_reader<'a>(
     client: &'a mut tokio_postgres::Client,
-    snapshot: Option<&str>,
-) -> Result<(Transaction<'a>, String)> {
+    join: Option<&str>,
+    export: bool,
+) -> Result<(Transaction<'a>, Option<String>)> {
     let tx = client
         .build_transaction()
         .read_only(true)
@@ -490,25 +492,30 @@ pub async fn snapshot_reader<'a>(
         .start()
         .await
         .map_err(db_err("begin read"))?;
-    let id = match snapshot {
-        Some(id) => {
-            // A name from the server (hex digits and dashes), checked all the
-            // same since it is spliced into the statement.
-            if !id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
-                return Err(Error::Config(format!("unexpected snapshot name {id:?}")));
-            }
-            tx.batch_execute(&format!("SET TRANSACTION SNAPSHOT '{id}'"))
-                .await
-                .map_err(db_err("join snapshot"))?;
-            id.to_owned()
+    if let Some(id) = join {
+        // A name from the server (hex digits and dashes), checked all the
+        // same since it is spliced into the statement.
+        if !id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+            return Err(Error::Config(format!("unexpected snapshot name {id:?}")));
         }
-        None => tx
-            .query_one("SELECT pg_export_snapshot()", &[])
+        tx.batch_execute(&format!("SET TRANSACTION SNAPSHOT '{id}'"))
             .await
-            .map_err(db_err("export snapshot"))?
-            .get(0),
-    };
-    Ok((tx, id))
+            .map_err(db_err("join snapshot"))?;
+    }
+    let mut exported = None;
+    if export {
+        tx.batch_execute("SAVEPOINT export")
+            .await
+            .map_err(db_err("export snapshot"))?;
+        match tx.query_one("SELECT pg_export_snapshot()", &[]).await {
+            Ok(row) => exported = Some(row.get(0)),
+            Err(_) => tx
+                .batch_execute("ROLLBACK TO SAVEPOINT export")
+                .await
+                .map_err(db_err("export snapshot"))?,
+        }
+    }
+    Ok((tx, exported))
 }
 
 /// The journal cut into chunks of `chunk_rows` rows in chain order: the seq

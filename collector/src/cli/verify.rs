@@ -113,15 +113,20 @@ async fn check(
     // one snapshot (connection i reads chunks i, i + n, …, so that as many
     // PostgreSQL backends work at once), and checked in chain order by
     // another thread as the data arrives.
+    let (first, snapshot) = store::snapshot_reader(&mut client, None, connections > 1).await?;
+    let ends = store::chunk_ends(&first, chunk_rows).await?;
+    // One connection alone where the server cannot share its snapshot.
     let mut others = Vec::new();
-    for _ in 1..connections.max(1) {
+    for _ in 1..snapshot.as_ref().map_or(1, |_| connections) {
         others.push(connect(url).await?);
     }
-    let (first, snapshot) = store::snapshot_reader(&mut client, None).await?;
-    let ends = store::chunk_ends(&first, chunk_rows).await?;
     let mut readers = vec![first];
     for other in &mut others {
-        readers.push(store::snapshot_reader(other, Some(&snapshot)).await?.0);
+        readers.push(
+            store::snapshot_reader(other, snapshot.as_deref(), false)
+                .await?
+                .0,
+        );
     }
     let (mut senders, receivers): (Vec<_>, Vec<_>) = (0..=ends.len())
         .map(|_| tokio::sync::mpsc::unbounded_channel::<Vec<u8>>())
