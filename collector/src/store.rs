@@ -475,11 +475,26 @@ pub async fn last_rows(client: &tokio_postgres::Client, n: i64) -> Result<Vec<St
     rows.iter().map(stored_row).collect()
 }
 
+/// Whether the server can export a snapshot for other connections to share
+/// (`pg_export_snapshot`; not in a subtransaction, and not everywhere), tried
+/// in a transaction of its own.
+pub async fn can_export_snapshot(client: &tokio_postgres::Client) -> Result<bool> {
+    client
+        .batch_execute("BEGIN READ ONLY")
+        .await
+        .map_err(db_err("try exporting a snapshot"))?;
+    let exported = client.query_one("SELECT pg_export_snapshot()", &[]).await;
+    client
+        .batch_execute("ROLLBACK")
+        .await
+        .map_err(db_err("try exporting a snapshot"))?;
+    Ok(exported.is_ok())
+}
+
 /// A read-only transaction on one snapshot of the database, to read the
 /// whole journal as it was at one instant; with `join`, on the snapshot that
 /// another such transaction exported, so that several connections read the
-/// same journal. With `export`, the snapshot's name for others to join, or
-/// None where the server cannot export one.
+/// same journal. With `export`, the snapshot's name for others to join.
 pub async fn snapshot_reader<'a>(
     client: &'a mut tokio_postgres::Client,
     join: Option<&str>,
@@ -504,16 +519,11 @@ pub async fn snapshot_reader<'a>(
     }
     let mut exported = None;
     if export {
-        tx.batch_execute("SAVEPOINT export")
+        let row = tx
+            .query_one("SELECT pg_export_snapshot()", &[])
             .await
             .map_err(db_err("export snapshot"))?;
-        match tx.query_one("SELECT pg_export_snapshot()", &[]).await {
-            Ok(row) => exported = Some(row.get(0)),
-            Err(_) => tx
-                .batch_execute("ROLLBACK TO SAVEPOINT export")
-                .await
-                .map_err(db_err("export snapshot"))?,
-        }
+        exported = Some(row.get(0));
     }
     Ok((tx, exported))
 }

@@ -113,7 +113,13 @@ async fn check(
     // one snapshot (connection i reads chunks i, i + n, …, so that as many
     // PostgreSQL backends work at once), and checked in chain order by
     // another thread as the data arrives.
-    let (first, snapshot) = store::snapshot_reader(&mut client, None, connections > 1).await?;
+    let share = connections > 1 && store::can_export_snapshot(&client).await?;
+    if connections > 1 && !share {
+        eprintln!(
+            "note: the server cannot share its snapshot between connections: reading over one"
+        );
+    }
+    let (first, snapshot) = store::snapshot_reader(&mut client, None, share).await?;
     let ends = store::chunk_ends(&first, chunk_rows).await?;
     // One connection alone where the server cannot share its snapshot.
     let mut others = Vec::new();
