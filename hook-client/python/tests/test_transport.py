@@ -180,6 +180,26 @@ def test_a_rebound_path_reaches_the_new_receiver(kind):
         shutil.rmtree(directory, ignore_errors=True)
 
 
+def test_a_collector_restarted_between_two_sends_gets_the_second(kind):
+    directory = tempfile.mkdtemp(prefix="eh-")
+    try:
+        first = Receiver(directory)
+        client = make(kind, first.path)
+        client.send_call(minimal("a"))
+        assert [m["seq"] for m in first.calls()] == [1]
+        # The client's socket is connected to the first receiver's; by the
+        # next send that one is closed and a new one is bound at the path.
+        first.close()
+        os.unlink(first.path)
+        second = Receiver(directory)
+        client.send_call(minimal("a"))
+        assert [m["seq"] for m in second.calls()] == [2]
+        assert client.stats()["dropped"] == 0
+        second.close()
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def test_a_full_queue_drops_without_blocking(kind, receiver):
     client = make(kind, receiver.path)
     for _ in range(2000):

@@ -237,6 +237,25 @@ fn a_rebound_path_reaches_the_new_receiver() {
 }
 
 #[test]
+fn a_collector_restarted_between_two_sends_gets_the_second() {
+    let dir = TempDir::new();
+    let first = bind(&dir.socket());
+    let client = HookClient::new(dir.socket());
+    client.send_call(call("a"));
+    assert_eq!(recv_call(&first).seq, 1);
+
+    // The client's socket is connected to the first collector's; by the next
+    // send that one is closed and a new one is bound at the path.
+    drop(first);
+    std::fs::remove_file(dir.socket()).unwrap();
+    let second = bind(&dir.socket());
+    client.send_call(call("a"));
+    assert_eq!(recv_call(&second).seq, 2);
+    assert_eq!(client.stats().dropped, 0);
+    assert_queue_empty(&second);
+}
+
+#[test]
 fn an_oversized_call_is_truncated_and_sent() {
     let dir = TempDir::new();
     let receiver = bind(&dir.socket());

@@ -9,8 +9,11 @@ rule for rule, so the collector cannot tell the two apart except by
 - an event that cannot be sent is counted per (database, reason) and reported
   in a ``Drops`` message, with a cursor per database, on the next accepted
   send once ``drops_report_interval`` has passed, or by ``report_drops()``;
-- the socket is non-blocking, unbound and unconnected, so every send resolves
-  the path anew and reaches a collector that re-bound it;
+- the socket is non-blocking and unbound; it is connected to the path (a send
+  on a connected socket skips the path look-up of every ``sendto``), and a
+  send refused because that collector went away (``ECONNREFUSED``,
+  ``ENOTCONN``) connects again, to the collector bound at the path by then,
+  and is tried once more;
 - a forked child starts a new worker (new id, socket, lock, sequences)
   without touching what it inherited (``os.register_at_fork``; the Rust
   client checks its pid instead).
@@ -58,6 +61,14 @@ REPORT_CHUNK = 40
 HOOK_VERSION = "0.1.0"
 
 
+#: A send on a connected socket whose collector went away (restarted).
+_PEER_GONE = (errno.ECONNREFUSED, errno.ENOTCONN)
+
+
+class _PeerGone(Exception):
+    pass
+
+
 class _Failed(Exception):
     def __init__(self, reason):
         super().__init__(reason)
@@ -98,8 +109,8 @@ def _count_drop(worker, database, reason):
 class _Worker:
     """One process's sending state; replaced, never reused, after a fork."""
 
-    __slots__ = ("pid", "worker_id", "lock", "sock", "last_seq", "pending", "drop_totals",
-                 "last_report", "sent", "dropped", "dropped_by_reason",
+    __slots__ = ("pid", "worker_id", "lock", "sock", "connected", "last_seq", "pending",
+                 "drop_totals", "last_report", "sent", "dropped", "dropped_by_reason",
                  "other_sent", "other_dropped", "reports_sent")
 
     def __init__(self, pid):
@@ -107,6 +118,7 @@ class _Worker:
         self.worker_id = _random_worker_id()
         self.lock = threading.Lock()
         self.sock = None
+        self.connected = False
         self.last_seq = {}
         # Drops not yet carried by an accepted report: they make one due.
         self.pending = {}
@@ -160,6 +172,21 @@ class PythonClient:
     # -- sending ----------------------------------------------------------
 
     def _transmit(self, worker, data):
+        fresh = not worker.connected
+        try:
+            self._send_connected(worker, data)
+        except _PeerGone:
+            if fresh:
+                raise _Failed(SOCKET_MISSING) from None
+            # The collector this socket was connected to is gone: connect to
+            # the one bound at the path now, if any, and try once more.
+            worker.connected = False
+            try:
+                self._send_connected(worker, data)
+            except _PeerGone:
+                raise _Failed(SOCKET_MISSING) from None
+
+    def _send_connected(self, worker, data):
         sock = worker.sock
         if sock is None:
             try:
@@ -169,8 +196,13 @@ class PythonClient:
                 raise _Failed(SEND_ERROR) from None
             worker.sock = sock
         try:
-            sent = sock.sendto(data, self.socket_path)
+            if not worker.connected:
+                sock.connect(self.socket_path)
+                worker.connected = True
+            sent = sock.send(data)
         except OSError as e:
+            if worker.connected and e.errno in _PEER_GONE:
+                raise _PeerGone() from None
             raise _Failed(_ERRNO_REASON.get(e.errno, SEND_ERROR)) from None
         except Exception:
             raise _Failed(SEND_ERROR) from None
