@@ -73,6 +73,11 @@ pub struct ControlConfig {
     pub socket: PathBuf,
     /// Uids allowed on the control socket besides root and the collector's own.
     pub allow_uids: Vec<u32>,
+    /// Uids allowed only what the Odoo addon's export wizard needs (`export`,
+    /// `pubkey`, `sign-now`): Odoo's user, which runs the third-party code
+    /// this service audits, so it must not prune the journal (`vacuum-now`)
+    /// nor read every database's events (`watch`, `status`).
+    pub export_uids: Vec<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -186,6 +191,7 @@ impl Default for ControlConfig {
         ControlConfig {
             socket: "/run/egress-collector/control.sock".into(),
             allow_uids: Vec::new(),
+            export_uids: Vec::new(),
         }
     }
 }

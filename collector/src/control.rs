@@ -2,7 +2,8 @@
 //! `sign-now`, `export`, `report` and `vacuum-now` to the CLI. One JSON
 //! request line per connection; replies are JSON lines. The
 //! peer's uid is checked with SO_PEERCRED: root, the collector's own uid and
-//! configured uids only.
+//! `control.allow_uids` may ask for anything; `control.export_uids` (Odoo's
+//! user) only for what the export wizard needs (`Request::open_to_exporters`).
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -15,7 +16,7 @@ use egress_vacuum::RunVacuum;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::broadcast::error::RecvError;
 use tracing::{debug, info, warn};
@@ -74,9 +75,44 @@ fn first_seq() -> i64 {
     1
 }
 
+impl Request {
+    /// What `control.export_uids` may ask: one database's signed export, its
+    /// public key, and a signature of its head, which only adds proof. Not
+    /// `vacuum-now`, which prunes, nor `watch`, `status` and `report`,
+    /// which show every database: Odoo's user runs the third-party code this
+    /// service audits.
+    fn open_to_exporters(&self) -> bool {
+        matches!(
+            self,
+            Request::Export { .. } | Request::Pubkey { .. } | Request::SignNow { .. }
+        )
+    }
+
+    /// The CLI command that sends it.
+    fn command(&self) -> &'static str {
+        match self {
+            Request::Status => "status",
+            Request::SignNow { .. } => "sign-now",
+            Request::Pubkey { .. } => "pubkey",
+            Request::Export { .. } => "export",
+            Request::Watch { .. } => "watch",
+            Request::Report { .. } => "report",
+            Request::VacuumNow { .. } => "vacuum-now",
+        }
+    }
+}
+
+/// What a peer may ask, by its uid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Everything,
+    ExportsOnly,
+}
+
 pub struct ControlServer {
     pub socket: PathBuf,
     pub allow_uids: HashSet<u32>,
+    pub export_uids: HashSet<u32>,
     pub stats: Arc<Stats>,
     pub watch: WatchHub,
     pub databases: Arc<Databases>,
@@ -87,6 +123,10 @@ pub struct ControlServer {
     pub vacuum: Recipient<RunVacuum>,
     pub vacuum_outcomes: Arc<std::sync::Mutex<BTreeMap<String, egress_vacuum::Outcome>>>,
 }
+
+/// A request is one short JSON line; a longer one is cut there and refused
+/// as unreadable, whoever sent it.
+const REQUEST_MAX_BYTES: u64 = 64 * 1024;
 
 /// How long `report` waits for the rollups to catch up before it answers
 /// from what they hold (and says how far that is).
@@ -129,13 +169,33 @@ impl ControlServer {
     async fn handle(&self, stream: UnixStream) -> std::io::Result<()> {
         let uid = stream.peer_cred()?.uid();
         let (read, mut write) = stream.into_split();
-        if !(uid == 0 || self.allow_uids.contains(&uid)) {
-            let refusal = json!({"type": "error", "message": format!("uid {uid} may not use the control socket; add it to control.allow_uids")});
-            return write_line(&mut write, &refusal).await;
-        }
+        // The request is read before any refusal: a peer whose request is
+        // still unread when the connection closes gets EPIPE for its write,
+        // not the refusal that says why.
         let mut line = String::new();
-        BufReader::new(read).read_line(&mut line).await?;
-        match serde_json::from_str::<Request>(&line) {
+        BufReader::new(read.take(REQUEST_MAX_BYTES))
+            .read_line(&mut line)
+            .await?;
+        let Some(access) = self.access(uid) else {
+            let refusal = json!({"type": "error", "message": format!("uid {uid} may not use the control socket; add it to control.allow_uids (or control.export_uids for exports only)")});
+            return write_line(&mut write, &refusal).await;
+        };
+        let request = serde_json::from_str::<Request>(&line);
+        if let Ok(request) = &request {
+            if access == Access::ExportsOnly && !request.open_to_exporters() {
+                warn!(
+                    uid,
+                    command = request.command(),
+                    "Control request refused: uid in control.export_uids only."
+                );
+                let refusal = json!({"type": "error", "message": format!(
+                    "uid {uid} may only ask for export, pubkey and sign-now (control.export_uids); `{}` needs control.allow_uids",
+                    request.command()
+                )});
+                return write_line(&mut write, &refusal).await;
+            }
+        }
+        match request {
             Ok(Request::Status) => write_line(&mut write, &self.status()).await,
             Ok(Request::Report { db, since }) => {
                 let reply = match self.report(db, &since).await {
@@ -325,6 +385,16 @@ impl ControlServer {
             database: database.to_owned(),
         });
         Ok(outcome)
+    }
+
+    fn access(&self, uid: u32) -> Option<Access> {
+        if uid == 0 || self.allow_uids.contains(&uid) {
+            Some(Access::Everything)
+        } else if self.export_uids.contains(&uid) {
+            Some(Access::ExportsOnly)
+        } else {
+            None
+        }
     }
 
     fn checked(&self, database: &str) -> Result<()> {

@@ -227,6 +227,7 @@ async fn wire_and_wait(
     let server = Arc::new(ControlServer {
         socket: config.control.socket.clone(),
         allow_uids: control_uids,
+        export_uids: config.control.export_uids.iter().copied().collect(),
         stats: stats.clone(),
         watch,
         databases,

@@ -23,6 +23,8 @@ const COLLECTOR_ENV: &[&str] = &[
     "EGRESS_DEFAULT_DB",
     "EGRESS_ALLOW_UIDS",
     "EGRESS_SOCKET_MODE",
+    "EGRESS_CONTROL_ALLOW_UIDS",
+    "EGRESS_CONTROL_EXPORT_UIDS",
     "EGRESS_CONFIG",
 ];
 
@@ -316,6 +318,33 @@ impl Collector {
             .arg(&self.control)
             .output()
             .expect("spawn egress-collector")
+    }
+
+    /// `cli` run as another uid (and gid), from a copy of the binary that
+    /// uid can execute, in `dir` (which it must be able to write). The
+    /// control socket is opened to every uid first: the check under test is
+    /// the collector's, not the file system's.
+    pub fn cli_as_uid(&self, uid: u32, dir: &Scratch, args: &[&str]) -> Output {
+        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::process::CommandExt;
+        let binary = dir.join("egress-collector");
+        if !binary.exists() {
+            std::fs::copy(bins::collector(), &binary).expect("copy egress-collector");
+            std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755))
+                .expect("chmod egress-collector");
+        }
+        std::fs::set_permissions(&self.control, std::fs::Permissions::from_mode(0o666))
+            .expect("chmod the control socket");
+        let mut cmd = Command::new(&binary);
+        clean_env(&mut cmd)
+            .args(args)
+            .arg("--control")
+            .arg(&self.control)
+            .current_dir(dir.path())
+            .uid(uid)
+            .gid(uid)
+            .output()
+            .expect("spawn egress-collector as another uid")
     }
 
     /// `egress-collector watch --control <ours> <args>`, streaming.

@@ -59,6 +59,14 @@ pub struct RunArgs {
         value_delimiter = ','
     )]
     control_allow_uids: Option<Vec<u32>>,
+    /// [control] export_uids: uid allowed only export, pubkey and sign-now on
+    /// the control socket (Odoo's; repeat).
+    #[arg(
+        long = "control-export-uid",
+        env = "EGRESS_CONTROL_EXPORT_UIDS",
+        value_delimiter = ','
+    )]
+    control_export_uids: Option<Vec<u32>>,
     /// [policy] poll_interval_ms: how often settings and catalogue are re-read.
     #[arg(long, env = "EGRESS_POLICY_POLL_MS")]
     policy_poll_ms: Option<u64>,
@@ -113,6 +121,7 @@ fn load(args: RunArgs) -> anyhow::Result<Config> {
         queue_max => chain.queue_max;
         control => control.socket;
         control_allow_uids => control.allow_uids;
+        control_export_uids => control.export_uids;
         policy_poll_ms => policy.poll_interval_ms;
         sign_interval_secs => signer.interval_secs;
         rollup_flush_ms => rollup.flush_interval_ms;

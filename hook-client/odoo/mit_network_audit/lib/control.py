@@ -25,7 +25,7 @@ def request(path, message, timeout=TIMEOUT_SECS):
                                "egress-collector running on this host?") from None
         except PermissionError:
             raise ControlError(f"no permission to open {path}: give Odoo's user access "
-                               "(the socket's group, and control.allow_uids)") from None
+                               "(the socket's group, and control.export_uids)") from None
         except OSError as error:
             raise ControlError(f"the collector at {path} does not answer ({error})") from None
         sock.sendall(json.dumps(message).encode() + b"\n")

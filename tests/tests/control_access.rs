@@ -1,0 +1,137 @@
+//! Who may ask what of the control socket: `control.export_uids` (Odoo's
+//! user) gets what the export wizard needs and nothing that prunes the
+//! journal or shows every database; `control.allow_uids` gets everything;
+//! any other uid nothing.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Output;
+
+use std::time::Duration;
+
+use egress_tests::{serial, wait_until, Collector, Loadgen, Scratch, TestDb};
+
+/// `nobody`.
+const ODOO_UID: u32 = 65534;
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A scratch directory the other uid may write (the export lands there).
+fn writable_scratch(tag: &str) -> Scratch {
+    let dir = Scratch::new(tag);
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
+        .expect("chmod scratch");
+    dir
+}
+
+fn journal_some_calls(collector: &Collector, db: &TestDb) {
+    let report = Loadgen::new(collector.socket(), db.name())
+        .events(20)
+        .rate(1_000)
+        .linger_ms(2_000)
+        .run();
+    assert_eq!(report.dropped, 0, "{report:?}");
+    let rows = wait_until(Duration::from_secs(30), || db.call_rows(), |n| *n >= 20);
+    assert_eq!(rows, 20, "the calls are journaled");
+}
+
+#[test]
+fn an_export_uid_may_export_sign_and_read_the_key_but_not_prune_watch_or_read_status() {
+    let _serial = serial();
+    let db = TestDb::new("ctl_export_uid");
+    let collector = Collector::builder(db.name())
+        .arg("--control-export-uid")
+        .arg(&ODOO_UID.to_string())
+        .start();
+    journal_some_calls(&collector, &db);
+    let dir = writable_scratch("ctl-exp");
+    let as_odoo = |args: &[&str]| collector.cli_as_uid(ODOO_UID, &dir, args);
+
+    let signed = as_odoo(&["sign-now", "--db", db.name()]);
+    assert!(signed.status.success(), "sign-now: {}", text(&signed));
+    let key = as_odoo(&["pubkey", "--db", db.name()]);
+    assert!(key.status.success(), "pubkey: {}", text(&key));
+    let file = dir.join("export.json");
+    let exported = as_odoo(&["export", "--db", db.name(), "-o", file.to_str().unwrap()]);
+    assert!(exported.status.success(), "export: {}", text(&exported));
+    let export: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).expect("read the export")).expect("JSON");
+    assert_eq!(export["format"], "egress-audit-export");
+    assert!(export["rows"]
+        .as_array()
+        .is_some_and(|rows| rows.len() >= 20));
+
+    let rows_before = db.sql().int("SELECT count(*) FROM egress.journal");
+    for args in [
+        vec![
+            "vacuum-now",
+            "--db",
+            db.name(),
+            "--now-us",
+            "9000000000000000",
+        ],
+        vec!["status", "--json"],
+        vec!["report", "--db", db.name(), "--json"],
+    ] {
+        let refused = as_odoo(&args);
+        let said = text(&refused);
+        assert!(!refused.status.success(), "{args:?} was allowed: {said}");
+        assert!(
+            said.contains("control.export_uids") && said.contains(args[0]),
+            "{args:?}: the refusal says why: {said}"
+        );
+    }
+    let watch = as_odoo(&["watch", "--since", "5"]);
+    assert!(
+        !watch.status.success() && text(&watch).contains("control.export_uids"),
+        "watch: {}",
+        text(&watch)
+    );
+    assert_eq!(
+        db.sql()
+            .int("SELECT count(*) FROM egress.journal WHERE kind = 'vacuum'"),
+        0,
+        "no vacuum ran"
+    );
+    assert!(db.sql().int("SELECT count(*) FROM egress.journal") >= rows_before);
+
+    // The same requests from root (always allowed) still work.
+    let status = collector.cli(&["status", "--json"]);
+    assert!(status.status.success(), "status as root: {}", text(&status));
+}
+
+#[test]
+fn an_allow_uid_may_prune_and_any_other_uid_nothing() {
+    let _serial = serial();
+    let db = TestDb::new("ctl_allow_uid");
+    let dir = writable_scratch("ctl-all");
+
+    let collector = Collector::start(db.name());
+    for args in [
+        vec!["export", "--db", db.name(), "-o", "x.json"],
+        vec!["status", "--json"],
+    ] {
+        let refused = collector.cli_as_uid(ODOO_UID, &dir, &args);
+        let said = text(&refused);
+        assert!(!refused.status.success(), "{args:?} was allowed: {said}");
+        assert!(
+            said.contains("may not use the control socket"),
+            "{args:?}: {said}"
+        );
+    }
+    drop(collector);
+
+    let collector = Collector::builder(db.name())
+        .arg("--control-allow-uid")
+        .arg(&ODOO_UID.to_string())
+        .start();
+    let status = collector.cli_as_uid(ODOO_UID, &dir, &["status", "--json"]);
+    assert!(status.status.success(), "status: {}", text(&status));
+    let vacuum = collector.cli_as_uid(ODOO_UID, &dir, &["vacuum-now", "--db", db.name()]);
+    assert!(vacuum.status.success(), "vacuum-now: {}", text(&vacuum));
+}
