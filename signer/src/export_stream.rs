@@ -65,6 +65,8 @@ mod tests {
     use egress_proto::JournalRow;
 
     type Row = (JournalRow, [u8; 32], [u8; 32]);
+    /// A case: its name, rows, heads, `from` and `to`.
+    type Case<'a> = (&'a str, &'a [Row], &'a [SignedHead], i64, Option<i64>);
 
     fn keys() -> Keys {
         Keys::from_secrets([0x4b; 32], *b"egress-audit test vector seed 01")
@@ -149,7 +151,7 @@ mod tests {
     fn writes_the_bytes_of_the_reference() {
         let rows = rows();
         let heads = [head(2, 10), head(3, 20), head(3, 15), head(9, 30)];
-        let cases: [(&str, &[Row], &[SignedHead], i64, Option<i64>); 8] = [
+        let cases: [Case; 8] = [
             ("empty journal", &[], &[], 1, None),
             ("empty range after the heads", &[], &heads, 10, None),
             ("one row, no head", &rows[..1], &[], 1, None),
