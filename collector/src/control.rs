@@ -23,6 +23,7 @@ use tracing::{debug, info, warn};
 
 use crate::databases::{valid_database_name, Databases};
 use crate::error::{Error, Result};
+use crate::export::{self, ExportFailure, ExportRequest};
 use crate::stats::Stats;
 use crate::store::{self, ChainedRow, StoredRow};
 use crate::watch_hub::WatchHub;
@@ -47,6 +48,9 @@ pub enum Request {
         #[serde(default = "first_seq")]
         from: i64,
         to: Option<i64>,
+        /// Rows read per query (tests); `export::DEFAULT_CHUNK_ROWS` when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        chunk_rows: Option<u32>,
     },
     Watch {
         /// Only this database; all when absent.
@@ -238,17 +242,20 @@ impl ControlServer {
                 };
                 write_line(&mut write, &reply).await
             }
-            Ok(Request::Export { db, from, to }) => match self.export(&db, from, to).await {
-                // The whole file, then the end of the connection.
-                Ok(file) => write.write_all(file.to_json().as_bytes()).await,
-                Err(e) => {
-                    write_line(
-                        &mut write,
-                        &json!({"type": "error", "message": e.to_string()}),
-                    )
-                    .await
-                }
-            },
+            Ok(Request::Export {
+                db,
+                from,
+                to,
+                chunk_rows,
+            }) => {
+                let request = ExportRequest {
+                    database: db,
+                    from,
+                    to,
+                    chunk_rows: chunk_rows.unwrap_or(export::DEFAULT_CHUNK_ROWS),
+                };
+                self.export(&mut write, &request).await
+            }
             Err(e) => {
                 write_line(
                     &mut write,
@@ -407,44 +414,56 @@ impl ControlServer {
         }
     }
 
-    /// Reads the range and the signed heads, then builds and signs the file.
+    /// Streams the signed export file to `write`, then ends the connection
+    /// (`export::stream_export`).
     async fn export(
         &self,
+        write: &mut (impl AsyncWriteExt + Unpin),
+        request: &ExportRequest,
+    ) -> std::io::Result<()> {
+        let database = &request.database;
+        let (keys, mut client) = match self.export_keys_and_connection(database).await {
+            Ok(ready) => ready,
+            Err(e) => {
+                return write_line(write, &json!({"type": "error", "message": e.to_string()})).await
+            }
+        };
+        match export::stream_export(&mut client, &keys, request, write).await {
+            Ok(rows) => {
+                info!(db = %database, rows, "Export sent.");
+                Ok(())
+            }
+            Err(ExportFailure::BeforeStart(e)) => {
+                write_line(write, &json!({"type": "error", "message": e.to_string()})).await
+            }
+            Err(ExportFailure::MidStream { rows, error }) => {
+                warn!(db = %database, rows, error = %error, "Export failed part way; the client was told.");
+                Ok(())
+            }
+            Err(ExportFailure::Client(e)) => {
+                info!(db = %database, error = %e, "Export abandoned: the client went away.");
+                Ok(())
+            }
+        }
+    }
+
+    /// The signing keys and a connection of its own: an export holds its
+    /// connection as long as the client takes to read the file.
+    async fn export_keys_and_connection(
+        &self,
         database: &str,
-        from: i64,
-        to: Option<i64>,
-    ) -> Result<egress_signer::ExportFile> {
+    ) -> Result<(egress_signer::Keys, tokio_postgres::Client)> {
         self.checked(database)?;
-        let client = self.databases.client(database).await?;
-        let rows = store::rows_in_range(&client, from.max(1), to).await?;
-        let heads: Vec<egress_signer::SignedHead> = store::signed_heads(&client)
-            .await?
-            .into_iter()
-            .filter_map(|h| h.ok())
-            .collect();
         let keys = self
             .signing
             .keys
             .keys(database)
             .map_err(|e| Error::Control(format!("signing keys: {e}")))?;
-        let rows: Vec<(egress_proto::JournalRow, [u8; 32], [u8; 32])> = rows
-            .into_iter()
-            .map(|r| {
-                let prev = r.prev_hash.as_slice().try_into().unwrap_or([0; 32]);
-                let hash = r.row_hash.as_slice().try_into().unwrap_or([0; 32]);
-                (r.row, prev, hash)
-            })
-            .collect();
-        let now = store::to_micros(std::time::SystemTime::now());
-        Ok(egress_signer::build_export(
-            database,
-            &rows,
-            &heads,
-            &keys,
-            now,
-            from.max(1),
-            to,
-        ))
+        let client = self
+            .databases
+            .dedicated(database, "egress-collector export")
+            .await?;
+        Ok((keys, client))
     }
 
     async fn history(&self, database: &str, n: u32) -> Result<Vec<StoredRow>> {

@@ -72,6 +72,30 @@ impl Databases {
         connect(self.pool(database), database).await
     }
 
+    /// A connection of its own to `database`, outside the pool, named
+    /// `application_name` in `pg_stat_activity`: for work that holds a
+    /// connection for minutes (an export), which must not take one of the
+    /// few pooled connections that the appenders write through.
+    pub async fn dedicated(
+        &self,
+        database: &str,
+        application_name: &str,
+    ) -> Result<tokio_postgres::Client> {
+        let mut config = config_for(&self.template, database)?;
+        config.application_name(application_name);
+        let (client, connection) = config.connect(NoTls).await.map_err(|e| Error::Pool {
+            database: database.to_owned(),
+            reason: crate::error::chain_text(&e),
+        })?;
+        // Ends when the client is dropped (and with it any open transaction).
+        actix_rt::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "Dedicated database connection ended.");
+            }
+        });
+        Ok(client)
+    }
+
     pub fn pool(&self, database: &str) -> Result<Pool> {
         let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(pool) = pools.get(database) {

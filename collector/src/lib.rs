@@ -18,7 +18,8 @@
 //!   and hashing as pure functions; `workers`: which workers' rows of
 //!   `egress.worker_seen` are due; `store`: every SQL statement.
 //! - `databases`: connection pools per database; `watch_hub`: fan-out of
-//!   committed rows; `control`: the control socket (status, watch).
+//!   committed rows; `control`: the control socket (status, watch, …);
+//!   `export`: signed export files streamed to the control socket.
 //! - `head_signer`: signs chain heads on a schedule and on demand (actor).
 //! - `setup`: roles, schema, migrations, grants; `verify`: chain checking;
 //!   `journal_copy`: the journal's binary COPY data decoded into canonical
@@ -33,6 +34,7 @@ pub mod config;
 pub mod control;
 pub mod databases;
 pub mod error;
+pub mod export;
 pub mod head_signer;
 pub mod ingest;
 pub mod journal_copy;

@@ -8,7 +8,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use egress_proto::{JournalRow, CHAIN_LOCK_KEY};
 use futures_util::{pin_mut, SinkExt};
 use tokio_postgres::types::Type;
-use tokio_postgres::{Row, Transaction};
+use tokio_postgres::{GenericClient, Row, Transaction};
 
 use crate::error::{Error, Result};
 
@@ -698,7 +698,7 @@ pub async fn record_signed_head(
 /// Every signed head, oldest first. Heads whose stored bytes have the wrong
 /// length (edited by hand) are returned as errors in place.
 pub async fn signed_heads(
-    client: &tokio_postgres::Client,
+    client: &impl GenericClient,
 ) -> Result<Vec<std::result::Result<egress_signer::SignedHead, String>>> {
     let rows = client
         .query(
@@ -755,6 +755,58 @@ pub async fn rows_in_range(
                 "SELECT {COLUMNS} FROM egress.journal WHERE seq >= $1 AND ($2::bigint IS NULL OR seq <= $2) ORDER BY seq"
             ),
             &[&from, &to],
+        )
+        .await
+        .map_err(db_err("read journal rows"))?;
+    rows.iter().map(stored_row).collect()
+}
+
+/// The first and last seq of the rows with `from <= seq <= to`, and the
+/// first one's `prev_hash`; `None` when there are none. Both ends come
+/// from the primary key's index.
+pub async fn range_bounds(
+    tx: &Transaction<'_>,
+    from: i64,
+    to: i64,
+) -> Result<Option<(i64, i64, Vec<u8>)>> {
+    let ends = tx
+        .query_one(
+            "SELECT min(seq), max(seq) FROM egress.journal WHERE seq >= $1 AND seq <= $2",
+            &[&from, &to],
+        )
+        .await
+        .map_err(db_err("read the export's range"))?;
+    let (Some(first), Some(last)) = (ends.get::<_, Option<i64>>(0), ends.get(1)) else {
+        return Ok(None);
+    };
+    let anchor = tx
+        .query_one(
+            "SELECT prev_hash FROM egress.journal WHERE seq = $1",
+            &[&first],
+        )
+        .await
+        .map_err(db_err("read the export's anchor"))?;
+    let anchor = anchor
+        .try_get(0)
+        .map_err(db_err("read the export's anchor"))?;
+    Ok(Some((first, last, anchor)))
+}
+
+/// At most `limit` rows with `after < seq <= through`, in chain order: one
+/// chunk of a range read chunk after chunk (seq is the primary key, so each
+/// chunk is an index range scan that starts where the last one ended).
+pub async fn rows_after(
+    tx: &Transaction<'_>,
+    after: i64,
+    through: i64,
+    limit: u32,
+) -> Result<Vec<StoredRow>> {
+    let rows = tx
+        .query(
+            &format!(
+                "SELECT {COLUMNS} FROM egress.journal WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3"
+            ),
+            &[&after, &through, &i64::from(limit)],
         )
         .await
         .map_err(db_err("read journal rows"))?;

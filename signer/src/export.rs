@@ -11,6 +11,7 @@ use crate::head::{hmac_sha256, SignedHead};
 use crate::hexbytes;
 use crate::keys::Keys;
 use ed25519_dalek::Signer;
+use std::io::Write;
 
 /// Value of the file's `format` field.
 pub const EXPORT_FORMAT: &str = "egress-audit-export";
@@ -122,6 +123,9 @@ pub struct ExportRow {
 /// the first seq asked for, used only when there are no rows. `to`: `None`
 /// when the rows run to the journal's end; `Some(n)` for an export that stops
 /// at `n` (if the rows end before `n`, the export reaches the journal's end).
+///
+/// The reference for `ExportStream`, which writes the same bytes without
+/// holding the rows.
 pub fn build_export(
     database: &str,
     rows: &[(JournalRow, [u8; 32], [u8; 32])],
@@ -131,18 +135,58 @@ pub fn build_export(
     from: i64,
     to: Option<i64>,
 ) -> ExportFile {
-    let (first, last) = match (rows.first(), rows.last()) {
-        (Some(f), Some(l)) => (f.0.seq, l.0.seq),
-        _ => (from, from - 1),
+    let bounds = match (rows.first(), rows.last()) {
+        (Some(f), Some(l)) => Some(RowBounds {
+            first: f.0.seq,
+            last: l.0.seq,
+            anchor: f.1,
+        }),
+        _ => None,
     };
-    let anchor = rows.first().map_or(GENESIS_HASH, |r| r.1);
+    let header = export_header(database, bounds, heads, keys, exported_at_us, from, to);
+    let mut file = header.with_rows(
+        rows.iter()
+            .map(|(row, prev_hash, row_hash)| ExportRow {
+                row: row.clone(),
+                prev_hash: *prev_hash,
+                row_hash: *row_hash,
+            })
+            .collect(),
+    );
+    sign_export(&mut file, keys);
+    file
+}
+
+/// The exported rows' first and last seq, and the first row's `prev_hash`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowBounds {
+    pub first: i64,
+    pub last: i64,
+    pub anchor: [u8; 32],
+}
+
+/// Everything of an export but its rows and signatures, which is all known
+/// before the first row is written: the range, the anchor and the heads.
+/// `bounds`: `None` when no row is exported; the other arguments are those
+/// of `build_export`.
+pub fn export_header(
+    database: &str,
+    bounds: Option<RowBounds>,
+    heads: &[SignedHead],
+    keys: &Keys,
+    exported_at_us: i64,
+    from: i64,
+    to: Option<i64>,
+) -> ExportFile<()> {
+    let (first, last) = bounds.map_or((from, from - 1), |b| (b.first, b.last));
+    let anchor = bounds.map_or(GENESIS_HASH, |b| b.anchor);
     let mut in_range: Vec<&SignedHead> = heads
         .iter()
         .filter(|h| (first..=last).contains(&h.seq))
         .collect();
     in_range.sort_by_key(|h| (h.seq, h.signed_at_us));
     let latest = heads.iter().max_by_key(|h| (h.seq, h.signed_at_us));
-    let mut file = ExportFile {
+    ExportFile {
         format: EXPORT_FORMAT.into(),
         version: EXPORT_VERSION,
         database: database.into(),
@@ -159,28 +203,52 @@ pub fn build_export(
         public_key: keys.public_key(),
         latest_head: latest.map(HeadEntry::from_signed),
         signed_heads: in_range.into_iter().map(HeadEntry::from_signed).collect(),
-        rows: rows
-            .iter()
-            .map(|(row, prev_hash, row_hash)| ExportRow {
-                row: row.clone(),
-                prev_hash: *prev_hash,
-                row_hash: *row_hash,
-            })
-            .collect(),
+        rows: (),
         digest: [0; 32],
         hmac: [0; 32],
         signature: [0; 64],
-    };
-    sign_export(&mut file, keys);
-    file
+    }
+}
+
+impl<R> ExportFile<R> {
+    /// The same file with `rows` in place of its rows.
+    pub fn with_rows<T>(self, rows: T) -> ExportFile<T> {
+        ExportFile {
+            format: self.format,
+            version: self.version,
+            database: self.database,
+            exported_at_us: self.exported_at_us,
+            range: self.range,
+            anchor: self.anchor,
+            public_key: self.public_key,
+            latest_head: self.latest_head,
+            signed_heads: self.signed_heads,
+            rows,
+            digest: self.digest,
+            hmac: self.hmac,
+            signature: self.signature,
+        }
+    }
 }
 
 /// (Re)computes the digest and both signatures of `file`.
 pub fn sign_export(file: &mut ExportFile, keys: &Keys) {
     file.public_key = keys.public_key();
-    file.digest = export_digest(file, file.rows.iter().map(|r| &r.row_hash));
-    file.hmac = hmac_sha256(keys.hmac_key(), &file.digest);
-    file.signature = keys.signing_key().sign(&file.digest).to_bytes();
+    let hashes = file.rows.iter().map(|r| &r.row_hash);
+    (file.digest, file.hmac, file.signature) = export_signatures(file, hashes, keys);
+}
+
+/// The digest of `file` with these row hashes, its HMAC and its Ed25519
+/// signature (`file.public_key` must be that of `keys`).
+pub fn export_signatures<'a, R>(
+    file: &ExportFile<R>,
+    row_hashes: impl ExactSizeIterator<Item = &'a [u8; 32]>,
+    keys: &Keys,
+) -> ([u8; 32], [u8; 32], [u8; 64]) {
+    let digest = export_digest(file, row_hashes);
+    let hmac = hmac_sha256(keys.hmac_key(), &digest);
+    let signature = keys.signing_key().sign(&digest).to_bytes();
+    (digest, hmac, signature)
 }
 
 /// SHA-256 of the digest input (docs/EXPORT_FORMAT.md §4). Rows enter it by
@@ -249,44 +317,15 @@ fn head_entry(input: &mut Input, h: &HeadEntry) {
 
 impl ExportFile {
     /// Writes the file as exported: one field per line, one row or head per
-    /// line, so that a person can read it and `diff` two exports.
-    pub fn write_json(&self, mut out: impl std::io::Write) -> std::io::Result<()> {
-        fn value(v: &impl Serialize) -> String {
-            serde_json::to_string(v).expect("export values always serialise")
+    /// line, so that a person can read it and `diff` two exports. The layout
+    /// is that of `write_opening`, `write_row` and `write_closing`, which
+    /// `ExportStream` writes too.
+    pub fn write_json(&self, mut out: impl Write) -> std::io::Result<()> {
+        write_opening(self, &mut out)?;
+        for (index, row) in self.rows.iter().enumerate() {
+            write_row(&mut out, index, row)?;
         }
-        fn list<T: Serialize>(
-            out: &mut impl std::io::Write,
-            name: &str,
-            items: &[T],
-        ) -> std::io::Result<()> {
-            write!(out, "  \"{name}\": [")?;
-            for (i, item) in items.iter().enumerate() {
-                let sep = if i == 0 { "" } else { "," };
-                write!(out, "{sep}\n    ")?;
-                serde_json::to_writer(&mut *out, item)?;
-            }
-            let close = if items.is_empty() { "" } else { "\n  " };
-            writeln!(out, "{close}],")
-        }
-        writeln!(out, "{{")?;
-        writeln!(out, "  \"format\": {},", value(&self.format))?;
-        writeln!(out, "  \"version\": {},", self.version)?;
-        writeln!(out, "  \"database\": {},", value(&self.database))?;
-        writeln!(out, "  \"exported_at_us\": {},", self.exported_at_us)?;
-        writeln!(out, "  \"range\": {},", value(&self.range))?;
-        writeln!(out, "  \"anchor\": \"{}\",", hex::encode(self.anchor))?;
-        writeln!(
-            out,
-            "  \"public_key\": \"{}\",",
-            hex::encode(self.public_key)
-        )?;
-        writeln!(out, "  \"latest_head\": {},", value(&self.latest_head))?;
-        list(&mut out, "signed_heads", &self.signed_heads)?;
-        list(&mut out, "rows", &self.rows)?;
-        writeln!(out, "  \"digest\": \"{}\",", hex::encode(self.digest))?;
-        writeln!(out, "  \"hmac\": \"{}\",", hex::encode(self.hmac))?;
-        writeln!(out, "  \"signature\": \"{}\"", hex::encode(self.signature))?;
-        writeln!(out, "}}")
+        write_closing(self, self.rows.len(), &mut out)
     }
 
     /// The file as exported (see `write_json`).
@@ -295,6 +334,65 @@ impl ExportFile {
         self.write_json(&mut out).expect("writing to memory");
         String::from_utf8(out).expect("JSON is UTF-8")
     }
+}
+
+fn json_value(v: &impl Serialize) -> String {
+    serde_json::to_string(v).expect("export values always serialise")
+}
+
+/// The file up to the opening of its `rows` array (the rest of that line is
+/// written by the first row, or by `write_closing` if there is none).
+pub fn write_opening<R>(file: &ExportFile<R>, out: &mut impl Write) -> std::io::Result<()> {
+    writeln!(out, "{{")?;
+    writeln!(out, "  \"format\": {},", json_value(&file.format))?;
+    writeln!(out, "  \"version\": {},", file.version)?;
+    writeln!(out, "  \"database\": {},", json_value(&file.database))?;
+    writeln!(out, "  \"exported_at_us\": {},", file.exported_at_us)?;
+    writeln!(out, "  \"range\": {},", json_value(&file.range))?;
+    writeln!(out, "  \"anchor\": \"{}\",", hex::encode(file.anchor))?;
+    writeln!(
+        out,
+        "  \"public_key\": \"{}\",",
+        hex::encode(file.public_key)
+    )?;
+    writeln!(out, "  \"latest_head\": {},", json_value(&file.latest_head))?;
+    write!(out, "  \"signed_heads\": [")?;
+    for (index, head) in file.signed_heads.iter().enumerate() {
+        write_item(out, index, head)?;
+    }
+    close_list(out, file.signed_heads.len())?;
+    write!(out, "  \"rows\": [")
+}
+
+/// Row number `index` (from 0) of the `rows` array, on a line of its own
+/// (after the comma that ends the previous one).
+pub fn write_row(out: &mut impl Write, index: usize, row: &ExportRow) -> std::io::Result<()> {
+    write_item(out, index, row)
+}
+
+/// The end of the `rows` array (of `rows` rows) and the fields after it.
+pub fn write_closing<R>(
+    file: &ExportFile<R>,
+    rows: usize,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
+    close_list(out, rows)?;
+    writeln!(out, "  \"digest\": \"{}\",", hex::encode(file.digest))?;
+    writeln!(out, "  \"hmac\": \"{}\",", hex::encode(file.hmac))?;
+    writeln!(out, "  \"signature\": \"{}\"", hex::encode(file.signature))?;
+    writeln!(out, "}}")
+}
+
+fn write_item(out: &mut impl Write, index: usize, item: &impl Serialize) -> std::io::Result<()> {
+    let separator = if index == 0 { "" } else { "," };
+    write!(out, "{separator}\n    ")?;
+    serde_json::to_writer(&mut *out, item)?;
+    Ok(())
+}
+
+fn close_list(out: &mut impl Write, items: usize) -> std::io::Result<()> {
+    let close = if items == 0 { "" } else { "\n  " };
+    writeln!(out, "{close}],")
 }
 
 // ---- row JSON -------------------------------------------------------------

@@ -5,7 +5,8 @@
 //! Layout:
 //! - `keys`: per-database HMAC and Ed25519 keys in the state directory.
 //! - `head`: the signed-head input, `sign_head`, head verification.
-//! - `export`: the export file, its digest and signatures, `build_export`.
+//! - `export`: the export file, its digest and signatures, `build_export`;
+//!   `export_stream`: the same file written row by row, for large journals.
 //! - `verify`: `verify_export`, naming the first bad position.
 //! - `rowcheck`: rows parsed, encoded and hashed without allocation, on every core;
 //!   `scan`: a hand-written reader of rows as the collector writes them, that
@@ -22,6 +23,7 @@
 mod encode;
 pub mod error;
 pub mod export;
+pub mod export_stream;
 pub mod head;
 pub mod hexbytes;
 pub mod keys;
@@ -33,9 +35,10 @@ pub mod witness;
 
 pub use error::{Error, Result};
 pub use export::{
-    build_export, export_digest, export_digest_input, sign_export, ExportFile, ExportRange,
-    ExportRow, HeadEntry, EXPORT_FORMAT, EXPORT_VERSION, ROW_FIELDS,
+    build_export, export_digest, export_digest_input, export_header, sign_export, ExportFile,
+    ExportRange, ExportRow, HeadEntry, RowBounds, EXPORT_FORMAT, EXPORT_VERSION, ROW_FIELDS,
 };
+pub use export_stream::ExportStream;
 pub use head::{head_input, sign_head, SignedHead, HEAD_DOMAIN, HEAD_VERSION};
 pub use keys::{validate_database, KeyStore, Keys};
 pub use verify::{
