@@ -1,11 +1,13 @@
 import base64
 import json
+import re
 import subprocess
 import tempfile
 
 import psycopg2
 
 from odoo import api
+from odoo.exceptions import UserError
 from odoo.tests import TransactionCase, tagged
 
 from ..lib import chain, control
@@ -165,6 +167,32 @@ class TestTrustReport(TransactionCase):
             out = subprocess.run([self.runner["EGRESS_VERIFY_BIN"], f.name, "--pubkey", key],
                                  capture_output=True, text=True)
         self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+
+    def test_an_export_too_large_for_a_worker_says_how_to_export_it_instead(self):
+        self.send_known_journal()
+        (count, first), = committed(self.db, "SELECT count(*), min(seq) "
+                                             "FROM public.network_egress_log")
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, self.env.ref("base.user_admin").id, {})
+            params = env["ir.config_parameter"].sudo()
+            params.set_param("mit_network_audit.export_max_rows", "1")
+            exports = [("res_model", "=", "network.egress_export")]
+            attachments = env["ir.attachment"].search_count(exports)
+            try:
+                with self.assertRaises(UserError) as raised:
+                    env["network.egress_export"].create({}).action_export()
+                message = str(raised.exception)
+                rows = int(re.search(r"holds (\d+) journal rows", message).group(1))
+                self.assertGreaterEqual(rows, count)
+                self.assertIn(f"egress-collector export --db {self.db} --from {first} -o",
+                              message)
+                self.assertEqual(env["ir.attachment"].search_count(exports), attachments)
+                # Under the limit it exports.
+                params.set_param("mit_network_audit.export_max_rows", str(count + 1000))
+                action = env["network.egress_export"].create({}).action_export()
+                self.assertEqual(action["type"], "ir.actions.act_url")
+            finally:
+                params.set_param("mit_network_audit.export_max_rows", False)
 
     def test_chain_encoding_matches_the_stored_hashes(self):
         # The independent Python encoding gives every stored row's hash.

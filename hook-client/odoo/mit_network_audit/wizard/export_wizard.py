@@ -7,6 +7,14 @@ from .. import glue
 from ..lib import control
 from ..models.view_backed import source_ready
 
+#: System parameter: the most rows the wizard exports. The export passes
+#: through the Odoo worker whole (reply, attachment, download), at about
+#: 1.6 kB of JSON a row; past this a worker's memory and time limits
+#: (limit_memory_hard, limit_time_real) would end it half-way, so the wizard
+#: says how to export from the collector's host instead.
+KEY_EXPORT_MAX_ROWS = "mit_network_audit.export_max_rows"
+DEFAULT_EXPORT_MAX_ROWS = 100_000
+
 
 class ExportWizard(models.TransientModel):
     """Export Signed Audit: the journal rows of a period, with the signed
@@ -41,6 +49,27 @@ class ExportWizard(models.TransientModel):
             raise UserError(_("No journal row was recorded in this period."))
         return first, (last if self.date_to else None), count
 
+    def _export_max_rows(self):
+        value = self.env["ir.config_parameter"].sudo().get_param(KEY_EXPORT_MAX_ROWS)
+        try:
+            return max(1, int(value)) if value else DEFAULT_EXPORT_MAX_ROWS
+        except ValueError:
+            return DEFAULT_EXPORT_MAX_ROWS
+
+    def _check_size(self, first, last, count):
+        limit = self._export_max_rows()
+        if count <= limit:
+            return
+        to = f" --to {last}" if last is not None else ""
+        raise UserError(_(
+            "This period holds %(count)s journal rows, more than the %(limit)s an export "
+            "from Odoo may hold (system parameter %(key)s): the whole file would pass "
+            "through this Odoo worker's memory. Choose a shorter period, or export it on "
+            "the collector's host, where it is streamed to a file:\n\n"
+            "egress-collector export --db %(db)s --from %(first)s%(to)s -o audit.json",
+            count=count, limit=limit, key=KEY_EXPORT_MAX_ROWS, db=self.env.cr.dbname,
+            first=first, to=to))
+
     def action_export(self):
         self.ensure_one()
         if not self.env.user.has_group("mit_network_audit.group_user"):
@@ -49,6 +78,7 @@ class ExportWizard(models.TransientModel):
             raise UserError(_("There is no journal: run egress-collector setup on this "
                               "database first."))
         first, last, count = self._seq_range()
+        self._check_size(first, last, count)
         try:
             data = control.export(glue.control_socket_path(), self.env.cr.dbname, first, last)
         except control.ControlError as error:
