@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use egress_proto::{Call, ConfigChange, Hello, StackFrame};
 
 use crate::fit;
+use crate::forks;
 use crate::sender::{Outbox, Queued};
 use crate::state::State;
 
@@ -75,7 +76,7 @@ pub struct HookClient {
     path: PathBuf,
     options: HookOptions,
     /// The worker of the process that last used the client. Replaced, never
-    /// mutated in place, when the pid changes; see `worker()`.
+    /// mutated in place, after a fork; see `worker()`.
     current: AtomicPtr<Worker>,
 }
 
@@ -83,6 +84,8 @@ pub struct HookClient {
 /// sender thread, if `queue_call` started one).
 struct Worker {
     pid: u32,
+    /// `forks::generation()` when the worker was made.
+    generation: Option<u64>,
     worker_id: u64,
     outbox: Arc<Outbox>,
 }
@@ -92,6 +95,7 @@ impl Worker {
         let worker_id = random_worker_id();
         Worker {
             pid,
+            generation: forks::generation(),
             worker_id,
             outbox: Arc::new(Outbox::new(
                 worker_id,
@@ -251,7 +255,7 @@ impl HookClient {
     /// descriptor number we cannot prove is still ours could close someone
     /// else's).
     fn worker(&self) -> &Worker {
-        let pid = std::process::id();
+        let generation = forks::generation();
         loop {
             let current = self.current.load(Ordering::Acquire);
             // SAFETY: `current` always holds a pointer from `Box::into_raw`
@@ -259,9 +263,19 @@ impl HookClient {
             // borrow returned here can outlive it. Replaced workers are never
             // freed.
             let worker = unsafe { &*current };
-            if worker.pid == pid {
-                return worker;
-            }
+            // The fork counter spares every event a getpid() system call;
+            // the pid decides only where there is no counter.
+            let pid = match generation {
+                Some(_) if worker.generation == generation => return worker,
+                Some(_) => std::process::id(),
+                None => {
+                    let pid = std::process::id();
+                    if worker.pid == pid {
+                        return worker;
+                    }
+                    pid
+                }
+            };
             let fresh = Box::into_raw(Box::new(Worker::new(pid, &self.path, &self.options)));
             match self
                 .current

@@ -18,6 +18,7 @@
 
 mod client;
 mod fit;
+mod forks;
 mod reason;
 mod sender;
 mod state;
