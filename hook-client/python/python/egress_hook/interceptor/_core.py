@@ -259,13 +259,20 @@ def capture_stack():
 
 # -- the active record: one event per logical call -------------------------
 
-_local = threading.local()
+class _Active(threading.local):
+    # The default for every thread as a class attribute: a thread that never
+    # set one finds it without the AttributeError that getattr(local, "rec",
+    # None) raises and catches inside (650 ns against 80 per look-up here).
+    rec = None
+
+
+_local = _Active()
 
 
 def active():
     """The record of the logical call this thread is inside, if any: lower
     layers add to it instead of reporting calls of their own."""
-    return getattr(_local, "rec", None)
+    return _local.rec
 
 
 def activate(rec):
