@@ -26,6 +26,7 @@
 //!   encodings, for `verify`.
 //! - `config`, `stats`, `error`, and `topology` (all wiring, and shutdown).
 
+pub mod allocator;
 pub mod appender;
 pub mod attribution;
 pub mod catalogue;

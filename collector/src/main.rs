@@ -12,6 +12,7 @@ use clap::Parser;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    egress_collector::allocator::keep_freed_memory();
     let args = cli::Cli::parse();
     match cli::dispatch(args) {
         Ok(code) => code,
