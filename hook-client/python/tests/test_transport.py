@@ -158,13 +158,19 @@ def test_drops_are_reported_with_cursors_once_the_socket_appears(kind):
         shutil.rmtree(directory, ignore_errors=True)
 
 
+def client_that_sent_once(kind, directory):
+    """A receiver in ``directory`` and a client that has delivered seq 1 to it."""
+    first = Receiver(directory)
+    client = make(kind, first.path)
+    client.send_call(minimal("a"))
+    assert [m["seq"] for m in first.calls()] == [1]
+    return first, client
+
+
 def test_a_rebound_path_reaches_the_new_receiver(kind):
     directory = tempfile.mkdtemp(prefix="eh-")
     try:
-        first = Receiver(directory)
-        client = make(kind, first.path)
-        client.send_call(minimal("a"))
-        assert [m["seq"] for m in first.calls()] == [1]
+        first, client = client_that_sent_once(kind, directory)
         first.close()  # a collector that died without unlinking: ECONNREFUSED
         client.send_call(minimal("a"))
         assert client.stats()["dropped_by_reason"] == {"socket_missing": 1}
@@ -183,10 +189,7 @@ def test_a_rebound_path_reaches_the_new_receiver(kind):
 def test_a_collector_restarted_between_two_sends_gets_the_second(kind):
     directory = tempfile.mkdtemp(prefix="eh-")
     try:
-        first = Receiver(directory)
-        client = make(kind, first.path)
-        client.send_call(minimal("a"))
-        assert [m["seq"] for m in first.calls()] == [1]
+        first, client = client_that_sent_once(kind, directory)
         # The client's socket is connected to the first receiver's; by the
         # next send that one is closed and a new one is bound at the path.
         first.close()

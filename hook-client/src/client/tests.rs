@@ -213,13 +213,25 @@ fn automatic_reports_are_spaced_by_the_interval() {
     assert_eq!(drops.cursors, vec![cursor("a", 2)]);
 }
 
-#[test]
-fn a_rebound_path_reaches_the_new_receiver() {
-    let dir = TempDir::new();
+/// A receiver at the path and a client that has delivered seq 1 to it.
+fn client_that_sent_once(dir: &TempDir) -> (UnixDatagram, HookClient) {
     let first = bind(&dir.socket());
     let client = HookClient::new(dir.socket());
     client.send_call(call("a"));
     assert_eq!(recv_call(&first).seq, 1);
+    (first, client)
+}
+
+/// A collector restarted: a new receiver bound at the same path.
+fn rebind(dir: &TempDir) -> UnixDatagram {
+    std::fs::remove_file(dir.socket()).unwrap();
+    bind(&dir.socket())
+}
+
+#[test]
+fn a_rebound_path_reaches_the_new_receiver() {
+    let dir = TempDir::new();
+    let (first, client) = client_that_sent_once(&dir);
 
     // The collector died without unlinking its socket: ECONNREFUSED.
     drop(first);
@@ -227,8 +239,7 @@ fn a_rebound_path_reaches_the_new_receiver() {
     assert_eq!(client.stats().dropped_by_reason["socket_missing"], 1);
 
     // It restarted and bound a new socket at the same path.
-    std::fs::remove_file(dir.socket()).unwrap();
-    let second = bind(&dir.socket());
+    let second = rebind(&dir);
     client.send_call(call("a"));
     assert_eq!(recv_call(&second).seq, 2);
     let drops = recv_drops(&second);
@@ -239,16 +250,12 @@ fn a_rebound_path_reaches_the_new_receiver() {
 #[test]
 fn a_collector_restarted_between_two_sends_gets_the_second() {
     let dir = TempDir::new();
-    let first = bind(&dir.socket());
-    let client = HookClient::new(dir.socket());
-    client.send_call(call("a"));
-    assert_eq!(recv_call(&first).seq, 1);
+    let (first, client) = client_that_sent_once(&dir);
 
     // The client's socket is connected to the first collector's; by the next
     // send that one is closed and a new one is bound at the path.
     drop(first);
-    std::fs::remove_file(dir.socket()).unwrap();
-    let second = bind(&dir.socket());
+    let second = rebind(&dir);
     client.send_call(call("a"));
     assert_eq!(recv_call(&second).seq, 2);
     assert_eq!(client.stats().dropped, 0);
