@@ -215,6 +215,18 @@ def test_a_full_queue_drops_without_blocking(kind, receiver):
     assert seqs == list(range(1, stats["sent"] + 1)), "accepted ones are gapless"
 
 
+def test_the_python_sender_widens_its_send_buffer(receiver):
+    # A datagram is charged to its sender until the collector reads it: the
+    # kernel's default buffer holds only about 90 calls in flight (state.rs
+    # tests the native sender the same way).
+    client = make("python", receiver.path)
+    client.send_call(minimal("a"))
+    with open("/proc/sys/net/core/wmem_default") as f:
+        default = int(f.read())
+    sock = client._worker.sock
+    assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) > default
+
+
 def test_an_oversized_call_is_cut_the_same_way_by_both(receiver):
     if not egress_hook.native_available():
         pytest.skip("needs the native module")

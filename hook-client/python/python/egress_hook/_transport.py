@@ -57,6 +57,10 @@ _ERRNO_REASON = {
 }
 #: Entries (counts plus cursors) per ``Drops`` datagram, as state.rs.
 REPORT_CHUNK = 40
+#: ``SO_SNDBUF`` asked for, as state.rs (``SEND_BUFFER_BYTES``): a datagram
+#: stays charged to its sender until the collector reads it, and the kernel's
+#: default holds only about 90 calls in flight.
+SEND_BUFFER_BYTES = 1 << 20
 
 HOOK_VERSION = "0.1.0"
 
@@ -194,6 +198,10 @@ class PythonClient:
                 sock.setblocking(False)
             except Exception:
                 raise _Failed(SEND_ERROR) from None
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
+            except OSError:
+                pass  # the kernel's default still works
             worker.sock = sock
         try:
             if not worker.connected:
