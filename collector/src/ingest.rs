@@ -44,6 +44,9 @@ pub struct IngestSettings {
     pub group: Option<String>,
     pub allow_uids: HashSet<u32>,
     pub default_db: String,
+    /// Events the appenders may hold beyond a batch behind a healthy
+    /// database before ingest stops reading (`chain.queue_max` / 2).
+    pub backlog_limit: usize,
 }
 
 /// Creates the socket: removes a stale one, binds, sets mode and group, and
@@ -110,10 +113,14 @@ pub async fn run(
     tokio::pin!(shutdown);
     loop {
         // Below any one link's bound, so no stage further on has to drop;
-        // an appender that falls behind its database counts too, so an
-        // overload is shed here, before any work is spent on the events.
-        let held = stats.held_in_links.load(Relaxed) + stats.appender_backlog.load(Relaxed);
-        if held >= crate::link::DEFAULT_MAX_HELD / 2 {
+        // appenders that fall far behind their databases count too, so a
+        // lasting overload is shed here, before any work is spent on the
+        // events. Their bound is wider: a commit that stalls for a moment
+        // (a checkpoint's fsync took 0.3-0.5 s in the benchmark) must not
+        // turn into drops (docs/PERFORMANCE.md).
+        let held = stats.held_in_links.load(Relaxed);
+        let backlog = stats.appender_backlog.load(Relaxed);
+        if held >= crate::link::DEFAULT_MAX_HELD / 2 || backlog >= settings.backlog_limit {
             // The stages hold all they may. Shed load where it costs nothing:
             // leave datagrams in the kernel's queue, so senders count them
             // (buffer_full) and report them, instead of decoding events only
@@ -318,6 +325,7 @@ mod tests {
             group: None,
             allow_uids: HashSet::from([1000]),
             default_db: "odoo".into(),
+            backlog_limit: 50_000,
         }
     }
 

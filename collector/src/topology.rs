@@ -56,6 +56,7 @@ pub fn run(config: Config) -> Result<()> {
         group: config.ingest.socket_group.clone(),
         allow_uids,
         default_db: config.database.default_db.clone(),
+        backlog_limit: config.chain.queue_max / 2,
     };
     let socket = ingest::bind(&settings)?;
     let system = actix::System::new();
