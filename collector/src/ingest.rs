@@ -112,13 +112,14 @@ pub async fn run(
     let mut buffers = Buffers::new();
     tokio::pin!(shutdown);
     loop {
-        // Below any one link's bound, so no stage further on has to drop;
+        // Below any one link's bound, counting what is already in the
+        // stages' mailboxes, so no stage further on has to drop;
         // appenders that fall far behind their databases count too, so a
         // lasting overload is shed here, before any work is spent on the
         // events. Their bound is wider: a commit that stalls for a moment
         // (a checkpoint's fsync took 0.3-0.5 s in the benchmark) must not
         // turn into drops (docs/PERFORMANCE.md).
-        let held = stats.held_in_links.load(Relaxed);
+        let held = stats.held_in_links.load(Relaxed) + stats.in_mailboxes.load(Relaxed);
         let backlog = stats.appender_backlog.load(Relaxed);
         if held >= crate::link::DEFAULT_MAX_HELD / 2 || backlog >= settings.backlog_limit {
             // The stages hold all they may. Shed load where it costs nothing:

@@ -122,7 +122,10 @@ where
                 batch.push(Item::Lost(summary));
             }
             let calls = batch.iter().filter(|i| matches!(i, Item::Call(_))).count();
-            match self.to.try_send(Batch(batch, Ticket::new(&self.in_flight))) {
+            match self.to.try_send(Batch(
+                batch,
+                Ticket::new(&self.in_flight, calls, &self.stats),
+            )) {
                 Ok(()) => self.remove_held(calls),
                 Err(SendError::Full(Batch(batch, _)) | SendError::Closed(Batch(batch, _))) => {
                     // Back to the front, in order: only this batch moves.

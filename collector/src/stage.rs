@@ -8,9 +8,13 @@
 //! in the order they were sent and can account for each one exactly once.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
 
 use actix::Message;
 use egress_proto::{Call, ConfigChange, Drops, Hello, JournalRow};
+
+use crate::stats::Stats;
 
 /// Who sent a datagram, according to the kernel (SCM_CREDENTIALS).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,23 +120,38 @@ pub enum Item<C> {
 #[rtype(result = "()")]
 pub struct Batch<C: 'static>(pub Vec<Item<C>>, pub Ticket);
 
-/// Counts a batch in its sender's in-flight counter until it is dropped, so a
-/// link knows the next stage's mailbox is full without offering it a batch
-/// (a refused offer would cost moving the batch out and back).
+/// Counts a batch in its sender's in-flight counter, and its calls in
+/// `Stats::in_mailboxes`, until it is dropped: a link knows the next stage's
+/// mailbox is full without offering it a batch (a refused offer would cost
+/// moving the batch out and back), and ingest knows how many calls are on
+/// their way between stages.
 #[derive(Debug, Default)]
-pub struct Ticket(Option<std::sync::Arc<std::sync::atomic::AtomicUsize>>);
+pub struct Ticket(Option<Counted>);
+
+#[derive(Debug)]
+struct Counted {
+    in_flight: Arc<AtomicUsize>,
+    calls: usize,
+    stats: Arc<Stats>,
+}
 
 impl Ticket {
-    pub fn new(in_flight: &std::sync::Arc<std::sync::atomic::AtomicUsize>) -> Ticket {
-        in_flight.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Ticket(Some(in_flight.clone()))
+    pub fn new(in_flight: &Arc<AtomicUsize>, calls: usize, stats: &Arc<Stats>) -> Ticket {
+        in_flight.fetch_add(1, Relaxed);
+        stats.in_mailboxes.fetch_add(calls, Relaxed);
+        Ticket(Some(Counted {
+            in_flight: in_flight.clone(),
+            calls,
+            stats: stats.clone(),
+        }))
     }
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        if let Some(in_flight) = &self.0 {
-            in_flight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some(counted) = &self.0 {
+            counted.in_flight.fetch_sub(1, Relaxed);
+            counted.stats.in_mailboxes.fetch_sub(counted.calls, Relaxed);
         }
     }
 }
@@ -264,6 +283,24 @@ mod tests {
             },
             sender: Sender { pid: 1, uid: 0 },
         })
+    }
+
+    #[test]
+    fn a_ticket_counts_its_calls_between_stages_until_dropped() {
+        let stats = Arc::new(Stats::default());
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let first = Ticket::new(&in_flight, 5, &stats);
+        let second = Ticket::new(&in_flight, 3, &stats);
+        assert_eq!(in_flight.load(Relaxed), 2);
+        assert_eq!(stats.in_mailboxes.load(Relaxed), 8);
+        drop(first);
+        assert_eq!(in_flight.load(Relaxed), 1);
+        assert_eq!(stats.in_mailboxes.load(Relaxed), 3);
+        drop(second);
+        assert_eq!(stats.in_mailboxes.load(Relaxed), 0);
+        // Batches sent at shutdown carry no count.
+        drop(Ticket::default());
+        assert_eq!(stats.in_mailboxes.load(Relaxed), 0);
     }
 
     #[test]

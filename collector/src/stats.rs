@@ -39,6 +39,10 @@ pub struct Stats {
     pub watchers: AtomicU64,
     /// Calls held by all links together: ingest stops reading above a bound.
     pub held_in_links: std::sync::atomic::AtomicUsize,
+    /// Calls in batches a link handed to the next stage's mailbox and that
+    /// stage has not finished with: counted with `held_in_links`, so what
+    /// is already on its way can never overfill a link further on.
+    pub in_mailboxes: std::sync::atomic::AtomicUsize,
     /// Items healthy appenders hold beyond one batch each (they keep up
     /// with less): counted with `held_in_links` against the same bound.
     pub appender_backlog: std::sync::atomic::AtomicUsize,
