@@ -305,7 +305,7 @@ fn warn_if_queue_short() {
         .and_then(|s| s.trim().parse::<u32>().ok());
     if let Some(qlen) = qlen.filter(|q| *q < 128) {
         warn!(max_dgram_qlen = qlen,
-            "The kernel queues only {qlen} datagrams per socket; bursts will be dropped (and counted) by senders. Raise it: sysctl -w net.unix.max_dgram_qlen=512");
+            "The kernel queues only {qlen} datagrams per socket; bursts will be dropped (and counted) by senders. Raise it: sysctl -w net.unix.max_dgram_qlen=4096 (docs/CONFIGURATION.md)");
     }
 }
 
