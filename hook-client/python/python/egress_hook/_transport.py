@@ -16,7 +16,9 @@ rule for rule, so the collector cannot tell the two apart except by
   and is tried once more;
 - a forked child starts a new worker (new id, socket, lock, sequences)
   without touching what it inherited (``os.register_at_fork``; the Rust
-  client checks its pid instead).
+  client counts forks with ``pthread_atfork``, hook-client/src/forks.rs);
+- the socket asks for a 1 MiB send buffer (``SEND_BUFFER_BYTES``), as the
+  Rust client does.
 
 No method raises: what goes wrong is counted.
 """
