@@ -13,6 +13,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use egress_proto::{encode, Call, ConfigChange, DropCount, Drops, Hello, Message, SeqCursor};
+use nix::sys::socket::{setsockopt, sockopt};
 
 use crate::fit;
 use crate::reason::DropReason;
@@ -331,59 +332,32 @@ fn open_socket() -> io::Result<UnixDatagram> {
 /// less than a busy collector may take to come back to its socket. With
 /// this, the collector's receive queue (`net.unix.max_dgram_qlen`) is the
 /// bound. It reserves no memory; it only allows more in flight.
-const SEND_BUFFER_BYTES: libc::c_int = 1 << 20;
+const SEND_BUFFER_BYTES: usize = 1 << 20;
 
 /// Best effort: a refusal leaves the kernel's default, which still works.
 fn widen_send_buffer(socket: &UnixDatagram) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: a valid descriptor, and a c_int option value with its size.
-    unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_SNDBUF,
-            (&SEND_BUFFER_BYTES as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
+    let _ = setsockopt(socket, sockopt::SndBuf, &SEND_BUFFER_BYTES);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::fd::AsRawFd;
-
-    fn send_buffer(socket: &UnixDatagram) -> libc::c_int {
-        let mut value: libc::c_int = 0;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: a valid descriptor, and room for a c_int with its size.
-        let rc = unsafe {
-            libc::getsockopt(
-                socket.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_SNDBUF,
-                (&mut value as *mut libc::c_int).cast(),
-                &mut len,
-            )
-        };
-        assert_eq!(rc, 0, "getsockopt: {}", io::Error::last_os_error());
-        value
-    }
+    use nix::sys::socket::getsockopt;
 
     #[test]
     fn the_send_buffer_is_wider_than_the_kernels_default() {
-        let default: libc::c_int = std::fs::read_to_string("/proc/sys/net/core/wmem_default")
+        let default: usize = std::fs::read_to_string("/proc/sys/net/core/wmem_default")
             .unwrap()
             .trim()
             .parse()
             .unwrap();
         let plain = UnixDatagram::unbound().unwrap();
-        assert_eq!(send_buffer(&plain), default);
+        assert_eq!(getsockopt(&plain, sockopt::SndBuf).unwrap(), default);
         let ours = open_socket().unwrap();
+        let widened = getsockopt(&ours, sockopt::SndBuf).unwrap();
         assert!(
-            send_buffer(&ours) > default,
-            "SO_SNDBUF {} is not above the default {default}",
-            send_buffer(&ours)
+            widened > default,
+            "SO_SNDBUF {widened} is not above the default {default}"
         );
     }
 }
