@@ -6,12 +6,12 @@
 
 use std::time::Instant;
 
-use egress_collector::attribution::attribute;
-use egress_collector::catalogue::{parse_file, Catalogue, SEED};
-use egress_collector::policy::Settings;
-use egress_collector::redaction::redact;
-use egress_collector::salts::Salts;
-use egress_collector::stage::{RawCall, Sender};
+use egress_collector::pipeline::attribution::attribute;
+use egress_collector::pipeline::catalogue::{parse_file, Catalogue, SEED};
+use egress_collector::pipeline::policy::Settings;
+use egress_collector::pipeline::redaction::redact;
+use egress_collector::pipeline::salts::Salts;
+use egress_collector::pipeline::stage::{RawCall, Sender};
 use egress_proto::{Call, StackFrame, Trigger};
 
 const ROUNDS: usize = 50;

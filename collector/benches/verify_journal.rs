@@ -17,9 +17,9 @@ mod rows;
 
 use std::time::Instant;
 
-use egress_collector::chain::chain;
-use egress_collector::setup::connect;
-use egress_collector::store::{copy_rows, record_signed_head};
+use egress_collector::chain::plan::chain;
+use egress_collector::db::setup::connect;
+use egress_collector::db::store::{copy_rows, record_signed_head};
 use egress_proto::GENESIS_HASH;
 use egress_signer::{sign_head, KeyStore};
 

@@ -325,13 +325,13 @@ impl Config {
                     .into(),
             );
         }
-        if !crate::databases::valid_database_name(&self.database.default_db) {
+        if !crate::db::databases::valid_database_name(&self.database.default_db) {
             return fail(format!(
                 "database.default_db {:?} is not a valid database name",
                 self.database.default_db
             ));
         }
-        crate::databases::config_for(&self.database.url, &self.database.default_db)?;
+        crate::db::databases::config_for(&self.database.url, &self.database.default_db)?;
         let positive = [
             ("ingest.mailbox_batches", self.ingest.mailbox_batches),
             ("database.max_databases", self.database.max_databases),

@@ -86,7 +86,7 @@ fn field(file: &str, name: &str) -> serde_json::Value {
 /// now, with the file's time of export: the reference for the collector's
 /// streamed file.
 fn reference(collector: &Collector, db: &TestDb, file: &str, from: i64, to: Option<i64>) -> String {
-    use egress_collector::store;
+    use egress_collector::db::store;
     let exported_at = field(file, "exported_at_us").as_i64().unwrap();
     let keys = egress_signer::KeyStore::open(collector.dir().join("state"))
         .unwrap()

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use egress_collector::control::Request;
+use egress_collector::control::server::Request;
 use tokio::io::{AsyncBufRead, Lines};
 
 #[derive(Debug, Args)]

@@ -81,7 +81,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// returns a reader over the reply lines.
 async fn control_request(
     path: &std::path::Path,
-    request: &egress_collector::control::Request,
+    request: &egress_collector::control::server::Request,
 ) -> anyhow::Result<tokio::io::Lines<tokio::io::BufReader<tokio::net::UnixStream>>> {
     use anyhow::Context;
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
@@ -103,7 +103,7 @@ async fn control_request(
 /// refusal as an error.
 fn one_reply(
     path: &std::path::Path,
-    request: &egress_collector::control::Request,
+    request: &egress_collector::control::server::Request,
 ) -> anyhow::Result<serde_json::Value> {
     use anyhow::Context;
     let line = runtime()?.block_on(async {

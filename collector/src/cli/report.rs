@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use egress_collector::control::Request;
+use egress_collector::control::server::Request;
 use egress_rollup::report::{CaptureCoverage, SettingHistory, Table};
 use egress_rollup::{Report, Since, Source};
 
@@ -76,7 +76,7 @@ async fn direct(
     let database = db
         .or_else(|| config.get_dbname().map(str::to_owned))
         .context("name the database with --db")?;
-    let mut client = egress_collector::setup::connect(url).await?;
+    let mut client = egress_collector::db::setup::connect(url).await?;
     let source = if from_journal {
         Source::JournalScan
     } else {

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Args;
-use egress_collector::setup::{setup, SetupOptions};
+use egress_collector::db::setup::{setup, SetupOptions};
 
 #[derive(Debug, Args)]
 pub struct SetupArgs {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use egress_collector::control::Request;
+use egress_collector::control::server::Request;
 
 #[derive(Debug, Args)]
 pub struct SignNowArgs {

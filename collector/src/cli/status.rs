@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use egress_collector::control::Request;
+use egress_collector::control::server::Request;
 use serde_json::Value;
 
 #[derive(Debug, Args)]

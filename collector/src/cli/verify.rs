@@ -7,10 +7,10 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use egress_collector::journal_copy::CopyDecoder;
-use egress_collector::setup::connect;
-use egress_collector::store;
-use egress_collector::verify::{ChainCheck, RowFacts};
+use egress_collector::db::journal_copy::CopyDecoder;
+use egress_collector::db::setup::connect;
+use egress_collector::db::store;
+use egress_collector::proof::verify::{ChainCheck, RowFacts};
 use egress_proto::chain_hash;
 
 const EXIT_TAMPERED: u8 = 1;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use clap::Args;
-use egress_collector::control::Request;
+use egress_collector::control::server::Request;
 use serde_json::Value;
 
 use super::time::utc;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use egress_proto::Hello;
 
-use crate::stage::{Item, RedactedEntry, Sender};
+use crate::pipeline::stage::{Item, RedactedEntry, Sender};
 
 /// Least time between two writes of one worker's row (unless its `Hello`
 /// changed): `last_seen` trails the worker's last event by at most this.

@@ -337,8 +337,8 @@ pub fn stored_row(row: &Row) -> Result<StoredRow> {
 pub async fn fetch_accounts(
     client: &tokio_postgres::Client,
     worker_ids: &[i64],
-) -> Result<HashMap<u64, crate::chain::Account>> {
-    let mut accounts: HashMap<u64, crate::chain::Account> = HashMap::new();
+) -> Result<HashMap<u64, crate::chain::plan::Account>> {
+    let mut accounts: HashMap<u64, crate::chain::plan::Account> = HashMap::new();
     let cursors = client
         .query(
             "SELECT worker_id, last_seq FROM egress.worker_cursor WHERE worker_id = ANY($1)",
@@ -371,7 +371,7 @@ pub async fn fetch_accounts(
 /// Stores what is now accounted, in the transaction of the rows it covers.
 pub async fn upsert_accounts(
     tx: &Transaction<'_>,
-    accounts: &HashMap<u64, crate::chain::Account>,
+    accounts: &HashMap<u64, crate::chain::plan::Account>,
 ) -> Result<()> {
     let (ids, seqs): (Vec<i64>, Vec<i64>) = accounts
         .iter()
@@ -416,14 +416,14 @@ pub async fn upsert_accounts(
 /// the first sighting stays, the rest is the latest known.
 pub async fn upsert_workers(
     client: &impl tokio_postgres::GenericClient,
-    rows: &[crate::workers::WorkerRow],
+    rows: &[crate::chain::workers::WorkerRow],
     collector: &str,
     now_us: i64,
 ) -> Result<()> {
     let ids: Vec<i64> = rows.iter().map(|r| r.worker_id as i64).collect();
     let pids: Vec<Option<i64>> = rows.iter().map(|r| r.seen.pid).collect();
     let uids: Vec<Option<i64>> = rows.iter().map(|r| r.seen.uid).collect();
-    let hook = |f: fn(&crate::workers::HookInfo) -> &str| -> Vec<Option<&str>> {
+    let hook = |f: fn(&crate::chain::workers::HookInfo) -> &str| -> Vec<Option<&str>> {
         // Empty: the worker did not say; what is stored stays.
         rows.iter()
             .map(|r| r.hook.as_ref().map(f).filter(|t| !t.is_empty()))
@@ -569,7 +569,7 @@ pub async fn copy_chunk(
 pub async fn read_settings(
     client: &tokio_postgres::Client,
 ) -> Result<Option<std::collections::BTreeMap<String, String>>> {
-    let keys: Vec<&str> = crate::policy::SETTING_KEYS.to_vec();
+    let keys: Vec<&str> = crate::pipeline::policy::SETTING_KEYS.to_vec();
     match client
         .query(
             "SELECT key, value FROM public.ir_config_parameter WHERE key = ANY($1)",
@@ -593,7 +593,7 @@ pub async fn read_settings(
 /// The Egress Components catalogue, by name.
 pub async fn read_components(
     client: &tokio_postgres::Client,
-) -> Result<Vec<crate::catalogue::Component>> {
+) -> Result<Vec<crate::pipeline::catalogue::Component>> {
     let rows = client
         .query(
             "SELECT name, owner, purpose, class, hosts, cidrs, ports FROM egress.component ORDER BY name",
@@ -604,9 +604,9 @@ pub async fn read_components(
     Ok(rows
         .iter()
         .filter_map(|r| {
-            let class = crate::catalogue::Class::parse(r.get(3))?;
+            let class = crate::pipeline::catalogue::Class::parse(r.get(3))?;
             let ports: Vec<i32> = r.get(6);
-            Some(crate::catalogue::Component {
+            Some(crate::pipeline::catalogue::Component {
                 name: r.get(0),
                 owner: r.get(1),
                 purpose: r.get(2),
@@ -625,7 +625,7 @@ pub async fn read_components(
 /// Seeds the catalogue; entries already there (perhaps edited) are kept.
 pub async fn seed_components(
     client: &impl tokio_postgres::GenericClient,
-    components: &[crate::catalogue::Component],
+    components: &[crate::pipeline::catalogue::Component],
 ) -> Result<u64> {
     let mut added = 0;
     for c in components {

@@ -14,24 +14,36 @@ pub const OWNER_ROLE: &str = "egress_owner";
 
 /// (version, name, SQL), applied in order, each once.
 const MIGRATIONS: &[(i32, &str, &str)] = &[
-    (1, "journal", include_str!("../migrations/0001_journal.sql")),
+    (
+        1,
+        "journal",
+        include_str!("../../migrations/0001_journal.sql"),
+    ),
     (
         2,
         "components",
-        include_str!("../migrations/0002_components.sql"),
+        include_str!("../../migrations/0002_components.sql"),
     ),
     (
         3,
         "signed_heads",
-        include_str!("../migrations/0003_signed_heads.sql"),
+        include_str!("../../migrations/0003_signed_heads.sql"),
     ),
     (
         4,
         "worker_drops",
-        include_str!("../migrations/0004_worker_drops.sql"),
+        include_str!("../../migrations/0004_worker_drops.sql"),
     ),
-    (5, "rollups", include_str!("../migrations/0005_rollups.sql")),
-    (6, "workers", include_str!("../migrations/0006_workers.sql")),
+    (
+        5,
+        "rollups",
+        include_str!("../../migrations/0005_rollups.sql"),
+    ),
+    (
+        6,
+        "workers",
+        include_str!("../../migrations/0006_workers.sql"),
+    ),
 ];
 
 /// Serialises concurrent `setup` runs on one database.
@@ -184,8 +196,8 @@ pub async fn setup(options: &SetupOptions) -> Result<SetupReport> {
     tx.batch_execute(&grants)
         .await
         .map_err(db("grant privileges"))?;
-    let seed = crate::catalogue::parse_file(crate::catalogue::SEED)?;
-    report.components_added = crate::store::seed_components(&tx, &seed).await?;
+    let seed = crate::pipeline::catalogue::parse_file(crate::pipeline::catalogue::SEED)?;
+    report.components_added = crate::db::store::seed_components(&tx, &seed).await?;
     report.odoo_settings_readable = tx
         .query_one(
             "SELECT to_regclass('public.ir_config_parameter') IS NOT NULL",

@@ -11,10 +11,10 @@ use actix::{Actor, AsyncContext, Context, WrapFuture};
 use egress_signer::{sign_head, KeyStore, SignedHead};
 use tracing::{info, warn};
 
-use crate::databases::Databases;
+use crate::db::databases::Databases;
+use crate::db::store;
 use crate::error::{Error, Result};
 use crate::stats::Stats;
-use crate::store;
 
 /// What signing needs, shared by the actor and the control socket.
 #[derive(Clone)]

@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, HashMap};
 use egress_proto::{JournalRow, GENESIS_HASH};
 use serde_json::json;
 
-use crate::stage::{Item, RedactedEntry, Sender};
-use crate::store::ChainedRow;
+use crate::db::store::ChainedRow;
+use crate::pipeline::stage::{Item, RedactedEntry, Sender};
 
 pub const SEQUENCE_JUMP: &str = "sequence_jump";
 
@@ -268,7 +268,7 @@ pub fn chain(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stage::LossSummary;
+    use crate::pipeline::stage::LossSummary;
     use egress_proto::{DropCount, Drops, SeqCursor};
 
     const W: u64 = 7;

@@ -11,9 +11,9 @@ use actix::{Actor, Addr, AsyncContext, Context, Handler, ResponseFuture};
 use egress_proto::{Drops, Hello};
 use tracing::warn;
 
-use crate::appender::ChainAppender;
-use crate::link::Link;
-use crate::stage::{Batch, Drain, Item, RedactedEntry, Sender};
+use crate::chain::appender::ChainAppender;
+use crate::pipeline::link::Link;
+use crate::pipeline::stage::{Batch, Drain, Item, RedactedEntry, Sender};
 use crate::stats::Stats;
 
 /// Workers repeat their `Hello` every minute: one silent this long is gone.
@@ -67,7 +67,7 @@ impl Actor for Router {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         // Hand on what appenders could not take yet.
-        ctx.run_interval(crate::link::RETRY_EVERY, |act, _| {
+        ctx.run_interval(crate::pipeline::link::RETRY_EVERY, |act, _| {
             for link in act.appenders.values_mut() {
                 link.flush();
             }

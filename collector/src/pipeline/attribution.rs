@@ -9,14 +9,14 @@ use std::sync::Arc;
 
 use actix::{Actor, AsyncContext, Context, Handler, Message, Recipient, ResponseFuture};
 
-use crate::catalogue::{Catalogue, Class, Classified};
-use crate::origin::{origin_of, Origin};
-use crate::policy::{Policy, PolicyMap};
-use crate::policy_watcher::{PolicyReady, ReportedChanges, WatchDatabase};
+use crate::pipeline::catalogue::{Catalogue, Class, Classified};
+use crate::pipeline::origin::{origin_of, Origin};
+use crate::pipeline::policy::{Policy, PolicyMap};
+use crate::pipeline::policy_watcher::{PolicyReady, ReportedChanges, WatchDatabase};
 
-use crate::link::Link;
-use crate::redaction::Redaction;
-use crate::stage::{AttributedCall, Batch, Drain, Item, RawCall};
+use crate::pipeline::link::Link;
+use crate::pipeline::redaction::Redaction;
+use crate::pipeline::stage::{AttributedCall, Batch, Drain, Item, RawCall};
 use crate::stats::Stats;
 use egress_proto::StackFrame;
 
@@ -205,7 +205,9 @@ impl Actor for Attribution {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         // Hand on what the next stage could not take yet.
-        ctx.run_interval(crate::link::RETRY_EVERY, |act, _| act.next.flush());
+        ctx.run_interval(crate::pipeline::link::RETRY_EVERY, |act, _| {
+            act.next.flush()
+        });
     }
 }
 
@@ -347,8 +349,8 @@ fn attribute_from(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalogue::{parse_file, SEED};
-    use crate::stage::Sender;
+    use crate::pipeline::catalogue::{parse_file, SEED};
+    use crate::pipeline::stage::Sender;
     use egress_proto::{Call, StackFrame};
 
     const REQUESTS: &str = "/usr/lib/python3/dist-packages/requests/sessions.py";

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 /// The seeded catalogue shipped with the collector.
-pub const SEED: &str = include_str!("../data/components.toml");
+pub const SEED: &str = include_str!("../../data/components.toml");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

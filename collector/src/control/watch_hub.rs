@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
-use crate::store::ChainedRow;
+use crate::db::store::ChainedRow;
 
 /// Rows one appender committed in one transaction.
 #[derive(Debug)]

@@ -21,11 +21,11 @@ use tokio::io::Interest;
 use tokio::net::UnixDatagram;
 use tracing::{debug, info, warn};
 
-use crate::attribution::Attribution;
-use crate::databases::valid_database_name;
+use crate::db::databases::valid_database_name;
 use crate::error::{Error, Result};
-use crate::link::Link;
-use crate::stage::{Item, RawCall, Sender};
+use crate::pipeline::attribution::Attribution;
+use crate::pipeline::link::Link;
+use crate::pipeline::stage::{Item, RawCall, Sender};
 use crate::stats::Stats;
 
 /// Datagrams handed on together; bounds latency and batch memory.
@@ -121,14 +121,15 @@ pub async fn run(
         // turn into drops (docs/PERFORMANCE.md).
         let held = stats.held_in_links.load(Relaxed) + stats.in_mailboxes.load(Relaxed);
         let backlog = stats.appender_backlog.load(Relaxed);
-        if held >= crate::link::DEFAULT_MAX_HELD / 2 || backlog >= settings.backlog_limit {
+        if held >= crate::pipeline::link::DEFAULT_MAX_HELD / 2 || backlog >= settings.backlog_limit
+        {
             // The stages hold all they may. Shed load where it costs nothing:
             // leave datagrams in the kernel's queue, so senders count them
             // (buffer_full) and report them, instead of decoding events only
             // to drop them further on.
             tokio::select! {
                 _ = &mut shutdown => break,
-                _ = tokio::time::sleep(crate::link::RETRY_EVERY) => next.flush(),
+                _ = tokio::time::sleep(crate::pipeline::link::RETRY_EVERY) => next.flush(),
             }
             continue;
         }
@@ -142,7 +143,7 @@ pub async fn run(
                 }
             }
             // Attribution was busy: retry what is held even if no datagram comes.
-            _ = tokio::time::sleep(crate::link::RETRY_EVERY), if retry => {
+            _ = tokio::time::sleep(crate::pipeline::link::RETRY_EVERY), if retry => {
                 next.flush();
                 continue;
             }

@@ -14,7 +14,7 @@ use actix::dev::ToEnvelope;
 use actix::prelude::SendError;
 use actix::{Actor, Addr, Handler};
 
-use crate::stage::{Batch, Drain, Item, LossSummary, Ticket, Traceable};
+use crate::pipeline::stage::{Batch, Drain, Item, LossSummary, Ticket, Traceable};
 use crate::stats::Stats;
 
 /// Items a link holds while the next stage is busy, by default.

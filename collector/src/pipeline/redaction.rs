@@ -14,12 +14,12 @@ use std::sync::Arc;
 use actix::{Actor, AsyncContext, Context, Handler, ResponseFuture};
 use egress_proto::{JournalRow, StackFrame};
 
-use crate::link::Link;
-use crate::policy::{Policy, PolicyMap, Settings};
-use crate::router::Router;
-use crate::salts::Salts;
-use crate::scrub;
-use crate::stage::{AttributedCall, Batch, Drain, Item, RedactedEntry};
+use crate::pipeline::link::Link;
+use crate::pipeline::policy::{Policy, PolicyMap, Settings};
+use crate::pipeline::router::Router;
+use crate::pipeline::salts::Salts;
+use crate::pipeline::scrub;
+use crate::pipeline::stage::{AttributedCall, Batch, Drain, Item, RedactedEntry};
 use crate::stats::Stats;
 
 const MAX_TEXT: usize = 256;
@@ -57,7 +57,9 @@ impl Actor for Redaction {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         // Hand on what the next stage could not take yet.
-        ctx.run_interval(crate::link::RETRY_EVERY, |act, _| act.next.flush());
+        ctx.run_interval(crate::pipeline::link::RETRY_EVERY, |act, _| {
+            act.next.flush()
+        });
     }
 }
 
@@ -320,7 +322,7 @@ fn strip_query(path: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stage::{RawCall, Sender};
+    use crate::pipeline::stage::{RawCall, Sender};
     use egress_proto::Call;
 
     fn attributed(call: Call) -> AttributedCall {
@@ -333,7 +335,7 @@ mod tests {
             addon_path: vec![],
             self_egress: false,
             component: None,
-            class: crate::catalogue::Class::Unknown,
+            class: crate::pipeline::catalogue::Class::Unknown,
             frame_origins: vec![],
         }
     }

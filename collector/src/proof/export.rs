@@ -21,8 +21,8 @@ use egress_signer::{export_header, ExportRow, ExportStream, Keys, RowBounds};
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
+use crate::db::store::{self, StoredRow};
 use crate::error::{Error, Result};
-use crate::store::{self, StoredRow};
 
 /// Rows read per query when the request does not say.
 pub const DEFAULT_CHUNK_ROWS: u32 = 2_000;

@@ -41,7 +41,7 @@ pub struct AttributedCall {
     pub self_egress: bool,
     /// The Egress Components catalogue entry the destination matched.
     pub component: Option<String>,
-    pub class: crate::catalogue::Class,
+    pub class: crate::pipeline::catalogue::Class,
     /// Origin of each stack frame (addon name, `odoo`, `stdlib`,
     /// `site-packages`), aligned with `raw.call.stack`.
     pub frame_origins: Vec<String>,

@@ -15,7 +15,7 @@ use egress_proto::GENESIS_HASH;
 use egress_signer::SignedHead;
 use egress_vacuum::VacuumDetail;
 
-use crate::store::StoredRow;
+use crate::db::store::StoredRow;
 
 /// Where and why the chain is broken.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -302,7 +302,7 @@ fn content_matches(stored: &StoredRow) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chain::chain;
+    use crate::chain::plan::chain;
     use egress_proto::JournalRow;
 
     fn journal(n: usize) -> Vec<StoredRow> {
@@ -396,7 +396,7 @@ mod tests {
         assert!(broken.reason.contains("missing"), "{}", broken.reason);
     }
 
-    fn stored(chained: Vec<crate::store::ChainedRow>) -> Vec<StoredRow> {
+    fn stored(chained: Vec<crate::db::store::ChainedRow>) -> Vec<StoredRow> {
         chained
             .into_iter()
             .map(|c| StoredRow {

@@ -13,12 +13,12 @@ use actix::{
 use egress_proto::ConfigChange;
 use tracing::{info, warn};
 
-use crate::catalogue::{Catalogue, Component};
-use crate::databases::Databases;
+use crate::db::databases::Databases;
+use crate::db::store;
 use crate::error::{Error, Result};
-use crate::policy::{Policy, PolicyMap, Settings};
-use crate::stage::{Batch, Item, RawCall, Sender, Ticket};
-use crate::store;
+use crate::pipeline::catalogue::{Catalogue, Component};
+use crate::pipeline::policy::{Policy, PolicyMap, Settings};
+use crate::pipeline::stage::{Batch, Item, RawCall, Sender, Ticket};
 
 /// How long the first load of a database may take before its events go on
 /// under the fail-closed policy.
@@ -113,7 +113,7 @@ impl PolicyWatcher {
         let pool = self.databases.pool(&database);
         let name = database.clone();
         let read = async move {
-            let client = crate::databases::connect(pool, &name).await?;
+            let client = crate::db::databases::connect(pool, &name).await?;
             let parameters = store::read_settings(&client).await?;
             let components = store::read_components(&client).await?;
             Ok::<_, Error>((parameters, components))
@@ -234,7 +234,7 @@ impl Handler<WatchDatabase> for PolicyWatcher {
 
 /// A database's catalogue plus the collector's own database host.
 fn with_database_host(databases: &Databases, mut components: Vec<Component>) -> Vec<Component> {
-    components.extend(crate::catalogue::database_host_component(
+    components.extend(crate::pipeline::catalogue::database_host_component(
         &databases.tcp_hosts(),
     ));
     components
@@ -244,7 +244,7 @@ type Change = (String, Option<String>, Option<String>);
 
 /// (key, old, new) for every audit setting that differs.
 fn setting_changes(old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> Vec<Change> {
-    crate::policy::SETTING_KEYS
+    crate::pipeline::policy::SETTING_KEYS
         .iter()
         .filter(|key| old.get(**key) != new.get(**key))
         .map(|key| {
@@ -283,19 +283,28 @@ fn catalogue_changes(old: &[Component], new: &[Component]) -> Vec<Change> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalogue::Class;
+    use crate::pipeline::catalogue::Class;
 
     #[test]
     fn reports_each_changed_setting_with_old_and_new() {
-        let old = BTreeMap::from([(crate::policy::KEY_STRICT.to_string(), "False".to_string())]);
+        let old = BTreeMap::from([(
+            crate::pipeline::policy::KEY_STRICT.to_string(),
+            "False".to_string(),
+        )]);
         let new = BTreeMap::from([
-            (crate::policy::KEY_STRICT.to_string(), "True".to_string()),
-            (crate::policy::KEY_ENABLED.to_string(), "True".to_string()),
+            (
+                crate::pipeline::policy::KEY_STRICT.to_string(),
+                "True".to_string(),
+            ),
+            (
+                crate::pipeline::policy::KEY_ENABLED.to_string(),
+                "True".to_string(),
+            ),
         ]);
         let changes = setting_changes(&old, &new);
         assert_eq!(changes.len(), 2);
         assert!(changes.contains(&(
-            crate::policy::KEY_STRICT.into(),
+            crate::pipeline::policy::KEY_STRICT.into(),
             Some("False".into()),
             Some("True".into())
         )));

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
-use crate::catalogue::{self, Catalogue};
+use crate::pipeline::catalogue::{self, Catalogue};
 
 pub const KEY_ENABLED: &str = "mit_network_audit.enabled";
 pub const KEY_STRICT: &str = "mit_network_audit.strict_redaction";

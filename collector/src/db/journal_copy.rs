@@ -9,7 +9,7 @@
 use egress_proto::journal::CANONICAL_VERSION;
 use tokio_postgres::types::Type;
 
-use crate::store::{COLUMN_TYPES, COPY_HEADER, PG_EPOCH_US};
+use crate::db::store::{COLUMN_TYPES, COPY_HEADER, PG_EPOCH_US};
 
 /// The start of every binary COPY stream (then flags and the length of a
 /// header extension).
@@ -342,7 +342,7 @@ fn list(value: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{encode_row, ChainedRow};
+    use crate::db::store::{encode_row, ChainedRow};
     use egress_proto::JournalRow;
 
     /// The rows of `proto/vectors/journal_chain.json` with their canonical
@@ -351,7 +351,8 @@ mod tests {
     /// text and list, non-ASCII text.
     fn rows() -> Vec<(ChainedRow, Vec<u8>)> {
         let vectors: Vec<serde_json::Value> =
-            serde_json::from_str(include_str!("../../proto/vectors/journal_chain.json")).unwrap();
+            serde_json::from_str(include_str!("../../../proto/vectors/journal_chain.json"))
+                .unwrap();
         let mut rows: Vec<(JournalRow, Vec<u8>)> = vectors
             .iter()
             .map(|v| {

@@ -21,12 +21,12 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::broadcast::error::RecvError;
 use tracing::{debug, info, warn};
 
-use crate::databases::{valid_database_name, Databases};
+use crate::control::watch_hub::WatchHub;
+use crate::db::databases::{valid_database_name, Databases};
+use crate::db::store::{self, ChainedRow, StoredRow};
 use crate::error::{Error, Result};
-use crate::export::{self, ExportFailure, ExportRequest};
+use crate::proof::export::{self, ExportFailure, ExportRequest};
 use crate::stats::Stats;
-use crate::store::{self, ChainedRow, StoredRow};
-use crate::watch_hub::WatchHub;
 
 /// What a CLI asks for.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -121,7 +121,7 @@ pub struct ControlServer {
     pub watch: WatchHub,
     pub databases: Arc<Databases>,
     pub default_db: String,
-    pub signing: crate::head_signer::Signing,
+    pub signing: crate::proof::head_signer::Signing,
     pub rollup: Recipient<FlushRollups>,
     pub rollup_stats: Arc<egress_rollup::Stats>,
     pub vacuum: Recipient<RunVacuum>,
@@ -144,7 +144,7 @@ pub fn bind(path: &PathBuf) -> Result<UnixListener> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(err)?;
     }
-    crate::ingest::remove_stale_socket(path).map_err(err)?;
+    crate::pipeline::ingest::remove_stale_socket(path).map_err(err)?;
     let listener = UnixListener::bind(path).map_err(err)?;
     use std::os::unix::fs::PermissionsExt;
     // Access is decided by peer uid, but keep strangers from even connecting.

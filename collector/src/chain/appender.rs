@@ -18,15 +18,15 @@ use egress_rollup::Feed;
 use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
-use crate::chain::{self, Account};
+use crate::chain::plan::{self as chain, Account};
+use crate::chain::workers::{self, Sightings, WorkerLedger, WorkerRow};
 use crate::config::ChainConfig;
-use crate::databases::Databases;
+use crate::control::watch_hub::{Committed, WatchHub};
+use crate::db::databases::Databases;
+use crate::db::store::{self, ChainedRow};
 use crate::error::{Error, Result};
-use crate::stage::{Batch, Drain, Item, LossSummary, RedactedEntry, Traceable};
+use crate::pipeline::stage::{Batch, Drain, Item, LossSummary, RedactedEntry, Traceable};
 use crate::stats::Stats;
-use crate::store::{self, ChainedRow};
-use crate::watch_hub::{Committed, WatchHub};
-use crate::workers::{self, Sightings, WorkerLedger, WorkerRow};
 
 /// How long shutdown waits for a database that does not answer.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
@@ -451,7 +451,7 @@ async fn connect(
     mut known: HashMap<u64, Account>,
     unknown: &[u64],
 ) -> Result<(deadpool_postgres::Object, HashMap<u64, Account>)> {
-    let client = crate::databases::connect(pool, database).await?;
+    let client = crate::db::databases::connect(pool, database).await?;
     if !unknown.is_empty() {
         let ids: Vec<i64> = unknown.iter().map(|w| *w as i64).collect();
         let mut stored = store::fetch_accounts(&client, &ids).await?;

@@ -1,0 +1,10 @@
+//! The journal's chain, one per database: its single writer and the pure
+//! rules it applies.
+//!
+//! - `appender`: the chain's single writer (actor).
+//! - `plan`: gap accounting and hashing as pure functions.
+//! - `workers`: which workers' rows of `egress.worker_seen` are due.
+
+pub mod appender;
+pub mod plan;
+pub mod workers;

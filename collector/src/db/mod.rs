@@ -1,0 +1,12 @@
+//! PostgreSQL: connection pools, the schema and every statement.
+//!
+//! - `databases`: connection pools per database.
+//! - `setup`: roles, schema, migrations, grants.
+//! - `store`: every SQL statement of the collector.
+//! - `journal_copy`: the journal's binary COPY data decoded into canonical
+//!   encodings, for `verify`.
+
+pub mod databases;
+pub mod journal_copy;
+pub mod setup;
+pub mod store;
