@@ -21,6 +21,7 @@ pub struct Config {
     pub rollup: RollupConfig,
     pub vacuum: VacuumConfig,
     pub state: StateConfig,
+    pub spool: SpoolConfig,
     pub log: LogConfig,
 }
 
@@ -123,8 +124,42 @@ pub struct VacuumConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StateConfig {
-    /// Directory for the collector's own state (keys, salts), mode 0700.
+    /// Directory for the collector's own state (keys, salts, the spool,
+    /// the instance lock), mode 0700.
     pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpoolConfig {
+    /// Most bytes the durable spool (`<state dir>/spool/`) may hold for all
+    /// databases together, while a database cannot be written (down, full,
+    /// failing) or across a restart. Beyond it, events are shed and
+    /// journaled as a `spool_full` gap. 0 (the default): a tenth of the
+    /// state directory's file system, at most 4 GiB, at least 64 MiB.
+    pub max_bytes: u64,
+}
+
+/// The automatic `spool.max_bytes`: a tenth of the file system that holds
+/// `dir`, between 64 MiB and 4 GiB.
+pub fn auto_spool_bytes(dir: &std::path::Path) -> u64 {
+    const MIN: u64 = 64 << 20;
+    const MAX: u64 = 4 << 30;
+    nix::sys::statvfs::statvfs(dir)
+        .map(|s| s.blocks().saturating_mul(s.fragment_size()) / 10)
+        .unwrap_or(MIN)
+        .clamp(MIN, MAX)
+}
+
+impl SpoolConfig {
+    /// The budget in bytes, `max_bytes` or the automatic one.
+    pub fn budget(&self, state_dir: &std::path::Path) -> u64 {
+        if self.max_bytes > 0 {
+            self.max_bytes
+        } else {
+            auto_spool_bytes(state_dir)
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

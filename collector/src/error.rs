@@ -9,6 +9,8 @@ pub enum Error {
         stmt: &'static str,
         source: tokio_postgres::Error,
     },
+    #[error("database {database} does not exist")]
+    NoSuchDatabase { database: String },
     #[error("no database connection for {database}: {reason}")]
     Pool { database: String, reason: String },
     #[error("socket {path}: {source}")]
@@ -40,6 +42,19 @@ impl Error {
             }),
             _ => false,
         }
+    }
+}
+
+impl Error {
+    /// The database server's disk is full (SQLSTATE class 53, disk_full).
+    pub fn is_disk_full(&self) -> bool {
+        let coded = match self {
+            Error::Db { source, .. } => source
+                .code()
+                .is_some_and(|c| c == &tokio_postgres::error::SqlState::DISK_FULL),
+            _ => false,
+        };
+        coded || chain_text(self).contains("No space left on device")
     }
 }
 

@@ -9,6 +9,8 @@
 //! - `db/`: connection pools, setup and migrations, every SQL statement.
 //! - `proof/`: head signing, signed export, chain verification.
 //! - `control/`: the control socket and the watch fan-out.
+//! - `instance`: the lock that keeps one collector per state directory and
+//!   socket.
 //! - `config`, `stats`, `error`, `allocator`, and `topology` (all wiring,
 //!   and shutdown).
 
@@ -18,6 +20,7 @@ pub mod config;
 pub mod control;
 pub mod db;
 pub mod error;
+pub mod instance;
 pub mod pipeline;
 pub mod proof;
 pub mod stats;

@@ -18,9 +18,23 @@ pub struct DbStats {
     pub events_in_gaps: u64,
     /// Calls not journaled because the database's settings exclude them.
     pub suppressed: u64,
+    /// Calls refused as already accounted (a replayed or backward seq).
+    pub duplicates: u64,
     /// Rows of `egress.worker_seen` written (workers seen, throttled).
     pub worker_rows: u64,
     pub queued: u64,
+    /// Events written to the spool (the database could not take them).
+    pub spooled: u64,
+    /// Of those, made durable (fsync'd).
+    pub spool_synced: u64,
+    /// Records in the spool waiting to be journaled, and its size.
+    pub spool_pending: u64,
+    pub spool_bytes: u64,
+    /// Spooled records journaled since start (this run's and earlier ones').
+    pub replayed: u64,
+    /// Calls shed because the spool was full or unwritable (journaled as a
+    /// `spool_full` / `spool_unwritable` gap once the database is back).
+    pub shed: u64,
     pub last_error: Option<String>,
     /// The latest head this collector signed.
     pub signed_head_seq: Option<i64>,
@@ -113,7 +127,13 @@ impl Stats {
                 "gap_entries": sum(|d| d.gap_entries),
                 "events_in_gaps": sum(|d| d.events_in_gaps),
                 "suppressed": sum(|d| d.suppressed),
+                "duplicates": sum(|d| d.duplicates),
                 "queued": sum(|d| d.queued),
+                "spooled": sum(|d| d.spooled),
+                "spool_pending": sum(|d| d.spool_pending),
+                "spool_bytes": sum(|d| d.spool_bytes),
+                "replayed": sum(|d| d.replayed),
+                "shed": sum(|d| d.shed),
             },
             "databases": databases,
             "watchers": self.watchers.load(Relaxed),

@@ -11,18 +11,20 @@ use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
 use crate::chain::appender::ChainAppender;
+use crate::chain::spool::{self, Budget, Spool};
 use crate::config::Config;
 use crate::control::server::{self as control, ControlServer};
 use crate::control::watch_hub::WatchHub;
 use crate::db::databases::Databases;
 use crate::error::{Error, Result};
+use crate::instance::InstanceLock;
 use crate::pipeline::attribution::{Attribution, UseWatcher};
 use crate::pipeline::ingest::{self, IngestSettings};
 use crate::pipeline::link::Link;
 use crate::pipeline::policy::PolicyMap;
 use crate::pipeline::policy_watcher::{PolicyWatcher, ReportedChanges};
 use crate::pipeline::redaction::Redaction;
-use crate::pipeline::router::Router;
+use crate::pipeline::router::{OpenDatabases, Router};
 use crate::pipeline::salts::Salts;
 use crate::proof::head_signer::{HeadSigner, Signing};
 use crate::stats::Stats;
@@ -44,6 +46,9 @@ const ROLLUP_FLUSH_DEADLINE: Duration = Duration::from_secs(5);
 pub fn run(config: Config) -> Result<()> {
     config.validate()?;
     prepare_state_dir(&config)?;
+    // Before anything is bound: a second collector must not take over the
+    // first one's sockets or spool.
+    let _instance = InstanceLock::acquire(&config.state.dir, &config.ingest.socket)?;
     warn_if_queue_short();
     let own_uid = nix::unistd::getuid().as_raw();
     let mut allow_uids: HashSet<u32> = config.ingest.allow_uids.iter().copied().collect();
@@ -101,13 +106,16 @@ async fn wire_and_wait(
 
     // Router and appenders share this (main) thread with the control socket:
     // their work is I/O-bound and one writer per database is the rule.
+    let budget = Budget::new(config.spool.budget(&config.state.dir));
+    info!(max_bytes = budget.max(), dir = %config.state.dir.join(spool::SPOOL_DIR).display(), "Spool ready.");
     let spawn_appender = {
-        let (databases, chain, stats, watch, feed) = (
+        let (databases, chain, stats, watch, feed, state_dir) = (
             databases.clone(),
             config.chain.clone(),
             stats.clone(),
             watch.clone(),
             feed,
+            config.state.dir.clone(),
         );
         Box::new(move |database: &str| {
             let appender = ChainAppender::new(
@@ -118,6 +126,7 @@ async fn wire_and_wait(
                 stats.clone(),
                 watch.clone(),
                 feed.clone(),
+                Spool::open(&state_dir, database, budget.clone()),
             );
             ChainAppender::create(|ctx: &mut Context<ChainAppender>| {
                 ctx.set_mailbox_capacity(mailbox);
@@ -132,6 +141,12 @@ async fn wire_and_wait(
             Router::new(spawn_appender, max, mailbox, stats)
         }
     });
+    // What an earlier run spooled is replayed now, before anything newer
+    // for its database, even if no event for it ever comes again.
+    let spooled = Spool::databases_spooled(&config.state.dir);
+    if !spooled.is_empty() {
+        router.do_send(OpenDatabases(spooled));
+    }
 
     // Ingest, attribution and redaction share one thread: ingest reads
     // between their batches (it hands on at most 512 events at a time, a

@@ -18,6 +18,8 @@ pub enum Error {
         kind: crate::MessageKind,
         reason: String,
     },
+    #[error("spool record does not decode: {reason}")]
+    BadRecord { reason: String },
     #[error("message does not encode within {max} bytes: {reason}")]
     Encode { max: usize, reason: String },
 }
@@ -32,6 +34,7 @@ impl Error {
             Error::UnknownVersion(_) => "unknown_version",
             Error::UnknownKind(_) => "unknown_kind",
             Error::BadPayload { .. } => "bad_payload",
+            Error::BadRecord { .. } => "bad_record",
             Error::Encode { .. } => "encode",
         }
     }

@@ -96,6 +96,36 @@ pub fn encode(message: &Message) -> Result<Vec<u8>, Error> {
     Ok(out)
 }
 
+/// Largest record of the collector's spool (docs/JOURNAL_FORMAT.md §8):
+/// one redacted event, far above any datagram's worth.
+pub const MAX_RECORD_SIZE: usize = 1 << 20;
+
+fn record_codec() -> impl Options {
+    bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .with_little_endian()
+        .with_limit(MAX_RECORD_SIZE as u64)
+        .reject_trailing_bytes()
+}
+
+/// Encodes one spool record's payload (the same codec as datagrams, with
+/// the record's size limit), so bincode stays behind this file.
+pub fn encode_record<T: Serialize>(record: &T) -> Result<Vec<u8>, Error> {
+    record_codec().serialize(record).map_err(|e| Error::Encode {
+        max: MAX_RECORD_SIZE,
+        reason: e.to_string(),
+    })
+}
+
+/// Decodes one spool record's payload; never panics, whatever the bytes.
+pub fn decode_record<T: DeserializeOwned>(payload: &[u8]) -> Result<T, Error> {
+    record_codec()
+        .deserialize(payload)
+        .map_err(|e| Error::BadRecord {
+            reason: e.to_string(),
+        })
+}
+
 /// Decodes one datagram. Never panics, whatever the bytes.
 pub fn decode(datagram: &[u8]) -> Result<Message, Error> {
     if datagram.len() > MAX_DATAGRAM_SIZE {

@@ -32,6 +32,10 @@ pub enum EntryKind {
     /// Retention removed the rows before this database's anchor; `detail`
     /// says which (docs/JOURNAL_FORMAT.md §6).
     Vacuum,
+    /// Calls refused because their (worker, seq) was already accounted:
+    /// `gap_count` of them, `gap_reason` `duplicate_seq` or `backward_seq`.
+    /// Not a loss: the events were journaled (or counted) the first time.
+    Duplicate,
 }
 
 impl EntryKind {
@@ -41,6 +45,7 @@ impl EntryKind {
             EntryKind::Gap => "gap",
             EntryKind::ConfigChange => "config_change",
             EntryKind::Vacuum => "vacuum",
+            EntryKind::Duplicate => "duplicate",
         }
     }
 
@@ -50,6 +55,7 @@ impl EntryKind {
             "gap" => Some(EntryKind::Gap),
             "config_change" => Some(EntryKind::ConfigChange),
             "vacuum" => Some(EntryKind::Vacuum),
+            "duplicate" => Some(EntryKind::Duplicate),
             _ => None,
         }
     }
@@ -61,7 +67,7 @@ impl EntryKind {
 pub struct JournalRow {
     pub seq: i64,
     pub database: String,
-    /// `call`, `gap`, `config_change` or `vacuum` (`EntryKind`).
+    /// `call`, `gap`, `config_change`, `vacuum` or `duplicate` (`EntryKind`).
     pub kind: String,
     /// Microseconds since the Unix epoch, when the collector appended the row.
     pub recorded_at_us: i64,

@@ -2,7 +2,8 @@
 //!
 //! Layout:
 //! - `frame`: the datagram frame (magic, format version, message kind) and the
-//!   one place where bincode encodes and decodes, with its size limit.
+//!   one place where bincode encodes and decodes, with its size limit (also
+//!   the payloads of the collector's spool records).
 //! - `event`: the messages a hook sends (`Hello`, `Call`, `Drops`, `ConfigChange`).
 //! - `journal`: the journal row, its canonical encoding and the chain hash.
 //! - `error`: the crate's one error type.
@@ -17,5 +18,8 @@ pub mod journal;
 
 pub use error::Error;
 pub use event::{Call, ConfigChange, DropCount, Drops, Hello, SeqCursor, StackFrame, Trigger};
-pub use frame::{decode, encode, Message, MessageKind, FORMAT_VERSION, MAGIC, MAX_DATAGRAM_SIZE};
+pub use frame::{
+    decode, decode_record, encode, encode_record, Message, MessageKind, FORMAT_VERSION, MAGIC,
+    MAX_DATAGRAM_SIZE, MAX_RECORD_SIZE,
+};
 pub use journal::{chain_hash, EntryKind, JournalRow, CHAIN_LOCK_KEY, GENESIS_HASH};

@@ -4,8 +4,14 @@
 //! and moves the worker cursors; then hands their sums to the rollup
 //! (without waiting) and publishes the rows to watchers. The workers seen
 //! (`egress.worker_seen`) ride along when their ledger says they are due.
-//! Database down: the buffer is kept (bounded), retried with backoff, and
-//! whatever overflows becomes a gap entry with the exact count.
+//! Database down, full or failing: what it could not take goes to this
+//! database's durable spool (`chain::spool`), and so does everything that
+//! arrives until the spool is replayed, in order, through this same writer
+//! (before anything newer); so does what is held when the collector stops.
+//! Only beyond `spool.max_bytes` are events shed, as a `spool_full` gap with
+//! the exact count. A database that does not exist is not spooled for (a
+//! hostile sender can name any): its events are held in a bounded buffer
+//! whose overflow becomes a gap entry.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
@@ -19,6 +25,7 @@ use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
 use crate::chain::plan::{self as chain, Account};
+use crate::chain::spool::{self, AppendError, Replay, Spool};
 use crate::chain::workers::{self, Sightings, WorkerLedger, WorkerRow};
 use crate::config::ChainConfig;
 use crate::control::watch_hub::{Committed, WatchHub};
@@ -31,6 +38,8 @@ use crate::stats::Stats;
 /// How long shutdown waits for a database that does not answer.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Room the spool must have again before shedding stops.
+const SHED_HYSTERESIS: u64 = 1 << 20;
 /// Repeat a "database still down" warning at most this often.
 const WARN_EVERY: Duration = Duration::from_secs(30);
 
@@ -56,9 +65,18 @@ pub struct ChainAppender {
     retry_at: Option<Instant>,
     last_warned: Option<Instant>,
     drain_waiters: Vec<oneshot::Sender<()>>,
+    /// What the database cannot take yet; older than nothing in `buffer`
+    /// (the buffer is written first), newer than everything committed.
+    spool: Spool,
+    /// The spooled batch being written, to move past once it commits.
+    replaying: Option<Replay>,
+    /// The last failure said the database does not exist: not spooled for.
+    missing: bool,
 }
 
 impl ChainAppender {
+    // Each argument is a distinct dependency handed over by `topology`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         database: String,
         databases: Arc<Databases>,
@@ -67,7 +85,20 @@ impl ChainAppender {
         stats: Arc<Stats>,
         watch: WatchHub,
         rollup: Feed,
+        spool: Spool,
     ) -> Self {
+        if let Some(why) = spool.broken() {
+            error!(db = %database, error = why,
+                "Cannot open the spool; events the database cannot take will be counted as a gap. Check the state directory.");
+        }
+        if let Some(corrupt) = spool.corruption() {
+            error!(db = %database, at = corrupt.at, bytes = corrupt.bytes, why = %corrupt.why,
+                "The spool's tail is torn or corrupt (a crash while writing?); it was cut off and is journaled as a spool_corrupt gap.");
+        }
+        if spool.pending() > 0 {
+            info!(db = %database, records = spool.pending(), bytes = spool.bytes(),
+                "Spooled events found; replaying them before anything newer.");
+        }
         ChainAppender {
             database,
             databases,
@@ -86,13 +117,114 @@ impl ChainAppender {
             retry_at: None,
             last_warned: None,
             drain_waiters: Vec::new(),
+            spool,
+            replaying: None,
+            missing: false,
+        }
+    }
+
+    /// Whether what arrives goes to the spool: it holds older items, or the
+    /// database is failing (and exists).
+    fn spooling(&self) -> bool {
+        self.spool.has_pending() || (self.failures > 0 && !self.missing)
+    }
+
+    /// Appends items to the spool in order; what does not fit is shed into
+    /// `overflow`, which goes to the spool (forced: it is the accounting)
+    /// ahead of the next item that fits.
+    fn spool_items(&mut self, items: impl IntoIterator<Item = Item<RedactedEntry>>) {
+        let mut spooled = 0u64;
+        let mut shed = 0u64;
+        for item in items {
+            if matches!(item, Item::Hello(..)) {
+                continue;
+            }
+            // Once shedding, shed until there is room again for more than
+            // the summary: one summary per episode, not one per event.
+            if !self.overflow.is_empty() && self.spool.has_room(SHED_HYSTERESIS) {
+                let summary = std::mem::replace(&mut self.overflow, LossSummary::new(""));
+                if let Err(e) = self.spool.append(&Item::Lost(summary.clone()), true) {
+                    warn!(db = %self.database, error = ?e, "Cannot spool a loss summary yet.");
+                    self.overflow = summary;
+                }
+            }
+            let result = if self.overflow.is_empty() {
+                self.spool.append(&item, matches!(item, Item::Lost(_)))
+            } else {
+                Err(AppendError::Full)
+            };
+            match result {
+                Ok(()) => spooled += 1,
+                Err(error) => {
+                    if self.overflow.is_empty() {
+                        let reason = match &error {
+                            AppendError::Full => spool::SPOOL_FULL,
+                            AppendError::Io(_) => spool::SPOOL_UNWRITABLE,
+                        };
+                        self.overflow = LossSummary::new(reason);
+                        match &error {
+                            AppendError::Full => error!(db = %self.database,
+                                max_bytes = self.spool.max_bytes(),
+                                "Spool full (spool.max_bytes); events are being shed and counted as a spool_full gap."),
+                            AppendError::Io(e) => error!(db = %self.database, error = %e,
+                                "Cannot write the spool; events are being shed and counted as a spool_unwritable gap. Check the state directory's disk."),
+                        }
+                    }
+                    shed += u64::from(matches!(item, Item::Call(_)));
+                    self.overflow.absorb(vec![item]);
+                }
+            }
+        }
+        self.stats.update_database(&self.database, |d| {
+            d.spooled = d.spooled.saturating_add(spooled);
+            d.shed = d.shed.saturating_add(shed);
+        });
+    }
+
+    /// Moves everything held in memory to the spool, oldest first, and
+    /// makes it durable (the database is failing, or the collector stops).
+    fn spool_held(&mut self) {
+        let held: Vec<_> = self.buffer.drain(..).collect();
+        self.spool_items(held);
+        if !self.overflow.is_empty() {
+            let summary = std::mem::replace(&mut self.overflow, LossSummary::new(""));
+            if let Err(e) = self.spool.append(&Item::Lost(summary.clone()), true) {
+                self.overflow = summary;
+                error!(db = %self.database, error = ?e, "Cannot spool a loss summary.");
+            }
+        }
+        self.sync_spool();
+    }
+
+    fn sync_spool(&mut self) {
+        match self.spool.sync() {
+            Ok(true) => {
+                let (pending, bytes) = (self.spool.pending(), self.spool.bytes());
+                self.stats.update_database(&self.database, |d| {
+                    d.spool_pending = pending;
+                    d.spool_bytes = bytes;
+                    d.spool_synced = d.spooled;
+                });
+            }
+            Ok(false) => {}
+            Err(e) => {
+                error!(db = %self.database, error = %e,
+                    "Cannot fsync the spool; what it holds may not survive a crash. Check the state directory's disk.");
+            }
         }
     }
 
     fn enqueue(&mut self, items: Vec<Item<RedactedEntry>>) {
+        if self.spooling() {
+            self.spool_items(items);
+            self.report_queue();
+            return;
+        }
         for item in items {
             if self.buffer.len() >= self.config.queue_max {
-                let reason = if self.failures > 0 {
+                let reason = if self.missing {
+                    "database_missing"
+                } else if self.failures > 0 {
                     "database_unavailable"
                 } else {
                     "queue_full"
@@ -116,8 +248,12 @@ impl ChainAppender {
 
     fn report_queue(&mut self) {
         let queued = self.buffer.len() as u64;
-        self.stats
-            .update_database(&self.database, |d| d.queued = queued);
+        let (pending, bytes) = (self.spool.pending(), self.spool.bytes());
+        self.stats.update_database(&self.database, |d| {
+            d.queued = queued;
+            d.spool_pending = pending;
+            d.spool_bytes = bytes;
+        });
         // Beyond a batch, a healthy appender is behind its database: ingest
         // then sheds load at the socket (senders count it) rather than have
         // the events decoded, attributed and redacted only to overflow this
@@ -146,6 +282,29 @@ impl ChainAppender {
         }
         let now = Instant::now();
         let draining = !self.drain_waiters.is_empty();
+        if self.spooling() {
+            // Durable before anything else is tried: a crash from here on
+            // loses nothing the spool took.
+            self.sync_spool();
+        }
+        if self.buffer.is_empty() && self.spool.has_pending() {
+            if self.retry_at.is_some_and(|at| now < at) {
+                return;
+            }
+            let (items, replay) = match self.spool.read_batch(self.config.batch_max_rows) {
+                Ok(read) => read,
+                Err(e) => {
+                    error!(db = %self.database, error = %e, "Cannot read the spool; retrying.");
+                    self.retry_at = Some(now + MAX_BACKOFF);
+                    return;
+                }
+            };
+            let seen = workers::sightings(&items);
+            let due = self.workers.due(&seen, now, false);
+            self.replaying = Some(replay);
+            self.spawn_write(items, seen, due, ctx);
+            return;
+        }
         if self.buffer.is_empty() && self.overflow.is_empty() {
             // Workers seen whose rows are due, without rows to append: a
             // worker that went quiet (or stops) still has its last calls shown.
@@ -217,9 +376,33 @@ impl ChainAppender {
         ctx: &mut Context<Self>,
     ) {
         self.in_flight = false;
-        match result {
-            Ok(written) => self.committed(written, seen),
-            Err(Failed { items, error }) if error.is_data_rejection() => {
+        let replayed = self.replaying.take();
+        match (result, replayed) {
+            (Ok(written), Some(replay)) => {
+                if let Err(e) = self.spool.consumed(replay) {
+                    // Replayed again after a restart: refused as duplicates.
+                    error!(db = %self.database, error = %e, "Cannot record the spool's replay position.");
+                }
+                self.stats.update_database(&self.database, |d| {
+                    d.replayed = d.replayed.saturating_add(replay.records());
+                });
+                if !self.spool.has_pending() {
+                    info!(db = %self.database, "Spool replayed.");
+                }
+                self.committed(written, seen);
+            }
+            (Err(Failed { items, error }), Some(replay)) if error.is_data_rejection() => {
+                error!(db = %self.database, error = %error,
+                    "Database refused a batch of spooled rows; recording them as a gap.");
+                let _ = self.spool.consumed(replay);
+                let mut summary = LossSummary::new("database_rejected");
+                summary.absorb(items);
+                self.buffer.push_front(Item::Lost(summary));
+            }
+            // Still in the spool: retried from there.
+            (Err(Failed { error, .. }), Some(_)) => self.note_failure(&error),
+            (Ok(written), None) => self.committed(written, seen),
+            (Err(Failed { items, error }), None) if error.is_data_rejection() => {
                 // Retrying rows the database refuses would stall the chain
                 // forever: account for them as a gap instead, and say so.
                 error!(db = %self.database, error = %error,
@@ -228,7 +411,7 @@ impl ChainAppender {
                 summary.absorb(items);
                 self.buffer.push_front(Item::Lost(summary));
             }
-            Err(Failed { items, error }) => self.failed(items, error),
+            (Err(Failed { items, error }), None) => self.failed(items, error),
         }
         self.report_queue();
         // Draining, even with nothing buffered: the workers' rows not written yet.
@@ -259,8 +442,9 @@ impl ChainAppender {
         self.stats.update_database(&self.database, |d| {
             d.appended += written.rows.len() as u64;
             d.gap_entries += written.gap_entries;
-            d.events_in_gaps += written.events_in_gaps;
+            d.events_in_gaps = d.events_in_gaps.saturating_add(written.events_in_gaps);
             d.suppressed += written.suppressed;
+            d.duplicates = d.duplicates.saturating_add(written.duplicates);
             d.worker_rows += worker_rows;
             d.head_seq = head_seq.unwrap_or(d.head_seq);
             d.last_error = None;
@@ -277,13 +461,31 @@ impl ChainAppender {
         for item in items.into_iter().rev() {
             self.buffer.push_front(item);
         }
+        self.note_failure(&error);
+        if self.spooling() {
+            self.spool_held();
+            self.report_queue();
+        }
+    }
+
+    fn note_failure(&mut self, error: &Error) {
+        self.missing = matches!(error, Error::NoSuchDatabase { .. });
         self.failures += 1;
         let backoff = Duration::from_millis(100 * 2u64.pow(self.failures.min(6))).min(MAX_BACKOFF);
         self.retry_at = Some(Instant::now() + backoff);
         if self.last_warned.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
             self.last_warned = Some(Instant::now());
-            warn!(db = %self.database, error = %error, queued = self.buffer.len(),
-                "Cannot write the journal; keeping events and retrying. Check the database and run `egress-collector setup` on it if it was never set up.");
+            let spooled = self.spool.pending();
+            if error.is_disk_full() {
+                error!(db = %self.database, error = %error, spooled,
+                    "The database's disk is full; spooling events and retrying. Free space on the database server.");
+            } else if self.missing {
+                warn!(db = %self.database, error = %error, queued = self.buffer.len(),
+                    "The database does not exist; holding a bounded number of its events. Create it and run `egress-collector setup` on it.");
+            } else {
+                warn!(db = %self.database, error = %error, spooled, queued = self.buffer.len(),
+                    "Cannot write the journal; spooling events and retrying. Check the database and run `egress-collector setup` on it if it was never set up.");
+            }
         }
         let message = error.to_string();
         self.stats
@@ -291,7 +493,11 @@ impl ChainAppender {
     }
 
     fn notify_drained(&mut self) {
-        if !self.in_flight && self.buffer.is_empty() && self.overflow.is_empty() {
+        // A failing database's spool waits for the next start; a healthy
+        // one is replayed before the drain is over (within the deadline).
+        let spool_done = !self.spool.has_pending() || self.failures > 0;
+        if !self.in_flight && self.buffer.is_empty() && self.overflow.is_empty() && spool_done {
+            self.sync_spool();
             for waiter in self.drain_waiters.drain(..) {
                 let _ = waiter.send(());
             }
@@ -310,10 +516,14 @@ impl Actor for ChainAppender {
 
     fn stopped(&mut self, _: &mut Context<Self>) {
         self.stats.appender_backlog.fetch_sub(self.backlog, Relaxed);
-        if !self.buffer.is_empty() {
-            error!(db = %self.database, items = self.buffer.len(),
-                "Stopped with events not journaled; their workers' next events will show them as a gap.");
-        }
+        self.keep_what_is_held();
+    }
+}
+
+impl Drop for ChainAppender {
+    fn drop(&mut self) {
+        // An actor dropped with its system may never see `stopped`.
+        self.keep_what_is_held();
     }
 }
 
@@ -343,12 +553,46 @@ impl Handler<Drain> for ChainAppender {
     fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) -> Self::Result {
         let (done, wait) = oneshot::channel();
         self.drain_waiters.push(done);
-        self.retry_at = None;
-        self.maybe_flush(ctx);
+        if self.failures > 0 && !self.missing {
+            // The database is failing: what is held waits in the spool for
+            // the next start rather than for a database that may not come.
+            self.spool_held();
+        } else {
+            self.retry_at = None;
+            self.maybe_flush(ctx);
+        }
+        // Whatever the deadline leaves in memory goes to the spool.
+        ctx.run_later(
+            DRAIN_DEADLINE.saturating_sub(Duration::from_secs(1)),
+            |act, _| {
+                act.keep_what_is_held();
+                act.notify_drained();
+            },
+        );
         self.notify_drained();
         Box::pin(async move {
             let _ = tokio::time::timeout(DRAIN_DEADLINE, wait).await;
         })
+    }
+}
+
+impl ChainAppender {
+    /// At stop: nothing held in memory may vanish. It goes to the spool
+    /// (fsync'd) unless this database does not exist.
+    fn keep_what_is_held(&mut self) {
+        if self.buffer.is_empty() && self.overflow.is_empty() {
+            self.sync_spool();
+            return;
+        }
+        if self.missing {
+            error!(db = %self.database, items = self.buffer.len(),
+                "Stopped with events for a database that does not exist; they are not journaled.");
+            return;
+        }
+        let held = self.buffer.len();
+        self.spool_held();
+        warn!(db = %self.database, items = held, spooled = self.spool.pending(),
+            "Stopped with events not journaled yet; they are in the spool and will be journaled at the next start.");
     }
 }
 
@@ -359,6 +603,7 @@ struct Written {
     gap_entries: u64,
     events_in_gaps: u64,
     suppressed: u64,
+    duplicates: u64,
     /// The worker rows written with the batch, or tried: see `workers_error`.
     workers: Vec<WorkerRow>,
     /// Why the worker rows could not be written (the batch still was).
@@ -411,6 +656,7 @@ async fn write_batch(
             gap_entries: 0,
             events_in_gaps: 0,
             suppressed: 0,
+            duplicates: 0,
             workers,
             workers_error: stored.err(),
         });
@@ -434,6 +680,7 @@ async fn write_batch(
             gap_entries: plan.gap_entries,
             events_in_gaps: plan.events_in_gaps,
             suppressed: plan.suppressed,
+            duplicates: plan.duplicates,
             workers,
             workers_error,
         }),

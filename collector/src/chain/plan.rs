@@ -4,13 +4,17 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use egress_proto::{JournalRow, GENESIS_HASH};
+use egress_proto::{EntryKind, JournalRow, GENESIS_HASH};
 use serde_json::json;
 
 use crate::db::store::ChainedRow;
 use crate::pipeline::stage::{Item, RedactedEntry, Sender};
 
 pub const SEQUENCE_JUMP: &str = "sequence_jump";
+/// A call whose (worker, seq) was already accounted: sent twice.
+pub const DUPLICATE_SEQ: &str = "duplicate_seq";
+/// A call whose seq is below the worker's last accounted one.
+pub const BACKWARD_SEQ: &str = "backward_seq";
 
 /// What has been accounted for one worker: its last sequence number, and the
 /// running totals of losses it reported, by reason (workers report totals,
@@ -33,6 +37,9 @@ pub struct Plan {
     pub events_in_gaps: u64,
     /// Calls accounted but not journaled, by the database's settings.
     pub suppressed: u64,
+    /// Calls refused because their (worker, seq) was accounted before
+    /// (sent twice, or a seq gone backwards): counted, never stored.
+    pub duplicates: u64,
 }
 
 /// Walks items in arrival order. `known` holds each worker's last accounted
@@ -47,12 +54,25 @@ pub fn plan(
         known,
         plan: Plan::default(),
         gaps: BTreeMap::new(),
+        duplicates: BTreeMap::new(),
         pids: HashMap::new(),
     };
     for (index, item) in items.iter_mut().enumerate() {
         match item {
             Item::Call(entry) => {
                 walk.note_pid(entry.worker_id, entry.row.worker_pid);
+                // Exactly once per (worker, database, seq): a number already
+                // accounted (a row, a gap or a cursor) is never stored again.
+                let last = walk.last(entry.worker_id);
+                if last > 0 && entry.worker_seq <= last {
+                    let reason = if entry.worker_seq == last {
+                        DUPLICATE_SEQ
+                    } else {
+                        BACKWARD_SEQ
+                    };
+                    walk.duplicate(entry.worker_id, reason);
+                    continue;
+                }
                 walk.advance_to(entry.worker_id, entry.worker_seq, 1);
                 if entry.suppressed.is_some() {
                     walk.plan.suppressed += 1;
@@ -103,7 +123,11 @@ pub fn plan(
                         walk.advance_to(*worker, low, 1);
                         walk.raise(*worker, high);
                     }
-                    walk.gap(*worker, summary.reason, loss.calls + loss.other);
+                    walk.gap(
+                        *worker,
+                        summary.reason,
+                        loss.calls.saturating_add(loss.other),
+                    );
                     for (reason, total) in &loss.reported {
                         walk.reported(*worker, &reason_label(reason), *total);
                     }
@@ -123,6 +147,8 @@ struct Walk<'a> {
     plan: Plan,
     /// (worker, reason) → events, in a stable order for the rows.
     gaps: BTreeMap<(u64, String), u64>,
+    /// (worker, reason) → calls refused as already accounted.
+    duplicates: BTreeMap<(u64, &'static str), u64>,
     pids: HashMap<u64, i64>,
 }
 
@@ -155,7 +181,8 @@ impl Walk<'_> {
     /// since the last accounted one become a `sequence_jump` gap.
     fn advance_to(&mut self, worker: u64, seq: u64, consumes: u64) {
         let last = self.last(worker);
-        if seq > last + consumes {
+        // Counts come from the wire: nothing here may wrap, even at u64::MAX.
+        if seq > last.saturating_add(consumes) {
             self.gap(worker, SEQUENCE_JUMP, seq - last - consumes);
         }
         self.raise(worker, seq);
@@ -175,8 +202,15 @@ impl Walk<'_> {
 
     fn gap(&mut self, worker: u64, reason: &str, count: u64) {
         if count > 0 {
-            *self.gaps.entry((worker, reason.to_owned())).or_default() += count;
+            let total = self.gaps.entry((worker, reason.to_owned())).or_default();
+            *total = total.saturating_add(count);
         }
+    }
+
+    fn duplicate(&mut self, worker: u64, reason: &'static str) {
+        let total = self.duplicates.entry((worker, reason)).or_default();
+        *total = total.saturating_add(1);
+        self.plan.duplicates = self.plan.duplicates.saturating_add(1);
     }
 
     fn note_pid(&mut self, worker: u64, pid: Option<i64>) {
@@ -192,14 +226,27 @@ impl Walk<'_> {
     fn finish(mut self, database: &str) -> Plan {
         for ((worker, reason), count) in std::mem::take(&mut self.gaps) {
             self.plan.gap_entries += 1;
-            self.plan.events_in_gaps += count;
+            self.plan.events_in_gaps = self.plan.events_in_gaps.saturating_add(count);
             self.push(
                 JournalRow {
-                    kind: "gap".into(),
+                    kind: EntryKind::Gap.as_str().into(),
                     worker_id: Some(worker as i64),
                     worker_pid: self.pids.get(&worker).copied(),
-                    gap_count: Some(count as i64),
+                    gap_count: Some(count_column(count)),
                     gap_reason: Some(reason),
+                    ..JournalRow::default()
+                },
+                None,
+            );
+        }
+        for ((worker, reason), count) in std::mem::take(&mut self.duplicates) {
+            self.push(
+                JournalRow {
+                    kind: EntryKind::Duplicate.as_str().into(),
+                    worker_id: Some(worker as i64),
+                    worker_pid: self.pids.get(&worker).copied(),
+                    gap_count: Some(count_column(count)),
+                    gap_reason: Some(reason.to_owned()),
                     ..JournalRow::default()
                 },
                 None,
@@ -210,6 +257,11 @@ impl Walk<'_> {
         }
         self.plan
     }
+}
+
+/// A count in a `bigint` column: never negative, saturating at its top.
+pub fn count_column(count: u64) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
 }
 
 /// Moves rows back into the items they came from (after a failed write).
@@ -462,6 +514,76 @@ mod tests {
             })
             .collect();
         assert_eq!(paths, [Some("/p1".to_string()), Some("/p5".to_string())]);
+    }
+
+    fn duplicates(plan: &Plan) -> Vec<(String, i64)> {
+        plan.rows
+            .iter()
+            .filter(|r| r.kind == "duplicate")
+            .map(|r| (r.gap_reason.clone().unwrap(), r.gap_count.unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn a_replayed_or_backward_seq_is_counted_and_not_stored() {
+        let mut items = [call(1), call(2), call(2), call(3), call(1), call(2)];
+        let plan = plan("db", &mut items, &HashMap::new());
+        let calls = plan.rows.iter().filter(|r| r.kind == "call").count();
+        assert_eq!(calls, 3);
+        assert!(gaps(&plan).is_empty());
+        assert_eq!(
+            duplicates(&plan),
+            [("backward_seq".into(), 2), ("duplicate_seq".into(), 1)]
+        );
+        assert_eq!(plan.duplicates, 3);
+    }
+
+    #[test]
+    fn a_seq_replayed_after_a_restart_is_refused_by_the_stored_cursor() {
+        let known = HashMap::from([(
+            W,
+            Account {
+                last_seq: 10,
+                ..Account::default()
+            },
+        )]);
+        let plan = plan("db", &mut [call(10), call(4), call(11)], &known);
+        assert_eq!(plan.rows.iter().filter(|r| r.kind == "call").count(), 1);
+        assert_eq!(plan.duplicates, 2);
+        assert!(gaps(&plan).is_empty());
+    }
+
+    #[test]
+    fn u64_extremes_never_wrap_nor_go_negative() {
+        let plan1 = plan("db", &mut [call(1), call(u64::MAX)], &HashMap::new());
+        assert_eq!(gaps(&plan1), [("sequence_jump".into(), i64::MAX)]);
+        assert_eq!(plan1.cursors[&W].last_seq, u64::MAX);
+        // At the top of the range, the same seq again is a duplicate, not seq 0.
+        let again = plan("db", &mut [call(u64::MAX)], &plan1.cursors);
+        assert_eq!(again.duplicates, 1);
+        let report = |total| {
+            Item::Drops(
+                SENDER,
+                Drops {
+                    worker_id: W,
+                    counts: vec![DropCount {
+                        database: "db".into(),
+                        reason: "buffer_full".into(),
+                        count: total,
+                    }],
+                    cursors: vec![],
+                },
+            )
+        };
+        let drops = plan(
+            "db",
+            &mut [report(u64::MAX), call(u64::MAX)],
+            &HashMap::new(),
+        );
+        for (_, count) in gaps(&drops) {
+            assert!(count > 0, "{:?}", gaps(&drops));
+        }
+        assert_eq!(drops.events_in_gaps, u64::MAX);
     }
 
     #[test]

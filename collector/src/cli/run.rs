@@ -88,6 +88,9 @@ pub struct RunArgs {
     /// [state] dir: the collector's own state (keys, salts).
     #[arg(long, env = "EGRESS_STATE_DIR")]
     state_dir: Option<PathBuf>,
+    /// [spool] max_bytes: most bytes spooled while a database cannot be written.
+    #[arg(long, env = "EGRESS_SPOOL_MAX_BYTES")]
+    spool_max_bytes: Option<u64>,
     /// [log] level: error, warn, info, debug, or a tracing filter.
     #[arg(long, env = "EGRESS_LOG")]
     log_level: Option<String>,
@@ -129,6 +132,7 @@ fn load(args: RunArgs) -> anyhow::Result<Config> {
         vacuum_interval_secs => vacuum.interval_secs;
         vacuum_batch_rows => vacuum.batch_rows;
         state_dir => state.dir;
+        spool_max_bytes => spool.max_bytes;
         log_level => log.level;
     }
     if args.socket_group.is_some() {

@@ -125,9 +125,19 @@ impl Databases {
 
 /// A connection from `pool` (taken before a future that must own it).
 pub async fn connect(pool: Result<Pool>, database: &str) -> Result<Object> {
-    pool?.get().await.map_err(|e| Error::Pool {
-        database: database.to_owned(),
-        reason: crate::error::chain_text(&e),
+    pool?.get().await.map_err(|e| match &e {
+        // The server answered: no such database. Not an outage to spool for.
+        deadpool_postgres::PoolError::Backend(pg)
+            if pg.code() == Some(&tokio_postgres::error::SqlState::INVALID_CATALOG_NAME) =>
+        {
+            Error::NoSuchDatabase {
+                database: database.to_owned(),
+            }
+        }
+        _ => Error::Pool {
+            database: database.to_owned(),
+            reason: crate::error::chain_text(&e),
+        },
     })
 }
 

@@ -159,7 +159,8 @@ pub fn redact(
         worker_id: Some(call.worker_id as i64),
         worker_pid: Some(raw.sender.pid),
         worker_uid: Some(raw.sender.uid),
-        worker_seq: Some(call.seq as i64),
+        // A seq beyond bigint's range is kept at its top, never wrapped.
+        worker_seq: Some(crate::chain::plan::count_column(call.seq)),
         started_at_us: (0..=MAX_PLAUSIBLE_US)
             .contains(&call.started_at_us)
             .then_some(call.started_at_us),

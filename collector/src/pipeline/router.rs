@@ -75,6 +75,24 @@ impl Actor for Router {
     }
 }
 
+/// Start these databases' appenders now (their spools hold events).
+#[derive(Debug, actix::Message)]
+#[rtype(result = "()")]
+pub struct OpenDatabases(pub Vec<String>);
+
+impl Handler<OpenDatabases> for Router {
+    type Result = ();
+
+    fn handle(&mut self, OpenDatabases(names): OpenDatabases, _: &mut Context<Self>) {
+        for database in names {
+            if self.link(&database).is_none() {
+                warn!(db = %database, max_databases = self.max_databases,
+                    "A spool waits for this database but database.max_databases are in use; it is replayed once one is free.");
+            }
+        }
+    }
+}
+
 impl Handler<Batch<RedactedEntry>> for Router {
     type Result = ();
 

@@ -163,7 +163,7 @@ impl Drop for Ticket {
 pub struct Drain;
 
 /// What one worker lost, for one database, at one point of the pipeline.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WorkerLoss {
     /// Calls the collector dropped, with the range of their sequence numbers.
     pub calls: u64,
@@ -203,7 +203,7 @@ impl LossSummary {
                 Item::Call(call) => {
                     let loss = self.entry(call.database(), call.worker_id());
                     let seq = call.worker_seq();
-                    loss.calls += 1;
+                    loss.calls = loss.calls.saturating_add(1);
                     loss.seq_range = Some(match loss.seq_range {
                         None => (seq, seq),
                         Some((lo, hi)) => (lo.min(seq), hi.max(seq)),
@@ -222,7 +222,8 @@ impl LossSummary {
                     }
                 }
                 Item::ConfigChange(_, change) => {
-                    self.entry(&change.database, change.worker_id).other += 1;
+                    let loss = self.entry(&change.database, change.worker_id);
+                    loss.other = loss.other.saturating_add(1);
                 }
                 Item::Lost(earlier) => self.merge(earlier),
                 // A lost Hello costs nothing: the worker repeats it every minute.
@@ -236,7 +237,7 @@ impl LossSummary {
     pub fn merge(&mut self, other: LossSummary) {
         for ((database, worker), loss) in other.workers {
             let mine = self.entry(&database, worker);
-            mine.calls += loss.calls;
+            mine.calls = mine.calls.saturating_add(loss.calls);
             mine.seq_range = match (mine.seq_range, loss.seq_range) {
                 (None, r) | (r, None) => r,
                 (Some((a, b)), Some((c, d))) => Some((a.min(c), b.max(d))),
@@ -246,7 +247,7 @@ impl LossSummary {
                 *mine_total = (*mine_total).max(total);
             }
             mine.cursor = mine.cursor.max(loss.cursor);
-            mine.other += loss.other;
+            mine.other = mine.other.saturating_add(loss.other);
         }
     }
 

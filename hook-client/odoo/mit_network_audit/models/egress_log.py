@@ -6,7 +6,7 @@ from .view_backed import column
 
 CLASSES = [("vendor", "MIT-bound"), ("third_party", "Third party"), ("local", "Local"),
            ("unknown", "Unknown")]
-KINDS = [("call", "Call"), ("gap", "Gap"), ("config_change", "Settings change"),
+KINDS = [("call", "Call"), ("gap", "Gap"), ("duplicate", "Duplicate"), ("config_change", "Settings change"),
          ("vacuum", "Retention vacuum")]
 
 
