@@ -42,10 +42,17 @@ pub struct CollectorBuilder {
     default_db: String,
     allow_uids: Vec<u32>,
     socket_mode: Option<String>,
+    database_url: Option<String>,
     extra: Vec<String>,
 }
 
 impl CollectorBuilder {
+    /// Another server than the shared one (a private cluster).
+    pub fn database_url(mut self, url: &str) -> Self {
+        self.database_url = Some(url.to_string());
+        self
+    }
+
     /// Also accept datagrams from `uid` (the collector's own uid always is).
     pub fn allow_uid(mut self, uid: u32) -> Self {
         self.allow_uids.push(uid);
@@ -87,7 +94,8 @@ impl CollectorBuilder {
             "--state-dir".into(),
             state.display().to_string(),
             "--database-url".into(),
-            conninfo("egress_collector", "{db}"),
+            self.database_url
+                .unwrap_or_else(|| conninfo("egress_collector", "{db}")),
             "--default-db".into(),
             self.default_db,
         ];
@@ -141,6 +149,7 @@ impl Collector {
             default_db: default_db.to_string(),
             allow_uids: Vec::new(),
             socket_mode: None,
+            database_url: None,
             extra: Vec::new(),
         }
     }

@@ -11,6 +11,7 @@
 //! - `loadgen`: runs `egress-loadgen` and parses its report.
 //! - `rollups`: the rollup invariant (rollups = the journal's aggregate, row
 //!   by row, in SQL) and the rollup watermark.
+//! - `pg_cluster`: a private PostgreSQL cluster a test can stop and start.
 //! - `datagram`: a raw datagram sender for hand-made (and malformed) frames.
 //! - `wait`: bounded polling, and the lock that runs tests one at a time.
 
@@ -19,6 +20,7 @@ pub mod collector;
 pub mod datagram;
 pub mod db;
 pub mod loadgen;
+pub mod pg_cluster;
 pub mod rollups;
 pub mod scratch;
 pub mod wait;
@@ -27,6 +29,7 @@ pub use collector::{verify, Collector, CollectorBuilder, Status, Verify, Watch};
 pub use datagram::DatagramSender;
 pub use db::{Sql, TestDb};
 pub use loadgen::{Loadgen, LoadgenReport, RunningLoadgen};
+pub use pg_cluster::PgCluster;
 pub use scratch::Scratch;
 pub use wait::{require_dgram_qlen, serial, wait_for_value, wait_until};
 
