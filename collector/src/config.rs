@@ -326,6 +326,25 @@ impl Default for LogConfig {
     }
 }
 
+/// The levels `log.level` may name on its own; anything else must be a
+/// filter with a `=` (`info,egress_collector=debug`). A bare word is a
+/// tracing target, so `verbose` would silently turn every log line off.
+pub const LOG_LEVELS: &[&str] = &["error", "warn", "info", "debug", "trace", "off"];
+
+impl LogConfig {
+    fn check(&self) -> Result<()> {
+        let level = self.level.trim();
+        if level.contains('=') || LOG_LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+            return Ok(());
+        }
+        Err(Error::Config(format!(
+            "log.level {level:?} is not a level: give one of {} (--log-level, EGRESS_LOG), \
+             or a filter such as \"info,egress_collector=debug\"",
+            LOG_LEVELS.join(", ")
+        )))
+    }
+}
+
 impl ChainConfig {
     pub fn flush_interval(&self) -> Duration {
         Duration::from_millis(self.flush_interval_ms)
@@ -402,6 +421,7 @@ impl Config {
         if self.vacuum.batch_rows < 1 {
             return fail("vacuum.batch_rows must be at least 1".into());
         }
+        self.log.check()?;
         if self.chain.queue_max < self.chain.batch_max_rows {
             return fail("chain.queue_max must be at least chain.batch_max_rows".into());
         }
@@ -432,6 +452,13 @@ mod tests {
             .contains("flush_interval_ms"));
         config = Config::from_toml("[database]\nurl = \"host=/tmp dbname=odoo\"").unwrap();
         assert!(config.validate().unwrap_err().to_string().contains("{db}"));
+        config = Config::from_toml("[log]\nlevel = \"verbose\"").unwrap();
+        let level = config.validate().unwrap_err().to_string();
+        assert!(level.contains("log.level \"verbose\""), "{level}");
+        for good in ["warn", "DEBUG", "info,egress_collector=debug"] {
+            config.log.level = good.into();
+            config.validate().unwrap();
+        }
         config = Config::from_toml("[ingest]\nsocket_mode = \"999\"").unwrap();
         assert!(config
             .validate()

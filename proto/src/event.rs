@@ -45,6 +45,10 @@ pub struct Trigger {
     pub uid: Option<i64>,
 }
 
+/// The channels the hook reports (`Call::channel`), as `watch --channel`
+/// accepts them; the Python interceptor's `CHANNELS` is the same list.
+pub const CHANNELS: &[&str] = &["http", "smtp", "imap", "pop3", "socket", "dns"];
+
 /// One logical outbound network call.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Call {

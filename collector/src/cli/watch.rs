@@ -25,8 +25,8 @@ pub struct WatchArgs {
     /// Only calls to this host.
     #[arg(long)]
     host: Option<String>,
-    /// Only this channel (http, smtp, imap, pop3, socket, dns).
-    #[arg(long)]
+    /// Only this channel.
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(egress_proto::event::CHANNELS))]
     channel: Option<String>,
     /// One JSON object per line instead of readable lines.
     #[arg(long)]
@@ -62,6 +62,10 @@ pub fn main(args: WatchArgs) -> anyhow::Result<ExitCode> {
                     value["batches"]
                 ),
                 Some("error") => bail!("{}", value["message"].as_str().unwrap_or("error")),
+                Some("end") => bail!(
+                    "watch stopped: {}; run `egress-collector watch` again once it is back",
+                    value["reason"].as_str().unwrap_or("the collector ended it")
+                ),
                 _ => continue,
             };
             let mut out = stdout.lock();
@@ -70,10 +74,14 @@ pub fn main(args: WatchArgs) -> anyhow::Result<ExitCode> {
                 .and_then(|_| out.flush())
                 .is_err()
             {
-                break;
+                return Ok(ExitCode::SUCCESS);
             }
         }
-        Ok(ExitCode::SUCCESS)
+        bail!(
+            "watch stopped: the collector at {} closed the connection (it stopped or restarted); \
+             run `egress-collector watch` again once it is back",
+            args.control.display()
+        )
     })
 }
 

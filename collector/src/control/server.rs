@@ -177,9 +177,8 @@ impl ControlServer {
         // still unread when the connection closes gets EPIPE for its write,
         // not the refusal that says why.
         let mut line = String::new();
-        BufReader::new(read.take(REQUEST_MAX_BYTES))
-            .read_line(&mut line)
-            .await?;
+        let mut reader = BufReader::new(read.take(REQUEST_MAX_BYTES));
+        reader.read_line(&mut line).await?;
         let Some(access) = self.access(uid) else {
             let refusal = json!({"type": "error", "message": format!("uid {uid} may not use the control socket; add it to control.allow_uids (or control.export_uids for exports only)")});
             return write_line(&mut write, &refusal).await;
@@ -215,7 +214,10 @@ impl ControlServer {
                 };
                 write_line(&mut write, &reply).await
             }
-            Ok(Request::Watch { db, since }) => self.watch(&mut write, db, since).await,
+            Ok(Request::Watch { db, since }) => {
+                let read = reader.into_inner().into_inner();
+                self.watch(read, &mut write, db, since).await
+            }
             Ok(Request::SignNow { db }) => {
                 let reply = match self.checked(&db) {
                     Ok(()) => match self.signing.sign(&db).await {
@@ -266,7 +268,30 @@ impl ControlServer {
         }
     }
 
+    /// Streams committed rows to one watcher until it hangs up. The
+    /// watcher is counted (`status`) only while its connection is open:
+    /// its read side reaching end-of-file ends the watch even when no row
+    /// comes to fail a write.
     async fn watch(
+        &self,
+        mut read: tokio::net::unix::OwnedReadHalf,
+        write: &mut (impl AsyncWriteExt + Unpin),
+        db: Option<String>,
+        since: u32,
+    ) -> std::io::Result<()> {
+        let hung_up = async move {
+            let mut buf = [0u8; 256];
+            // A watcher sends nothing after its request: anything it does
+            // send is ignored; end-of-file or an error means it is gone.
+            while matches!(read.read(&mut buf).await, Ok(n) if n > 0) {}
+        };
+        tokio::select! {
+            result = self.stream_rows(write, db, since) => result,
+            () = hung_up => Ok(()),
+        }
+    }
+
+    async fn stream_rows(
         &self,
         write: &mut (impl AsyncWriteExt + Unpin),
         db: Option<String>,
@@ -312,7 +337,10 @@ impl ControlServer {
                 Err(RecvError::Lagged(batches)) => {
                     write_line(write, &json!({"type": "skipped", "batches": batches})).await?;
                 }
-                Err(RecvError::Closed) => return Ok(()),
+                Err(RecvError::Closed) => {
+                    let end = json!({"type": "end", "reason": "the collector is shutting down"});
+                    return write_line(write, &end).await;
+                }
             }
         }
     }
