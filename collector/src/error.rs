@@ -27,6 +27,10 @@ pub enum Error {
     Config(String),
     #[error("control socket: {0}")]
     Control(String),
+    /// A database problem already explained for the operator: which
+    /// database, role and server, and the fix (`db::startup`).
+    #[error("{0}")]
+    Database(String),
 }
 
 impl Error {
@@ -67,7 +71,9 @@ pub fn chain_text(error: &dyn std::error::Error) -> String {
     let mut source = error.source();
     while let Some(cause) = source {
         let cause_text = cause.to_string();
-        if !text.ends_with(&cause_text) {
+        // Messages often carry their source's text already (`{source}`):
+        // print each cause once.
+        if !text.contains(&cause_text) {
             text.push_str(": ");
             text.push_str(&cause_text);
         }

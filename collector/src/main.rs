@@ -4,8 +4,6 @@ mod cli;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 // Events are allocated on the ingest thread and freed on the appender's:
 // mimalloc's cross-thread frees cost a fraction of glibc's (docs/PERFORMANCE.md).
 #[global_allocator]
@@ -13,11 +11,13 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     egress_collector::allocator::keep_freed_memory();
-    let args = cli::Cli::parse();
+    let args = cli::parse();
     match cli::dispatch(args) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("egress-collector: {err:#}");
+            // One line, each cause once (many messages already quote their source).
+            let text = egress_collector::error::chain_text(err.as_ref());
+            eprintln!("egress-collector: {text}");
             ExitCode::from(cli::EXIT_FAILURE)
         }
     }

@@ -49,6 +49,7 @@ pub fn run(config: Config) -> Result<()> {
     // Before anything is bound: a second collector must not take over the
     // first one's sockets or spool.
     let _instance = InstanceLock::acquire(&config.state.dir, &config.ingest.socket)?;
+    check_default_database(&config)?;
     warn_if_queue_short();
     let own_uid = nix::unistd::getuid().as_raw();
     let mut allow_uids: HashSet<u32> = config.ingest.allow_uids.iter().copied().collect();
@@ -310,6 +311,21 @@ fn prepare_state_dir(config: &Config) -> Result<()> {
         .create(dir)
         .map_err(err)?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(err)
+}
+
+/// Refuses to start when the default database cannot take rows (down,
+/// missing, no `setup`, wrong role): a service that runs but journals
+/// nothing would fail silently. Other databases are checked as their first
+/// event arrives (their rows wait in the appender's queue meanwhile).
+fn check_default_database(config: &Config) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Database(format!("cannot start the database check: {e}")))?;
+    runtime.block_on(crate::db::startup::check_database(
+        &config.database.url,
+        &config.database.default_db,
+    ))
 }
 
 /// The kernel queues few datagrams per socket by default; bursts then turn

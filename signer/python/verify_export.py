@@ -567,7 +567,10 @@ def main(argv=None):
           "linked), " + ("chained from the genesis hash" if r["from"] == 1 else
                          f"chained from the anchor {doc['anchor'][:8].hex()}…"))
     print(f"  signatures:   {schemes}" + ("" if hmac_key else " (HMAC not checked: no --hmac-key)"))
-    print(f"  signed heads: {len(doc['signed_heads']) + bool(doc['latest_head'])} checked; "
+    # The latest head is usually one of the listed ones too: count it once.
+    heads = len(doc["signed_heads"]) + bool(doc["latest_head"]
+                                              and doc["latest_head"] not in doc["signed_heads"])
+    print(f"  signed heads: {heads} checked; "
           + (f"rows up to seq {signed} are under a signed head" if signed else "none in range"))
     print(f"  public key:   {key.hex()}" + ("" if pubkey or witness else
           " (the file's own: pin it with --pubkey or --witness)"))

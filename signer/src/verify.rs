@@ -89,7 +89,8 @@ pub struct Report {
     pub public_key: [u8; 32],
     pub key_source: KeySource,
     pub hmac_checked: bool,
-    /// Signed heads checked (listed ones plus the latest).
+    /// Distinct signed heads checked (the listed ones, and the latest when
+    /// it is not among them).
     pub heads_checked: usize,
     /// Highest seq whose signed head was matched against an exported row.
     pub last_signed_seq: Option<i64>,
@@ -534,7 +535,13 @@ fn check<R>(file: &ExportFile<R>, rows: &CheckedRows, options: &VerifyOptions) -
         public_key: file.public_key,
         key_source,
         hmac_checked: options.hmac_key.is_some(),
-        heads_checked: file.signed_heads.len() + usize::from(file.latest_head.is_some()),
+        // The latest head is usually one of the listed ones too: count it once.
+        heads_checked: file.signed_heads.len()
+            + usize::from(
+                file.latest_head
+                    .as_ref()
+                    .is_some_and(|latest| !file.signed_heads.contains(latest)),
+            ),
         last_signed_seq,
         latest_head: file.latest_head.as_ref().map(|h| h.seq),
         problems,

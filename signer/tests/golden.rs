@@ -187,10 +187,21 @@ fn small_export_vector() {
     std::fs::write(&key, hex::encode(keys().hmac_key())).unwrap();
     let pk = hex::encode(keys().public_key());
     let args = ["--hmac-key", key.to_str().unwrap(), "--pubkey", pk.as_str()];
+    // The file lists 2 signed heads, the latest among them: each counted once.
     let out = rust_verify(&file, &args);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("signed heads: 2 checked;"),
+        "{}",
+        out.stdout
+    );
     let out = python_verify(&file, &args, !python_has_cryptography());
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("signed heads: 2 checked;"),
+        "{}",
+        out.stdout
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 

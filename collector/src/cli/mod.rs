@@ -55,6 +55,14 @@ enum Command {
     VacuumNow(vacuum_now::VacuumNowArgs),
 }
 
+/// Parses the command line, with each `run` flag's default in its help.
+pub fn parse() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let command = Cli::command().mut_subcommand("run", run::with_defaults);
+    let matches = command.get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Setup(args) => setup::main(args),
@@ -118,6 +126,11 @@ fn one_reply(
         anyhow::bail!("{}", value["message"].as_str().unwrap_or("refused"));
     }
     Ok(value)
+}
+
+/// `n` and the noun that agrees with it: "1 row", "2 rows", "0 rows".
+fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 const DEFAULT_CONTROL: &str = "/run/egress-collector/control.sock";

@@ -13,6 +13,10 @@ pub struct RunArgs {
     /// TOML configuration file (see docs/CONFIGURATION.md).
     #[arg(long, env = "EGRESS_CONFIG")]
     config: Option<PathBuf>,
+    /// Check the configuration (file, variables and flags) and exit: 0 when
+    /// it is valid, 1 with the offending key otherwise. Starts nothing.
+    #[arg(long)]
+    check: bool,
     /// [ingest] socket: datagram socket the Odoo workers send to.
     #[arg(long, env = "EGRESS_SOCKET")]
     socket: Option<PathBuf>,
@@ -96,6 +100,46 @@ pub struct RunArgs {
     log_level: Option<String>,
 }
 
+/// Appends each setting's default to its flag's help (`run --help`),
+/// read from `Config::default()` through the `[section] key:` that opens
+/// the help text, so the two cannot disagree.
+pub fn with_defaults(command: clap::Command) -> clap::Command {
+    let defaults = toml::Value::try_from(Config::default()).ok();
+    let ids: Vec<clap::Id> = command
+        .get_arguments()
+        .map(|a| a.get_id().clone())
+        .collect();
+    ids.into_iter().fold(command, |command, id| {
+        command.mut_arg(id, |arg| {
+            let Some(help) = arg.get_help().map(|h| h.to_string()) else {
+                return arg;
+            };
+            match config_key(&help)
+                .and_then(|(section, key)| defaults.as_ref()?.get(section)?.get(key))
+            {
+                Some(value) => arg.help(format!("{help} [default: {}]", show(value))),
+                None => arg,
+            }
+        })
+    })
+}
+
+/// `("ingest", "socket")` from a help text opening with `[ingest] socket`.
+pub fn config_key(help: &str) -> Option<(&str, &str)> {
+    let rest = help.strip_prefix('[')?;
+    let (section, rest) = rest.split_once("] ")?;
+    let key = rest.split([':', '.', ' ']).next()?;
+    Some((section, key))
+}
+
+fn show(value: &toml::Value) -> String {
+    match value {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Array(a) if a.is_empty() => "none".into(),
+        other => other.to_string(),
+    }
+}
+
 fn load(args: RunArgs) -> anyhow::Result<Config> {
     let mut config = match &args.config {
         Some(path) => {
@@ -143,7 +187,17 @@ fn load(args: RunArgs) -> anyhow::Result<Config> {
 }
 
 pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let check = args.check;
+    let source = args
+        .config
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "the defaults".into());
     let config = load(args)?;
+    if check {
+        println!("configuration OK ({source}, with EGRESS_* variables and flags applied)");
+        return Ok(ExitCode::SUCCESS);
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log.level))
         .context("log.level is not a valid level or filter")?;

@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::Args;
 use egress_collector::db::setup::{setup, SetupOptions};
+use egress_collector::error::{chain_text, Error};
+use tokio_postgres::error::SqlState;
 
 #[derive(Debug, Args)]
 pub struct SetupArgs {
@@ -29,7 +31,27 @@ pub fn main(args: SetupArgs) -> anyhow::Result<ExitCode> {
         odoo_role: args.odoo_role,
         collector_role: args.collector_role,
     };
-    let report = super::runtime()?.block_on(setup(&options))?;
+    let report = match super::runtime()?.block_on(setup(&options)) {
+        Ok(report) => report,
+        Err(Error::Db { source, .. })
+            if source.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) =>
+        {
+            let role = options
+                .database_url
+                .parse::<tokio_postgres::Config>()
+                .ok()
+                .and_then(|c| c.get_user().map(str::to_owned))
+                .unwrap_or_else(|| "(the OS user)".into());
+            let reason = source
+                .as_db_error()
+                .map_or_else(|| chain_text(&source), |d| d.message().to_owned());
+            anyhow::bail!(
+                "setup needs a PostgreSQL superuser and role {role:?} is not one ({reason}): \
+                 give a superuser in --database-url, e.g. \"host=/var/run/postgresql user=postgres dbname=…\""
+            );
+        }
+        Err(e) => return Err(e.into()),
+    };
     for label in &report.applied {
         println!("applied migration {label}");
     }

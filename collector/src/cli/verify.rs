@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use egress_collector::db::journal_copy::CopyDecoder;
 use egress_collector::db::setup::connect;
+use egress_collector::db::startup::Target;
 use egress_collector::db::store;
+use egress_collector::error::{chain_text, Error};
 use egress_collector::proof::verify::{ChainCheck, RowFacts};
 use egress_proto::chain_hash;
 
@@ -75,7 +77,13 @@ pub fn main(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             Ok(report(&check))
         }
         Err(err) => {
-            eprintln!("Could not verify the chain: {err}");
+            let text = match (err.downcast_ref::<Error>(), args.database_url.parse()) {
+                (Some(Error::Db { source, .. }), Ok(config)) => {
+                    Target::of(&config).query_problem(source)
+                }
+                _ => chain_text(err.as_ref()),
+            };
+            eprintln!("Could not verify the chain: {text}");
             Ok(ExitCode::from(EXIT_UNCHECKED))
         }
     }
@@ -261,11 +269,11 @@ fn report(check: &ChainCheck) -> ExitCode {
         None => {
             println!("Audit chain verified OK — no tampering detected.");
             println!(
-                "{} rows, seq {} to {}; {} signed heads checked.",
-                check.rows,
+                "{}, seq {} to {}; {} checked.",
+                super::count(check.rows, "row", "rows"),
                 check.first_seq.unwrap_or(1),
                 check.head_seq(),
-                check.heads_checked
+                super::count(check.heads_checked as u64, "signed head", "signed heads")
             );
             if let Some(anchor) = &check.anchor {
                 println!(
@@ -283,7 +291,10 @@ fn report(check: &ChainCheck) -> ExitCode {
                 );
                 let unchecked = check.heads_before_anchor();
                 if unchecked > 0 {
-                    println!("{unchecked} signed heads before the anchor cannot be checked: their rows were pruned.");
+                    println!(
+                        "{} before the anchor cannot be checked: their rows were pruned.",
+                        super::count(unchecked as u64, "signed head", "signed heads")
+                    );
                 }
             }
             ExitCode::SUCCESS
@@ -293,7 +304,10 @@ fn report(check: &ChainCheck) -> ExitCode {
                 "TAMPERED: the chain breaks at seq {}: {}.",
                 broken.seq, broken.reason
             );
-            println!("{} rows before it verified.", check.rows);
+            println!(
+                "{} before it verified.",
+                super::count(check.rows, "row", "rows")
+            );
             ExitCode::from(EXIT_TAMPERED)
         }
     }

@@ -2,6 +2,7 @@
 //!
 //! - `databases`: connection pools per database.
 //! - `setup`: roles, schema, migrations, grants.
+//! - `startup`: the start-up check, and database problems explained in one line.
 //! - `store`: every SQL statement of the collector.
 //! - `journal_copy`: the journal's binary COPY data decoded into canonical
 //!   encodings, for `verify`.
@@ -9,4 +10,5 @@
 pub mod databases;
 pub mod journal_copy;
 pub mod setup;
+pub mod startup;
 pub mod store;

@@ -91,7 +91,9 @@ pub async fn connect(url: &str) -> Result<Client> {
     let config: tokio_postgres::Config = url
         .parse()
         .map_err(|e| Error::Config(format!("database URL does not parse: {e}")))?;
-    let (client, connection) = config.connect(NoTls).await.map_err(db("connect"))?;
+    let (client, connection) = config.connect(NoTls).await.map_err(|e| {
+        Error::Database(crate::db::startup::Target::of(&config).connect_problem(&e))
+    })?;
     tokio::spawn(async move {
         let _ = connection.await;
     });

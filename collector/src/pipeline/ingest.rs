@@ -68,7 +68,7 @@ pub fn bind(settings: &IngestSettings) -> Result<std::os::unix::net::UnixDatagra
         let gid = nix::unistd::Group::from_name(group)
             .ok()
             .flatten()
-            .ok_or_else(|| Error::Config(format!("socket group {group:?} does not exist")))?
+            .ok_or_else(|| Error::Config(format!("ingest.socket_group {group:?} does not exist: give the group Odoo runs as (`id -gn odoo`) with --socket-group, or create it")))?
             .gid;
         nix::unistd::chown(path, None, Some(gid))
             .map_err(|e| socket_err(std::io::Error::from(e)))?;
