@@ -102,6 +102,17 @@ fn main() -> ExitCode {
             args.clients
         );
     }
+    if sent == 0 && dropped > 0 {
+        // A smoke test that reached nothing must not look like a pass.
+        let reasons: Vec<String> = by_reason.iter().map(|(r, n)| format!("{r}={n}")).collect();
+        eprintln!(
+            "egress-loadgen: nothing was delivered to {}: all {dropped} events dropped ({}); \
+             start `egress-collector run` there or pass the socket it listens on with --socket",
+            args.socket.display(),
+            reasons.join(" ")
+        );
+        return ExitCode::FAILURE;
+    }
     ExitCode::SUCCESS
 }
 
