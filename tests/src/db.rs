@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio_postgres::{NoTls, Row};
 
-use crate::{bins, wait, HOOK_GAP_REASONS, PG_SOCKET_DIR};
+use crate::{bins, pg_socket_dir, wait, HOOK_GAP_REASONS};
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 static CLEAN_STALE: Once = Once::new();
@@ -96,7 +96,7 @@ pub fn describe(e: &tokio_postgres::Error) -> String {
 
 /// libpq key=value connection string for the local server as `user`.
 pub fn conninfo(user: &str, dbname: &str) -> String {
-    format!("host={PG_SOCKET_DIR} user={user} dbname={dbname}")
+    format!("host={} user={user} dbname={dbname}", pg_socket_dir())
 }
 
 /// A uniquely named database with the egress schema installed by
@@ -185,7 +185,7 @@ impl TestDb {
     /// Creates the empty database, without running setup.
     pub fn create(tag: &str) -> TestDb {
         let admin = Sql::connect(&conninfo("postgres", "postgres"))
-            .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {PG_SOCKET_DIR}: {e}"));
+            .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {}: {e}", pg_socket_dir()));
         CLEAN_STALE.call_once(|| drop_stale_databases(&admin));
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let tag: String = tag

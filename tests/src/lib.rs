@@ -43,5 +43,8 @@ pub const HOOK_GAP_REASONS: &[&str] = &[
     "send_error",
 ];
 
-/// Unix socket of the local PostgreSQL.
-pub const PG_SOCKET_DIR: &str = "/var/run/postgresql";
+/// Socket directory of the local PostgreSQL: `PGHOST` when set (a private
+/// cluster, as `scripts/test-fresh-host.sh` starts), else the system's.
+pub fn pg_socket_dir() -> String {
+    std::env::var("PGHOST").unwrap_or_else(|_| "/var/run/postgresql".to_owned())
+}
