@@ -6,6 +6,8 @@
 //!   the payloads of the collector's spool records).
 //! - `event`: the messages a hook sends (`Hello`, `Call`, `Drops`, `ConfigChange`).
 //! - `journal`: the journal row, its canonical encoding and the chain hash.
+//! - `fields`: the journal row's one field table (name, column, SQL type,
+//!   canonical kind), which every other copy of the field list follows.
 //! - `error`: the crate's one error type.
 //!
 //! The byte formats are specified in `docs/WIRE_FORMAT.md` and
@@ -13,6 +15,7 @@
 
 pub mod error;
 pub mod event;
+pub mod fields;
 pub mod frame;
 pub mod journal;
 

@@ -2,6 +2,7 @@
 //! positions and hashes, the anchor, the signed heads, the public key, and an
 //! HMAC and an Ed25519 signature over a digest of all of it.
 
+use egress_proto::fields;
 use egress_proto::{JournalRow, GENESIS_HASH};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
@@ -398,53 +399,17 @@ fn close_list(out: &mut impl Write, items: usize) -> std::io::Result<()> {
 // ---- row JSON -------------------------------------------------------------
 
 /// A row's fields in the order they are written (`RowOut`): seq, the two
-/// hashes, then the journal's fields in canonical order.
-pub const ROW_FIELDS: [&str; 44] = [
-    "seq",
-    "prev_hash",
-    "row_hash",
-    "database",
-    "kind",
-    "recorded_at_us",
-    "collector",
-    "worker_id",
-    "worker_pid",
-    "worker_uid",
-    "worker_seq",
-    "started_at_us",
-    "duration_us",
-    "channel",
-    "protocol",
-    "direction",
-    "method",
-    "host",
-    "port",
-    "path",
-    "query_keys",
-    "header_names",
-    "src_ip",
-    "src_port",
-    "dst_ip",
-    "dst_port",
-    "tls",
-    "status",
-    "error_class",
-    "bytes_out",
-    "bytes_in",
-    "fingerprint",
-    "addon",
-    "addon_path",
-    "stack",
-    "trigger_kind",
-    "trigger_name",
-    "odoo_uid",
-    "component",
-    "class",
-    "self_egress",
-    "gap_count",
-    "gap_reason",
-    "detail",
-];
+/// hashes, then the journal's fields in canonical order — proto's
+/// `fields::COLUMNS`, by their names in a row.
+pub const ROW_FIELDS: [&str; fields::COLUMN_COUNT] = {
+    let mut out = [""; fields::COLUMN_COUNT];
+    let mut i = 0;
+    while i < fields::COLUMN_COUNT {
+        out[i] = fields::COLUMNS[i].name();
+        i += 1;
+    }
+    out
+};
 
 /// A row as written. Destructuring `JournalRow` without `..` below makes a new
 /// journal field a compile error here rather than a silently unexported one.

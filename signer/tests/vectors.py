@@ -42,6 +42,14 @@ def main(directory):
             assert private.sign(message).hex() == case["signature"], case["description"]
             assert v.ed25519_valid(public_key, message, bytes.fromhex(case["signature"]))
 
+    # The verifier's field list, against proto's field table.
+    with open(os.path.join(HERE, "..", "..", "proto", "vectors", "journal_fields.json")) as f:
+        table = json.load(f)
+    assert v.FIELDS == [(t["name"], t["kind"]) for t in table["fields"]], \
+        "verify_export.FIELDS differs from proto/vectors/journal_fields.json"
+    assert v.REQUIRED == {t["name"] for t in table["fields"] if t["required"]}, "REQUIRED"
+    assert v.ROW_FIELDS == {t["name"] for t in table["fields"]} | set(table["hash_columns"])
+
     # The journal's canonical encoding, against proto's vectors.
     with open(os.path.join(HERE, "..", "..", "proto", "vectors", "journal_chain.json")) as f:
         for entry in json.load(f):

@@ -3,9 +3,11 @@ its chain check against the journal's golden vectors, and its Trust Report
 rules. Runs in CI with the rest of pytest; the addon's Odoo tests need an
 Odoo (tests/odoo/run.sh)."""
 
+import ast
 import importlib.util
 import json
 import pathlib
+import re
 
 import pytest
 
@@ -23,6 +25,8 @@ def load(name):
 chain = load("chain")
 report = load("report")
 VECTORS = json.loads((ROOT / "proto" / "vectors" / "journal_chain.json").read_text())
+#: The journal's field table, as proto publishes it (proto/src/fields.rs).
+FIELD_TABLE = json.loads((ROOT / "proto" / "vectors" / "journal_fields.json").read_text())
 
 
 def as_selected(vector):
@@ -135,3 +139,60 @@ def test_capture_history_from_the_settings_changes():
                                            ("24h", 86_400_000_000)])
 def test_periods(text, expected):
     assert report.parse_since(text) == expected
+
+
+# ---- The journal's field list: every copy in the addon follows proto's table.
+
+def column_types():
+    """Each journal column's SQL type, by column."""
+    types = {f["column"]: f["sql_type"] for f in FIELD_TABLE["fields"]}
+    types.update((name, "bytea") for name in FIELD_TABLE["hash_columns"])
+    return types
+
+
+def test_the_chain_check_encodes_the_fields_of_proto_s_table():
+    table = [(f["name"], f["kind"]) for f in FIELD_TABLE["fields"]]
+    assert list(chain.REQUIRED_FIELDS + chain.OPTIONAL_FIELDS) == table
+    required = [f["name"] for f in FIELD_TABLE["fields"] if f["required"]]
+    assert [name for name, _ in chain.REQUIRED_FIELDS] == required
+
+
+def test_the_chain_check_selects_the_columns_of_proto_s_table():
+    types = column_types()
+    expected = [chain._US.format(c) if types[c] == "timestamptz" else c
+                for c in FIELD_TABLE["columns"]]
+    assert [c.strip('"') for c in chain.SELECT_COLUMNS.split(", ")] == expected
+
+
+#: Journal columns the log's model leaves out, and why.
+NOT_IN_THE_LOG_MODEL = {"database": "every row of a database's journal is that database's"}
+#: The model's column types for the journal's SQL types.
+MODEL_TYPES = {"bigint": "int8", "text": "text", "boolean": "bool"}
+
+
+def log_model_columns():
+    """``EgressLog._source_columns`` of models/egress_log.py, read without
+    importing Odoo: ``(name, sql_type, expression or None)`` each."""
+    path = LIB.parent / "models" / "egress_log.py"
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Assign) and any(
+                getattr(t, "id", None) == "_source_columns" for t in node.targets):
+            return [tuple(ast.literal_eval(a) for a in call.args) + (None,) * (3 - len(call.args))
+                    for call in node.value.elts]
+    raise AssertionError("egress_log.py has no _source_columns")
+
+
+def test_the_log_model_shows_every_journal_column_and_no_other():
+    columns = log_model_columns()
+    types = column_types()
+    shown = set()
+    for name, sql_type, expr in columns:
+        if expr is None:
+            shown.add(name)
+            if name in types:
+                assert MODEL_TYPES.get(types[name], types[name]) == sql_type, name
+        else:
+            shown.update(re.findall(r"\bsrc\.(\w+)", expr))
+    journal = set(FIELD_TABLE["columns"])
+    assert journal - shown == set(NOT_IN_THE_LOG_MODEL), "journal columns the model lacks"
+    assert shown - journal == {"id"}, "model columns the journal lacks"

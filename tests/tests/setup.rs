@@ -46,54 +46,6 @@ SELECT string_agg(line, E'\n' ORDER BY line) FROM (
 ) AS objects(line)
 "#;
 
-/// The journal's columns, as the contract lists them.
-const JOURNAL_COLUMNS: &[&str] = &[
-    "seq",
-    "prev_hash",
-    "row_hash",
-    "database",
-    "kind",
-    "recorded_at",
-    "collector",
-    "worker_id",
-    "worker_pid",
-    "worker_uid",
-    "worker_seq",
-    "started_at",
-    "duration_us",
-    "channel",
-    "protocol",
-    "direction",
-    "method",
-    "host",
-    "port",
-    "path",
-    "query_keys",
-    "header_names",
-    "src_ip",
-    "src_port",
-    "dst_ip",
-    "dst_port",
-    "tls",
-    "status",
-    "error_class",
-    "bytes_out",
-    "bytes_in",
-    "fingerprint",
-    "addon",
-    "addon_path",
-    "stack",
-    "trigger_kind",
-    "trigger_name",
-    "odoo_uid",
-    "component",
-    "class",
-    "self_egress",
-    "gap_count",
-    "gap_reason",
-    "detail",
-];
-
 /// Every migration, in order: `setup` applies them all, once.
 const MIGRATIONS: &str =
     "0001_journal 0002_components 0003_signed_heads 0004_worker_drops 0005_rollups 0006_workers";
@@ -141,9 +93,9 @@ fn setup_creates_the_schema_and_is_idempotent() {
         "SELECT string_agg(c, ', ') FROM unnest(ARRAY[{}]) AS c \
          WHERE c NOT IN (SELECT column_name::text FROM information_schema.columns \
                          WHERE table_schema = 'egress' AND table_name = 'journal')",
-        JOURNAL_COLUMNS
+        egress_proto::fields::COLUMNS
             .iter()
-            .map(|c| format!("'{c}'"))
+            .map(|c| format!("'{}'", c.column()))
             .collect::<Vec<_>>()
             .join(",")
     ));

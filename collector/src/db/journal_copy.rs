@@ -6,10 +6,10 @@
 //! no allocation per field. The tests check it byte for byte against
 //! `JournalRow::canonical` (the reference).
 
+use egress_proto::fields::{self, column_index, Kind, SqlType, COLUMN_COUNT};
 use egress_proto::journal::CANONICAL_VERSION;
-use tokio_postgres::types::Type;
 
-use crate::db::store::{COLUMN_TYPES, COPY_HEADER, PG_EPOCH_US};
+use crate::db::store::{COPY_HEADER, PG_EPOCH_US};
 
 /// The start of every binary COPY stream (then flags and the length of a
 /// header extension).
@@ -37,43 +37,34 @@ struct Column {
     required: bool,
 }
 
-/// `seq, prev_hash, row_hash` come first, then the 42 fields in canonical
-/// order (`seq` again at its place, taken from column 0).
-const SEQ: usize = 0;
-const PREV_HASH: usize = 1;
-const ROW_HASH: usize = 2;
-const DATABASE: usize = 3;
-const KIND: usize = 4;
-const DETAIL: usize = 43;
-/// Columns of the five fields that have no presence byte: seq, database,
-/// kind, recorded_at, collector.
-const REQUIRED: [usize; 5] = [0, 3, 4, 5, 6];
+/// The columns the chain check reads besides the encoding, by position in
+/// proto's `fields::COLUMNS` (`seq` is also a field, at its place).
+const SEQ: usize = column_index("seq");
+const PREV_HASH: usize = column_index("prev_hash");
+const ROW_HASH: usize = column_index("row_hash");
+const DATABASE: usize = column_index("database");
+const KIND: usize = column_index("kind");
+const DETAIL: usize = column_index("detail");
 
-/// The plan for `store::COLUMNS`, from their types.
-fn columns() -> &'static [Column; COLUMN_TYPES.len()] {
-    static PLAN: std::sync::OnceLock<[Column; COLUMN_TYPES.len()]> = std::sync::OnceLock::new();
+/// The plan for `store::columns()`, from proto's field table.
+fn columns() -> &'static [Column; COLUMN_COUNT] {
+    static PLAN: std::sync::OnceLock<[Column; COLUMN_COUNT]> = std::sync::OnceLock::new();
     PLAN.get_or_init(|| {
-        std::array::from_fn(|i| {
-            let ty = &COLUMN_TYPES[i];
-            let encoding = if i == PREV_HASH || i == ROW_HASH {
-                Encoding::Skip
-            } else if *ty == Type::INT8 {
-                Encoding::Int
-            } else if *ty == Type::TIMESTAMPTZ {
-                Encoding::Time
-            } else if *ty == Type::TEXT || *ty == Type::BYTEA {
-                Encoding::Length
-            } else if *ty == Type::BOOL {
-                Encoding::Bool
-            } else if *ty == Type::TEXT_ARRAY {
-                Encoding::List
-            } else {
-                unreachable!("no canonical encoding for a column of type {ty}")
-            };
-            Column {
-                encoding,
-                required: REQUIRED.contains(&i),
-            }
+        std::array::from_fn(|i| match fields::COLUMNS[i] {
+            fields::Column::Hash(_) => Column {
+                encoding: Encoding::Skip,
+                required: true,
+            },
+            fields::Column::Field(f) => Column {
+                encoding: match (f.sql, f.kind) {
+                    (SqlType::Timestamptz, _) => Encoding::Time,
+                    (_, Kind::Int) => Encoding::Int,
+                    (_, Kind::Text | Kind::Bytes) => Encoding::Length,
+                    (_, Kind::Bool) => Encoding::Bool,
+                    (_, Kind::List) => Encoding::List,
+                },
+                required: f.required,
+            },
         })
     })
 }
@@ -89,7 +80,7 @@ pub struct CopiedRow<'a> {
     pub detail: Option<&'a str>,
 }
 
-/// Decodes a binary COPY stream of `store::COLUMNS`, fed in pieces of any size.
+/// Decodes a binary COPY stream of `store::columns()`, fed in pieces of any size.
 #[derive(Debug, Default)]
 pub struct CopyDecoder {
     /// The start of a row cut off at the end of the previous piece.
@@ -371,6 +362,9 @@ mod tests {
         };
         let canonical = edges.canonical();
         rows.push((edges, canonical));
+        let every = every_field();
+        let canonical = every.canonical();
+        rows.push((every, canonical));
         rows.into_iter()
             .map(|(row, canonical)| {
                 let (prev_hash, row_hash) = ([row.seq as u8; 32], [row.seq as u8 + 1; 32]);
@@ -382,6 +376,27 @@ mod tests {
                 (chained, canonical)
             })
             .collect()
+    }
+
+    /// A row with every field set, each to a value no other field has,
+    /// written from proto's field table: a field that `encode_row` writes
+    /// out of place or as another kind changes its canonical encoding.
+    fn every_field() -> JournalRow {
+        let row: serde_json::Map<String, serde_json::Value> = fields::FIELDS
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let value = match f.kind {
+                    Kind::Int => serde_json::json!(1000 + i),
+                    Kind::Text => serde_json::json!(format!("{}-{i}", f.name)),
+                    Kind::List => serde_json::json!([f.name, i.to_string()]),
+                    Kind::Bool => serde_json::json!([true, false, false][i % 3]),
+                    Kind::Bytes => serde_json::json!([i, 255]),
+                };
+                (f.name.to_string(), value)
+            })
+            .collect();
+        serde_json::from_value(row.into()).unwrap()
     }
 
     /// A binary COPY stream of `rows` as the collector writes one for

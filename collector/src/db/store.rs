@@ -2,12 +2,13 @@
 //! and the columns of `egress.journal`. Identifiers are never built from input.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{BufMut, Bytes, BytesMut};
+use egress_proto::fields;
 use egress_proto::{JournalRow, CHAIN_LOCK_KEY};
 use futures_util::{pin_mut, SinkExt};
-use tokio_postgres::types::Type;
 use tokio_postgres::{GenericClient, Row, Transaction};
 
 use crate::error::{Error, Result};
@@ -28,61 +29,19 @@ pub struct StoredRow {
     pub row_hash: Vec<u8>,
 }
 
-/// Every journal column, in canonical order (docs/JOURNAL_FORMAT.md).
-const COLUMNS: &str = "seq, prev_hash, row_hash, database, kind, recorded_at, collector, \
-     worker_id, worker_pid, worker_uid, worker_seq, started_at, duration_us, channel, protocol, \
-     direction, method, host, port, path, query_keys, header_names, src_ip, src_port, dst_ip, \
-     dst_port, tls, status, error_class, bytes_out, bytes_in, fingerprint, addon, addon_path, \
-     stack, trigger_kind, trigger_name, odoo_uid, component, class, self_egress, gap_count, \
-     gap_reason, detail";
-
-/// The type of each of `COLUMNS`.
-pub(crate) const COLUMN_TYPES: [Type; 44] = [
-    Type::INT8,
-    Type::BYTEA,
-    Type::BYTEA,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TIMESTAMPTZ,
-    Type::TEXT,
-    Type::INT8,
-    Type::INT8,
-    Type::INT8,
-    Type::INT8,
-    Type::TIMESTAMPTZ,
-    Type::INT8,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT,
-    Type::INT8,
-    Type::TEXT,
-    Type::TEXT_ARRAY,
-    Type::TEXT_ARRAY,
-    Type::TEXT,
-    Type::INT8,
-    Type::TEXT,
-    Type::INT8,
-    Type::BOOL,
-    Type::INT8,
-    Type::TEXT,
-    Type::INT8,
-    Type::INT8,
-    Type::BYTEA,
-    Type::TEXT,
-    Type::TEXT_ARRAY,
-    Type::TEXT_ARRAY,
-    Type::TEXT,
-    Type::TEXT,
-    Type::INT8,
-    Type::TEXT,
-    Type::TEXT,
-    Type::BOOL,
-    Type::INT8,
-    Type::TEXT,
-    Type::TEXT,
-];
+/// Every journal column, in the order of proto's field table
+/// (`egress_proto::fields::COLUMNS`): `seq`, the hashes, then the fields in
+/// canonical order.
+fn columns() -> &'static str {
+    static COLUMNS: OnceLock<String> = OnceLock::new();
+    COLUMNS.get_or_init(|| {
+        fields::COLUMNS
+            .iter()
+            .map(fields::Column::column)
+            .collect::<Vec<_>>()
+            .join(", ")
+    })
+}
 
 pub fn to_system_time(us: i64) -> SystemTime {
     if us >= 0 {
@@ -126,7 +85,8 @@ pub async fn lock_and_read_head(tx: &Transaction<'_>) -> Result<Option<(i64, Vec
 pub async fn copy_rows(tx: &Transaction<'_>, rows: &[ChainedRow]) -> Result<u64> {
     let sink = tx
         .copy_in::<_, Bytes>(&format!(
-            "COPY egress.journal ({COLUMNS}) FROM STDIN BINARY"
+            "COPY egress.journal ({}) FROM STDIN BINARY",
+            columns()
         ))
         .await
         .map_err(db_err("copy journal rows"))?;
@@ -158,13 +118,13 @@ pub(crate) const PG_EPOCH_US: i64 = 946_684_800_000_000;
 /// The element type of `text[]` (`TEXT`'s oid).
 const TEXT_OID: u32 = 25;
 
-/// One row of binary COPY, in `COLUMNS` order with `COLUMN_TYPES`: the bytes
+/// One row of binary COPY, in `columns()` order with `column_types()`: the bytes
 /// tokio-postgres' `BinaryCopyInWriter` writes for the same values (a test
 /// holds the two to the same output), without its per-value type checks and
 /// dynamic dispatch.
 pub(crate) fn encode_row(buf: &mut BytesMut, chained: &ChainedRow) {
     let r = &chained.row;
-    buf.put_i16(COLUMN_TYPES.len() as i16);
+    buf.put_i16(fields::COLUMN_COUNT as i16);
     int(buf, Some(r.seq));
     bytes(buf, Some(&chained.prev_hash));
     bytes(buf, Some(&chained.row_hash));
@@ -276,7 +236,7 @@ fn texts(buf: &mut BytesMut, value: Option<&[String]>) {
     }
 }
 
-/// Reads one journal row selected with `COLUMNS`.
+/// Reads one journal row selected with `columns()`.
 pub fn stored_row(row: &Row) -> Result<StoredRow> {
     let get_time = |i: usize| -> Result<Option<i64>> {
         let time: Option<SystemTime> = row.try_get(i).map_err(db_err("read journal row"))?;
@@ -465,8 +425,9 @@ pub async fn last_rows(client: &tokio_postgres::Client, n: i64) -> Result<Vec<St
     let rows = client
         .query(
             &format!(
-                "SELECT {COLUMNS} FROM (SELECT * FROM egress.journal ORDER BY seq DESC LIMIT $1) \
-                 last ORDER BY seq"
+                "SELECT {} FROM (SELECT * FROM egress.journal ORDER BY seq DESC LIMIT $1) \
+                 last ORDER BY seq",
+                columns()
             ),
             &[&n],
         )
@@ -542,7 +503,7 @@ pub async fn chunk_ends(tx: &Transaction<'_>, chunk_rows: u32) -> Result<Vec<i64
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
-/// The rows of `COLUMNS` with `after < seq <= through` (None: unbounded) in
+/// The rows of `columns()` with `after < seq <= through` (None: unbounded) in
 /// chain order, as binary COPY data (decoded by `journal_copy`). Chunks that
 /// follow one another read every row once (seq is the primary key).
 pub async fn copy_chunk(
@@ -558,7 +519,8 @@ pub async fn copy_chunk(
         (Some(a), Some(b)) => format!("WHERE seq > {a} AND seq <= {b}"),
     };
     tx.copy_out(&format!(
-        "COPY (SELECT {COLUMNS} FROM egress.journal {range} ORDER BY seq) TO STDOUT (FORMAT binary)"
+        "COPY (SELECT {} FROM egress.journal {range} ORDER BY seq) TO STDOUT (FORMAT binary)",
+        columns()
     ))
     .await
     .map_err(db_err("read journal"))
@@ -752,7 +714,8 @@ pub async fn rows_in_range(
     let rows = client
         .query(
             &format!(
-                "SELECT {COLUMNS} FROM egress.journal WHERE seq >= $1 AND ($2::bigint IS NULL OR seq <= $2) ORDER BY seq"
+                "SELECT {} FROM egress.journal WHERE seq >= $1 AND ($2::bigint IS NULL OR seq <= $2) ORDER BY seq",
+                columns()
             ),
             &[&from, &to],
         )
@@ -804,7 +767,8 @@ pub async fn rows_after(
     let rows = tx
         .query(
             &format!(
-                "SELECT {COLUMNS} FROM egress.journal WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3"
+                "SELECT {} FROM egress.journal WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3",
+                columns()
             ),
             &[&after, &through, &i64::from(limit)],
         )
@@ -864,7 +828,23 @@ pub async fn record_verify_result(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio_postgres::types::{IsNull, ToSql};
+    use egress_proto::fields::SqlType;
+    use tokio_postgres::types::{IsNull, ToSql, Type};
+
+    /// The type of each of `columns()`, from proto's field table.
+    fn column_types() -> &'static [Type; fields::COLUMN_COUNT] {
+        static TYPES: OnceLock<[Type; fields::COLUMN_COUNT]> = OnceLock::new();
+        TYPES.get_or_init(|| {
+            std::array::from_fn(|i| match fields::COLUMNS[i].sql() {
+                SqlType::Bigint => Type::INT8,
+                SqlType::Text => Type::TEXT,
+                SqlType::TextArray => Type::TEXT_ARRAY,
+                SqlType::Boolean => Type::BOOL,
+                SqlType::Bytea => Type::BYTEA,
+                SqlType::Timestamptz => Type::TIMESTAMPTZ,
+            })
+        })
+    }
 
     /// What `BinaryCopyInWriter` writes for one row: each value through
     /// its `ToSql` for the column's type, behind its length.
@@ -920,7 +900,7 @@ mod tests {
         ];
         let mut buf = BytesMut::new();
         buf.put_i16(44);
-        for (value, ty) in values.iter().zip(COLUMN_TYPES.iter()) {
+        for (value, ty) in values.iter().zip(column_types().iter()) {
             let at = buf.len();
             buf.put_i32(0);
             let len = match value.to_sql_checked(ty, &mut buf).unwrap() {
@@ -982,6 +962,31 @@ mod tests {
             prev_hash: [7; 32],
             row_hash: [9; 32],
         }
+    }
+
+    #[test]
+    fn migration_0001_creates_the_columns_of_the_field_table() {
+        let sql = include_str!("../../migrations/0001_journal.sql");
+        let body = sql
+            .split_once("CREATE TABLE egress.journal (")
+            .and_then(|(_, rest)| rest.split_once("\n);"))
+            .expect("0001 creates egress.journal")
+            .0;
+        let created: Vec<(&str, &str)> = body
+            .lines()
+            .filter_map(|line| {
+                let mut words = line.split_whitespace();
+                Some((words.next()?, words.next()?.trim_end_matches(',')))
+            })
+            .collect();
+        let table: Vec<(&str, &str)> = fields::COLUMNS
+            .iter()
+            .map(|c| (c.column(), c.sql().as_str()))
+            .collect();
+        assert_eq!(
+            created, table,
+            "egress.journal in 0001 against proto's fields"
+        );
     }
 
     #[test]

@@ -18,7 +18,16 @@ GENESIS = bytes(32)
 _I64 = struct.Struct(">q").pack
 _U32 = struct.Struct(">I").pack
 
-#: The journal's columns in canonical order (fields 6 to 42), with their
+#: The five fields that are never NULL (no presence byte), in canonical
+#: order, with their encodings. This list and ``OPTIONAL_FIELDS`` are the
+#: journal's field table of ``proto/vectors/journal_fields.json``; the addon's
+#: pure-Python tests hold them to it.
+REQUIRED_FIELDS = (
+    ("seq", "int"), ("database", "text"), ("kind", "text"), ("recorded_at_us", "int"),
+    ("collector", "text"),
+)
+
+#: The other fields in canonical order (fields 6 to 42), with their
 #: encodings; the two timestamps are read as microseconds (``*_us``).
 OPTIONAL_FIELDS = (
     ("worker_id", "int"), ("worker_pid", "int"), ("worker_uid", "int"),
@@ -38,11 +47,12 @@ OPTIONAL_FIELDS = (
 #: What to select from ``public.network_egress_log``, in the order
 #: ``canonical`` reads it: seq, prev_hash, row_hash, then the fields.
 _US = "(extract(epoch FROM {0}) * 1000000)::bigint"
+#: The fields stored as ``timestamptz``, by their columns.
+_TIMES = {"recorded_at_us": "recorded_at", "started_at_us": "started_at"}
 SELECT_COLUMNS = ", ".join(
-    ["seq", "prev_hash", "row_hash", "database", "kind", _US.format("recorded_at"),
-     "collector"]
-    + [_US.format("started_at") if name == "started_at_us" else f'"{name}"'
-       for name, _ in OPTIONAL_FIELDS])
+    ["seq", "prev_hash", "row_hash"]
+    + [_US.format(_TIMES[name]) if name in _TIMES else f'"{name}"'
+       for name, _ in REQUIRED_FIELDS[1:] + OPTIONAL_FIELDS])
 
 
 def _text(value):
@@ -67,9 +77,9 @@ def canonical(row):
     """The canonical encoding of a row selected with ``SELECT_COLUMNS``
     (a tuple: seq, prev_hash, row_hash, database, kind, recorded_at_us,
     collector, then the 37 optional fields)."""
-    seq, _prev, _hash, database, kind, recorded_at_us, collector = row[:7]
-    parts = [b"\x01", _I64(seq), _text(database), _text(kind), _I64(recorded_at_us),
-             _text(collector)]
+    parts = [b"\x01"]
+    for (_name, encoding), value in zip(REQUIRED_FIELDS, (row[0], *row[3:7])):
+        parts.append(_encode(encoding, value))
     for (_name, encoding), value in zip(OPTIONAL_FIELDS, row[7:]):
         parts.append(b"\x00" if value is None else b"\x01" + _encode(encoding, value))
     return b"".join(parts)
