@@ -381,8 +381,9 @@ impl Config {
         }
         if !crate::db::databases::valid_database_name(&self.database.default_db) {
             return fail(format!(
-                "database.default_db {:?} is not a valid database name",
-                self.database.default_db
+                "database.default_db {:?} is not a valid database name: use {}",
+                self.database.default_db,
+                egress_proto::database::DATABASE_NAME_RULE
             ));
         }
         crate::db::databases::config_for(&self.database.url, &self.database.default_db)?;

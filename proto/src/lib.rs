@@ -8,11 +8,13 @@
 //! - `journal`: the journal row, its canonical encoding and the chain hash.
 //! - `fields`: the journal row's one field table (name, column, SQL type,
 //!   canonical kind), which every other copy of the field list follows.
+//! - `database`: the one rule for a database's name.
 //! - `error`: the crate's one error type.
 //!
 //! The byte formats are specified in `docs/WIRE_FORMAT.md` and
 //! `docs/JOURNAL_FORMAT.md`; golden vectors live in `proto/vectors/`.
 
+pub mod database;
 pub mod error;
 pub mod event;
 pub mod fields;

@@ -8,8 +8,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(
-        "invalid database name {name:?}: use ASCII letters, digits, '_', '-' or '.', \
-         start with a letter or digit, at most 63 characters"
+        "invalid database name {name:?}: use {}",
+        egress_proto::database::DATABASE_NAME_RULE
     )]
     DatabaseName { name: String },
 

@@ -437,7 +437,8 @@ impl ControlServer {
             Ok(())
         } else {
             Err(Error::Control(format!(
-                "{database:?} is not a valid database name"
+                "{database:?} is not a valid database name: use {}",
+                egress_proto::database::DATABASE_NAME_RULE
             )))
         }
     }
@@ -495,11 +496,7 @@ impl ControlServer {
     }
 
     async fn history(&self, database: &str, n: u32) -> Result<Vec<StoredRow>> {
-        if !valid_database_name(database) {
-            return Err(Error::Control(format!(
-                "{database:?} is not a valid database name"
-            )));
-        }
+        self.checked(database)?;
         let client = self.databases.client(database).await?;
         store::last_rows(&client, i64::from(n)).await
     }

@@ -16,16 +16,8 @@ pub struct Databases {
     pools: Mutex<HashMap<String, Pool>>,
 }
 
-/// Odoo database names: letters, digits, `_`, `-`, `.`; at most 63 bytes.
-/// Anything else is refused before it gets near a connection string.
-pub fn valid_database_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 63
-        && !name.starts_with(['-', '.'])
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
-}
+/// Refused names never get near a connection string: proto's one rule.
+pub use egress_proto::database::valid_database_name;
 
 /// The connection settings for one database.
 pub fn config_for(template: &str, database: &str) -> Result<tokio_postgres::Config> {
@@ -144,24 +136,6 @@ pub async fn connect(pool: Result<Pool>, database: &str) -> Result<Object> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn refuses_names_that_could_change_a_connection_string() {
-        for bad in [
-            "",
-            "a b",
-            "db' host=evil",
-            "a/b",
-            "-db",
-            ".db",
-            &"x".repeat(64),
-        ] {
-            assert!(!valid_database_name(bad), "{bad:?}");
-        }
-        for good in ["odoo", "prod_db", "odoo-17.0", "Acme2"] {
-            assert!(valid_database_name(good), "{good:?}");
-        }
-    }
 
     #[test]
     fn knows_its_tcp_hosts_but_not_sockets() {
