@@ -64,7 +64,13 @@ pub struct Stats {
     /// stage → reason → calls dropped on the way out of that stage.
     dropped: Mutex<BTreeMap<&'static str, BTreeMap<&'static str, u64>>>,
     databases: Mutex<BTreeMap<String, DbStats>>,
+    /// Database name → calls lost because no such database exists
+    /// (at most `MAX_UNKNOWN_NAMES` names; the rest under `(other)`).
+    unknown_databases: Mutex<BTreeMap<String, u64>>,
 }
+
+/// Most database names `status` counts losses for one by one.
+const MAX_UNKNOWN_NAMES: usize = 256;
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic elsewhere must not take the counters down with it.
@@ -86,12 +92,28 @@ impl Stats {
             .or_default() += calls;
     }
 
+    pub fn count_unknown_database(&self, database: &str, calls: u64) {
+        let mut names = lock(&self.unknown_databases);
+        let key = if names.contains_key(database) || names.len() < MAX_UNKNOWN_NAMES {
+            database
+        } else {
+            "(other)"
+        };
+        let total = names.entry(key.to_owned()).or_default();
+        *total = total.saturating_add(calls);
+    }
+
     pub fn update_database(&self, database: &str, update: impl FnOnce(&mut DbStats)) {
         update(
             lock(&self.databases)
                 .entry(database.to_owned())
                 .or_default(),
         );
+    }
+
+    /// Forgets a database's counters (its name turned out not to exist).
+    pub fn remove_database(&self, database: &str) {
+        lock(&self.databases).remove(database);
     }
 
     pub fn database_names(&self) -> Vec<String> {
@@ -121,7 +143,10 @@ impl Stats {
                 "dropped": dropped_at("attribution"),
             },
             "redaction": {"processed": self.redacted.load(Relaxed), "dropped": dropped_at("redaction")},
-            "router": {"dropped": dropped_at("router")},
+            "router": {
+                "dropped": dropped_at("router"),
+                "unknown_databases": lock(&self.unknown_databases).clone(),
+            },
             "chain": {
                 "appended": sum(|d| d.appended),
                 "gap_entries": sum(|d| d.gap_entries),

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, Arbiter, Context};
+use actix::{Actor, Arbiter, Context, Recipient};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::oneshot;
 use tracing::{error, info, warn};
@@ -24,7 +24,7 @@ use crate::pipeline::link::Link;
 use crate::pipeline::policy::PolicyMap;
 use crate::pipeline::policy_watcher::{PolicyWatcher, ReportedChanges};
 use crate::pipeline::redaction::Redaction;
-use crate::pipeline::router::{OpenDatabases, Router};
+use crate::pipeline::router::{DatabaseState, OpenDatabases, Router};
 use crate::pipeline::salts::Salts;
 use crate::proof::head_signer::{HeadSigner, Signing};
 use crate::stats::Stats;
@@ -118,7 +118,7 @@ async fn wire_and_wait(
             feed,
             config.state.dir.clone(),
         );
-        Box::new(move |database: &str| {
+        Box::new(move |database: &str, router: Recipient<DatabaseState>| {
             let appender = ChainAppender::new(
                 database.to_owned(),
                 databases.clone(),
@@ -128,7 +128,8 @@ async fn wire_and_wait(
                 watch.clone(),
                 feed.clone(),
                 Spool::open(&state_dir, database, budget.clone()),
-            );
+            )
+            .reporting_to(router);
             ChainAppender::create(|ctx: &mut Context<ChainAppender>| {
                 ctx.set_mailbox_capacity(mailbox);
                 appender

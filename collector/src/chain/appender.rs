@@ -18,7 +18,10 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, ResponseFuture, WrapFuture};
+use actix::{
+    Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Recipient, ResponseFuture,
+    WrapFuture,
+};
 use deadpool_postgres::Pool;
 use egress_rollup::Feed;
 use tokio::sync::oneshot;
@@ -32,6 +35,7 @@ use crate::control::watch_hub::{Committed, WatchHub};
 use crate::db::databases::Databases;
 use crate::db::store::{self, ChainedRow};
 use crate::error::{Error, Result};
+use crate::pipeline::router::DatabaseState;
 use crate::pipeline::stage::{Batch, Drain, Item, LossSummary, RedactedEntry, Traceable};
 use crate::stats::Stats;
 
@@ -72,6 +76,10 @@ pub struct ChainAppender {
     replaying: Option<Replay>,
     /// The last failure said the database does not exist: not spooled for.
     missing: bool,
+    /// Told whether the database exists (its slot is kept or given back).
+    router: Option<Recipient<DatabaseState>>,
+    /// The router was told the database exists.
+    confirmed: bool,
 }
 
 impl ChainAppender {
@@ -120,7 +128,41 @@ impl ChainAppender {
             spool,
             replaying: None,
             missing: false,
+            router: None,
+            confirmed: false,
         }
+    }
+
+    /// Reports to the router whether the database exists.
+    pub fn reporting_to(mut self, router: Recipient<DatabaseState>) -> Self {
+        self.router = Some(router);
+        self
+    }
+
+    /// The database does not exist and nothing of it is spooled: give the
+    /// slot back, and the router counts what was held as lost.
+    fn give_up(&mut self, ctx: &mut Context<Self>) {
+        let Some(router) = self.router.clone() else {
+            return;
+        };
+        let mut lost = 0u64;
+        for item in self.buffer.drain(..) {
+            match item {
+                Item::Call(_) => lost += 1,
+                Item::Lost(summary) => {
+                    lost += summary.workers.values().map(|l| l.calls).sum::<u64>()
+                }
+                _ => {}
+            }
+        }
+        lost += self.overflow.workers.values().map(|l| l.calls).sum::<u64>();
+        self.overflow = LossSummary::new("");
+        let _ = router.try_send(DatabaseState::Missing {
+            database: self.database.clone(),
+            lost,
+        });
+        self.notify_drained();
+        ctx.stop();
     }
 
     /// Whether what arrives goes to the spool: it holds older items, or the
@@ -411,7 +453,14 @@ impl ChainAppender {
                 summary.absorb(items);
                 self.buffer.push_front(Item::Lost(summary));
             }
-            (Err(Failed { items, error }), None) => self.failed(items, error),
+            (Err(Failed { items, error }), None) => {
+                self.failed(items, error);
+                if self.missing && !self.spool.has_pending() && self.router.is_some() {
+                    self.report_queue();
+                    self.give_up(ctx);
+                    return;
+                }
+            }
         }
         self.report_queue();
         // Draining, even with nothing buffered: the workers' rows not written yet.
@@ -428,6 +477,13 @@ impl ChainAppender {
         }
         self.failures = 0;
         self.retry_at = None;
+        if !self.confirmed {
+            if let Some(router) = &self.router {
+                self.confirmed = router
+                    .try_send(DatabaseState::Exists(self.database.clone()))
+                    .is_ok();
+            }
+        }
         self.cursors.extend(written.cursors);
         let stored = written.workers_error.is_none();
         if let Some(error) = &written.workers_error {
@@ -481,7 +537,7 @@ impl ChainAppender {
                     "The database's disk is full; spooling events and retrying. Free space on the database server.");
             } else if self.missing {
                 warn!(db = %self.database, error = %error, queued = self.buffer.len(),
-                    "The database does not exist; holding a bounded number of its events. Create it and run `egress-collector setup` on it.");
+                    "The database does not exist; its events cannot be journaled and its slot is given back. Create it and run `egress-collector setup` on it if it should.");
             } else {
                 warn!(db = %self.database, error = %error, spooled, queued = self.buffer.len(),
                     "Cannot write the journal; spooling events and retrying. Check the database and run `egress-collector setup` on it if it was never set up.");

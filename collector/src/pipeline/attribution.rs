@@ -6,6 +6,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::time::Instant;
 
 use actix::{Actor, AsyncContext, Context, Handler, Message, Recipient, ResponseFuture};
 
@@ -15,6 +16,7 @@ use crate::pipeline::policy::{Policy, PolicyMap};
 use crate::pipeline::policy_watcher::{PolicyReady, ReportedChanges, WatchDatabase};
 
 use crate::pipeline::link::Link;
+use crate::pipeline::peers::PeerTable;
 use crate::pipeline::redaction::Redaction;
 use crate::pipeline::stage::{AttributedCall, Batch, Drain, Item, RawCall};
 use crate::stats::Stats;
@@ -38,8 +40,9 @@ fn audit_pass_through(file: &str) -> bool {
 const PLUMBING_ADDONS: &[&str] = &["base", "web", "mail", "bus", "iap"];
 
 pub struct Attribution {
-    /// worker id → addons paths from its latest `Hello`.
-    addons_paths: HashMap<u64, Vec<String>>,
+    /// worker id → addons paths from its latest `Hello` (bounded per uid,
+    /// forgotten when silent: `peers`).
+    addons_paths: PeerTable<Vec<String>>,
     next: Link<AttributedCall, Redaction>,
     stats: Arc<Stats>,
     policies: PolicyMap,
@@ -105,7 +108,7 @@ impl Attribution {
         reported: ReportedChanges,
     ) -> Self {
         Attribution {
-            addons_paths: HashMap::new(),
+            addons_paths: PeerTable::default(),
             next,
             stats,
             policies,
@@ -139,17 +142,17 @@ impl Attribution {
                 let paths = std::mem::take(&mut hello.addons_paths);
                 // Its frames' origins depend on its paths: learn them again.
                 self.origins.forget(hello.worker_id);
-                if self.addons_paths.insert(hello.worker_id, paths).is_none() {
+                if self
+                    .addons_paths
+                    .insert(hello.worker_id, sender.uid, paths, Instant::now())
+                {
                     self.stats.workers_seen.fetch_add(1, Relaxed);
                 }
                 // On to the appenders, which record the worker's hook mode.
                 out.push(Item::Hello(sender, hello));
             }
             Item::Call(raw) => {
-                let paths = self
-                    .addons_paths
-                    .get(&raw.call.worker_id)
-                    .map(Vec::as_slice);
+                let paths = self.addons_paths.get(raw.call.worker_id).map(Vec::as_slice);
                 let policy = self.policies.get(&raw.call.database);
                 let catalogue = policy.as_deref().map(|p| &p.catalogue);
                 let origins = self

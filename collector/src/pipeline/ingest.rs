@@ -296,7 +296,11 @@ fn accept(
             normalise(&mut call.database)?;
             Ok(Item::Call(RawCall { call, sender }))
         }
-        Message::Hello(hello) => Ok(Item::Hello(sender, hello)),
+        Message::Hello(mut hello) => {
+            // Cut at once: a flood of large Hellos must not be carried on.
+            crate::pipeline::peers::bound_hello(&mut hello);
+            Ok(Item::Hello(sender, hello))
+        }
         Message::Drops(mut drops) => {
             // One bad entry must not cost the others: the sender cleared its
             // counts once the kernel took the datagram.

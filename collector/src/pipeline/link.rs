@@ -150,6 +150,11 @@ where
     }
 
     /// Whether anything waits to be handed on (the owner then retries soon).
+    /// Calls held, not yet handed on.
+    pub fn held_calls(&self) -> usize {
+        self.held_calls
+    }
+
     pub fn is_holding(&self) -> bool {
         !self.held.is_empty() || !self.pending.is_empty()
     }

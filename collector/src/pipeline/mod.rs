@@ -13,12 +13,14 @@
 //! - `policy`: each database's settings and catalogue; `policy_watcher`:
 //!   loads them, applies changes, journals them (actor).
 //! - `router`: one chain appender per Odoo database.
+//! - `peers`: per-worker state bounded per sender uid, forgotten when silent.
 
 pub mod attribution;
 pub mod catalogue;
 pub mod ingest;
 pub mod link;
 pub mod origin;
+pub mod peers;
 pub mod policy;
 pub mod policy_watcher;
 pub mod redaction;

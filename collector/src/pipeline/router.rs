@@ -2,28 +2,59 @@
 //! database's chain appender, starting appenders on first use. A worker's
 //! latest `Hello` goes, in order, ahead of its first event in each database
 //! (and to the databases it names), so each appender knows who its workers are.
+//!
+//! Database names come from senders, so slots are guarded: a name whose
+//! database has not answered yet may take at most half of
+//! `database.max_databases`, and an appender that finds its database does
+//! not exist gives its slot back (`DatabaseState::Missing`); that name's
+//! events are then dropped for `RETRY_MISSING`, counted per name in `status`
+//! (`router.unknown_databases`) and logged at most every `WARN_EVERY`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::{Actor, Addr, AsyncContext, Context, Handler, ResponseFuture};
+use actix::{Actor, Addr, AsyncContext, Context, Handler, Recipient, ResponseFuture};
 use egress_proto::{Drops, Hello};
 use tracing::warn;
 
 use crate::chain::appender::ChainAppender;
 use crate::pipeline::link::Link;
+use crate::pipeline::peers::PeerTable;
 use crate::pipeline::stage::{Batch, Drain, Item, RedactedEntry, Sender};
 use crate::stats::Stats;
 
-/// Workers repeat their `Hello` every minute: one silent this long is gone.
-const FORGET_WORKER: Duration = Duration::from_secs(600);
+/// How long a database found missing is not tried again.
+const RETRY_MISSING: Duration = Duration::from_secs(60);
+/// Most names remembered as missing (the oldest is forgotten first).
+const MAX_MISSING: usize = 1024;
+/// Log unknown databases' losses at most this often.
+const WARN_EVERY: Duration = Duration::from_secs(30);
 
-/// Starts the appender of one database.
-pub type SpawnAppender = Box<dyn FnMut(&str) -> Addr<ChainAppender>>;
+/// Starts the appender of one database, which reports its database's state
+/// to the recipient.
+pub type SpawnAppender = Box<dyn FnMut(&str, Recipient<DatabaseState>) -> Addr<ChainAppender>>;
+
+/// What an appender learnt of its database.
+#[derive(Debug, actix::Message)]
+#[rtype(result = "()")]
+pub enum DatabaseState {
+    /// A batch committed: the database is real; its slot is for good.
+    Exists(String),
+    /// The server says it does not exist: the appender stopped, `lost`
+    /// calls with it.
+    Missing { database: String, lost: u64 },
+}
 
 pub struct Router {
     appenders: HashMap<String, Link<RedactedEntry, ChainAppender>>,
+    /// Databases that answered (a batch committed).
+    confirmed: HashSet<String>,
+    /// Databases found missing, and when.
+    missing: HashMap<String, Instant>,
+    /// Calls dropped for missing databases since the last warning.
+    unwarned: u64,
+    warned_at: Option<Instant>,
     hellos: Hellos,
     spawn: SpawnAppender,
     max_databases: usize,
@@ -41,6 +72,10 @@ impl Router {
     ) -> Self {
         Router {
             appenders: HashMap::new(),
+            confirmed: HashSet::new(),
+            missing: HashMap::new(),
+            unwarned: 0,
+            warned_at: None,
             hellos: Hellos::default(),
             spawn,
             max_databases,
@@ -49,12 +84,27 @@ impl Router {
         }
     }
 
-    fn link(&mut self, database: &str) -> Option<&mut Link<RedactedEntry, ChainAppender>> {
+    fn link(
+        &mut self,
+        database: &str,
+        ctx: &mut Context<Self>,
+    ) -> Option<&mut Link<RedactedEntry, ChainAppender>> {
         if !self.appenders.contains_key(database) {
             if self.appenders.len() >= self.max_databases {
                 return None;
             }
-            let addr = (self.spawn)(database);
+            // Names not yet answered for may hold half the slots at most,
+            // so a flood of made-up names never locks a real one out.
+            let unconfirmed = self
+                .appenders
+                .keys()
+                .filter(|d| !self.confirmed.contains(*d))
+                .count();
+            if !self.confirmed.contains(database) && unconfirmed >= (self.max_databases / 2).max(1)
+            {
+                return None;
+            }
+            let addr = (self.spawn)(database, ctx.address().recipient());
             let link = Link::new(addr, "router", self.stats.clone()).with_capacity(self.mailbox);
             self.appenders.insert(database.to_owned(), link);
         }
@@ -75,6 +125,59 @@ impl Actor for Router {
     }
 }
 
+impl Router {
+    /// Counts calls lost to a database that does not exist, per name, and
+    /// logs them at most every `WARN_EVERY`.
+    fn lost_to_missing(&mut self, database: &str, calls: u64, now: Instant) {
+        self.stats.count_unknown_database(database, calls);
+        self.unwarned = self.unwarned.saturating_add(calls);
+        if self.unwarned > 0
+            && self
+                .warned_at
+                .is_none_or(|at| now.saturating_duration_since(at) >= WARN_EVERY)
+        {
+            self.warned_at = Some(now);
+            warn!(db = %database, calls = self.unwarned, names = self.missing.len(),
+                "Events name databases that do not exist; they cannot be journaled and are counted per name in `status` (router.unknown_databases). Check the senders' database names.");
+            self.unwarned = 0;
+        }
+    }
+}
+
+impl Handler<DatabaseState> for Router {
+    type Result = ();
+
+    fn handle(&mut self, state: DatabaseState, _: &mut Context<Self>) {
+        match state {
+            DatabaseState::Exists(database) => {
+                self.missing.remove(&database);
+                self.confirmed.insert(database);
+            }
+            DatabaseState::Missing { database, lost } => {
+                let now = Instant::now();
+                let held = self
+                    .appenders
+                    .remove(&database)
+                    .map_or(0, |link| link.held_calls() as u64);
+                self.confirmed.remove(&database);
+                self.stats.remove_database(&database);
+                if self.missing.len() >= MAX_MISSING {
+                    if let Some(oldest) = self
+                        .missing
+                        .iter()
+                        .min_by_key(|(_, at)| **at)
+                        .map(|(name, _)| name.clone())
+                    {
+                        self.missing.remove(&oldest);
+                    }
+                }
+                self.missing.insert(database.clone(), now);
+                self.lost_to_missing(&database, lost.saturating_add(held), now);
+            }
+        }
+    }
+}
+
 /// Start these databases' appenders now (their spools hold events).
 #[derive(Debug, actix::Message)]
 #[rtype(result = "()")]
@@ -83,9 +186,9 @@ pub struct OpenDatabases(pub Vec<String>);
 impl Handler<OpenDatabases> for Router {
     type Result = ();
 
-    fn handle(&mut self, OpenDatabases(names): OpenDatabases, _: &mut Context<Self>) {
+    fn handle(&mut self, OpenDatabases(names): OpenDatabases, ctx: &mut Context<Self>) {
         for database in names {
-            if self.link(&database).is_none() {
+            if self.link(&database, ctx).is_none() {
                 warn!(db = %database, max_databases = self.max_databases,
                     "A spool waits for this database but database.max_databases are in use; it is replayed once one is free.");
             }
@@ -96,7 +199,7 @@ impl Handler<OpenDatabases> for Router {
 impl Handler<Batch<RedactedEntry>> for Router {
     type Result = ();
 
-    fn handle(&mut self, Batch(items, _ticket): Batch<RedactedEntry>, _: &mut Context<Self>) {
+    fn handle(&mut self, Batch(items, _ticket): Batch<RedactedEntry>, ctx: &mut Context<Self>) {
         let mut parts: BTreeMap<String, Vec<Item<RedactedEntry>>> = BTreeMap::new();
         for item in items {
             match item {
@@ -133,8 +236,18 @@ impl Handler<Batch<RedactedEntry>> for Router {
                 }
             }
         }
+        let now = Instant::now();
         for (database, part) in parts {
-            match self.link(&database) {
+            if self
+                .missing
+                .get(&database)
+                .is_some_and(|at| now.saturating_duration_since(*at) < RETRY_MISSING)
+            {
+                let calls = part.iter().filter(|i| matches!(i, Item::Call(_))).count() as u64;
+                self.lost_to_missing(&database, calls, now);
+                continue;
+            }
+            match self.link(&database, ctx) {
                 Some(link) => link.send(part),
                 None => {
                     let calls = part.iter().filter(|i| matches!(i, Item::Call(_))).count() as u64;
@@ -189,19 +302,22 @@ fn split_drops(drops: Drops) -> BTreeMap<String, Drops> {
     out
 }
 
-/// Each worker's latest `Hello`, and the databases that have had it.
+/// Each worker's latest `Hello`, and the databases that have had it
+/// (bounded per uid, forgotten when silent: `peers`).
 #[derive(Default)]
 struct Hellos {
-    workers: HashMap<u64, KnownWorker>,
-    forgot_at: Option<Instant>,
+    workers: PeerTable<KnownWorker>,
 }
+
+/// Most databases remembered as having had a worker's `Hello` (names come
+/// from the worker; beyond it, they get it again).
+const MAX_DELIVERED: usize = 64;
 
 /// A worker's latest `Hello`, and the databases it was handed to.
 struct KnownWorker {
     sender: Sender,
     hello: Hello,
     delivered: HashSet<String>,
-    heard_at: Instant,
 }
 
 impl Hellos {
@@ -225,29 +341,25 @@ impl Hellos {
         }
         self.workers.insert(
             hello.worker_id,
+            sender.uid,
             KnownWorker {
                 sender,
                 hello,
                 delivered,
-                heard_at: now,
             },
+            now,
         );
-        if self
-            .forgot_at
-            .is_none_or(|at| now.saturating_duration_since(at) >= FORGET_WORKER / 10)
-        {
-            self.forgot_at = Some(now);
-            self.workers
-                .retain(|_, known| now.saturating_duration_since(known.heard_at) < FORGET_WORKER);
-        }
         out
     }
 
     /// The worker's latest `Hello`, if `database` has not had it yet.
     fn before_event(&mut self, worker: u64, database: &str) -> Option<Item<RedactedEntry>> {
-        let known = self.workers.get_mut(&worker)?;
+        let known = self.workers.get_mut(worker)?;
         if known.delivered.contains(database) {
             return None;
+        }
+        if known.delivered.len() >= MAX_DELIVERED {
+            known.delivered.clear();
         }
         known.delivered.insert(database.to_owned());
         Some(Item::Hello(known.sender, known.hello.clone()))
@@ -257,6 +369,7 @@ impl Hellos {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::peers::FORGET;
 
     const SENDER: Sender = Sender { pid: 7, uid: 1000 };
 
@@ -295,7 +408,7 @@ mod tests {
         let mut hellos = Hellos::default();
         let now = Instant::now();
         hellos.heard(SENDER, hello(1, &[]), |_| false, now);
-        hellos.heard(SENDER, hello(2, &[]), |_| false, now + FORGET_WORKER);
+        hellos.heard(SENDER, hello(2, &[]), |_| false, now + FORGET);
         assert!(hellos.before_event(1, "a").is_none());
         assert!(is_hello(hellos.before_event(2, "a")));
     }

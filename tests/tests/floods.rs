@@ -1,0 +1,110 @@
+//! Hostile floods against the real collector: made-up database names do not
+//! lock a real database out (their slots are given back and their losses
+//! counted per name), and a Hello flood with fresh worker ids and huge
+//! addons path lists stays under the documented memory bound.
+
+use std::time::Duration;
+
+use egress_proto::{encode, Call, Hello, Message};
+use egress_tests::{serial, wait_until, Collector, DatagramSender, TestDb};
+
+fn call(db: &str, worker_id: u64, seq: u64) -> Vec<u8> {
+    encode(&Message::Call(Call {
+        worker_id,
+        seq,
+        database: db.into(),
+        channel: "http".into(),
+        host: "api.example.com".into(),
+        port: 443,
+        ..Call::default()
+    }))
+    .unwrap()
+}
+
+#[test]
+fn a_flood_of_unknown_databases_does_not_lock_out_a_real_one() {
+    let _serial = serial();
+    let db = TestDb::new("unknown_flood");
+    let collector = Collector::start(db.name());
+    let mut tx = DatagramSender::new(collector.socket());
+    let prefix = format!("egress_nx_{}", std::process::id());
+    for i in 0..300u64 {
+        tx.send(&call(&format!("{prefix}_{i}"), 1_000 + i, 1));
+    }
+    // Each made-up name took a slot only until its database said it does
+    // not exist (at most half the slots at once); every call is counted.
+    let settled = |s: &egress_tests::Status| {
+        let unknown: i64 = s.0["router"]["unknown_databases"]
+            .as_object()
+            .map_or(0, |m| m.values().map(|v| v.as_i64().unwrap_or(0)).sum());
+        let refused = s.0["router"]["dropped"]["too_many_databases"]
+            .as_i64()
+            .unwrap_or(0);
+        let open = s.0["databases"]
+            .as_object()
+            .is_some_and(|m| m.keys().any(|name| name.starts_with(&prefix)));
+        unknown + refused >= 300 && !open
+    };
+    let status = wait_until(Duration::from_secs(120), || collector.status(), settled);
+    assert!(settled(&status), "{status}");
+    let unknown = status.0["router"]["unknown_databases"].as_object().unwrap();
+    assert!(unknown.len() >= 32, "losses counted per name: {status}");
+    assert!(unknown.len() <= 257, "a bounded map: {status}");
+    // The real database is served, and everything it was sent is journaled.
+    for seq in 1..=200 {
+        tx.send(&call(db.name(), 7, seq));
+    }
+    let calls = wait_until(Duration::from_secs(60), || db.call_rows(), |n| *n >= 200);
+    assert_eq!(calls, 200, "status: {}", collector.status());
+    assert_eq!(db.gap_sum(), 0);
+    assert!(
+        collector.log_text().contains("do not exist"),
+        "the log names the problem:\n{}",
+        collector.log_text()
+    );
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = text.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// docs/CONFIGURATION.md, "Memory": the collector's resident set under a
+/// Hello flood from one uid.
+const HELLO_FLOOD_BOUND_KIB: u64 = 128 * 1024;
+
+#[test]
+fn a_hello_flood_stays_under_the_memory_bound() {
+    let _serial = serial();
+    let db = TestDb::new("hello_flood");
+    let collector = Collector::start(db.name());
+    let mut tx = DatagramSender::new(collector.socket());
+    let paths: Vec<String> = (0..1_000).map(|i| format!("/a{i:04}")).collect();
+    for worker_id in 0..25_000u64 {
+        let hello = Hello {
+            worker_id: 1_000_000 + worker_id,
+            hook_mode: "python".into(),
+            addons_paths: paths.clone(),
+            databases: vec![db.name().into()],
+            ..Hello::default()
+        };
+        tx.send(&encode(&Message::Hello(hello)).unwrap());
+    }
+    let seen = wait_until(
+        Duration::from_secs(120),
+        || collector.status().accepted(),
+        |n| *n >= 25_000,
+    );
+    assert_eq!(seen, 25_000);
+    let rss = rss_kib(collector.pid());
+    eprintln!("resident memory after 25,000 Hellos: {rss} KiB");
+    assert!(
+        rss < HELLO_FLOOD_BOUND_KIB,
+        "resident memory {rss} KiB after 25,000 Hellos of 1,000 paths (bound {HELLO_FLOOD_BOUND_KIB} KiB)"
+    );
+    // A real worker is still attributed and journaled.
+    tx.send(&call(db.name(), 9, 1));
+    let calls = wait_until(Duration::from_secs(30), || db.call_rows(), |n| *n >= 1);
+    assert_eq!(calls, 1);
+}
