@@ -11,6 +11,8 @@ use serde_json::Value;
 
 use crate::delta::{day_of, Event, DAY_US};
 use crate::error::{Error, Result};
+/// The last `verify` run, as the report carries it (read by `store`).
+pub use crate::store::VerifyResult;
 use crate::store::{self, GroupRow, ReportData, Source};
 
 pub const REPORT_FORMAT: &str = "egress-audit-report";
@@ -116,17 +118,6 @@ pub struct Trust {
     /// Added in version 1 (absent from earlier documents: read as none).
     #[serde(default)]
     pub coverage: CaptureCoverage,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VerifyResult {
-    pub checked_at_us: i64,
-    pub verified: bool,
-    pub rows_checked: i64,
-    pub first_seq: Option<i64>,
-    pub last_seq: Option<i64>,
-    pub broken_seq: Option<i64>,
-    pub message: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use serde::{Deserialize, Serialize};
 use tokio_postgres::{Client, GenericClient, Transaction};
 
 use crate::delta::{Delta, EVENT_KINDS};
@@ -323,6 +324,18 @@ const WORKERS_SEEN: &str = "\
 SELECT coalesce(hook_mode, ''), count(*), max(last_seen) FROM egress.worker_seen \
 WHERE last_seen >= TIMESTAMPTZ 'epoch' + $1::int4 * INTERVAL '1 day' GROUP BY 1 ORDER BY 1";
 
+/// The last run of `verify` (`egress.verify_result`), as the report shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyResult {
+    pub checked_at_us: i64,
+    pub verified: bool,
+    pub rows_checked: i64,
+    pub first_seq: Option<i64>,
+    pub last_seq: Option<i64>,
+    pub broken_seq: Option<i64>,
+    pub message: String,
+}
+
 /// Everything the report reads, in one consistent snapshot.
 #[derive(Debug, Clone, Default)]
 pub struct ReportData {
@@ -335,7 +348,7 @@ pub struct ReportData {
     pub last_vacuum: Option<crate::delta::Event>,
     /// (seq, signed_at_us) of the latest signed head.
     pub signed_head: Option<(i64, i64)>,
-    pub last_verify: Option<crate::report::VerifyResult>,
+    pub last_verify: Option<VerifyResult>,
     /// The audit settings in `ir_config_parameter` (None: unreadable).
     pub settings: Option<Vec<(String, String)>>,
     /// (watermark, updated_at_us)
@@ -438,7 +451,7 @@ pub async fn report_data(
         )
         .await
         .map_err(db("read the last verification"))?
-        .map(|r| crate::report::VerifyResult {
+        .map(|r| VerifyResult {
             checked_at_us: time_us(&r, 0),
             verified: r.get(1),
             rows_checked: r.get(2),

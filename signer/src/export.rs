@@ -5,6 +5,7 @@
 use egress_proto::fields;
 use egress_proto::{JournalRow, GENESIS_HASH};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use crate::encode::Input;
@@ -52,6 +53,22 @@ pub struct ExportFile<R = Vec<ExportRow>> {
     /// Ed25519 signature of `digest`.
     #[serde(with = "hexbytes")]
     pub signature: [u8; 64],
+}
+
+/// The file's fields but the rows, read by serde from the text before and
+/// after the rows array with `[]` in its place, if they form an export whose
+/// `rows` is exactly that `[]`.
+pub(crate) fn header_around(before: &[u8], after: &[u8]) -> Option<ExportFile<()>> {
+    let mut rest = Vec::with_capacity(before.len() + 2 + after.len());
+    rest.extend_from_slice(before);
+    rest.extend_from_slice(b"[]");
+    rest.extend_from_slice(after);
+    let file: ExportFile<&RawValue> = serde_json::from_slice(&rest).ok()?;
+    let rows = file.rows.get().as_bytes();
+    if rows != b"[]" || rows.as_ptr() as usize - rest.as_ptr() as usize != before.len() {
+        return None;
+    }
+    Some(file.with_rows(()))
 }
 
 /// Which part of the chain the file holds.

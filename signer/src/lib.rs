@@ -8,7 +8,8 @@
 //! - `export`: the export file, its digest and signatures, `build_export`;
 //!   `export_stream`: the same file written row by row, for large journals.
 //! - `verify`: `verify_export`, naming the first bad position.
-//! - `rowcheck`: rows parsed, encoded and hashed without allocation, on every core;
+//! - `checked`: what checking leaves of each row (`CheckedRows`);
+//!   `rowcheck`: rows parsed, encoded and hashed without allocation, on every core;
 //!   `scan`: a hand-written reader of rows as the collector writes them, that
 //!   leaves whatever it does not expect to serde; `stream`: the file read in
 //!   blocks, its rows scanned on every core as they come.
@@ -20,6 +21,7 @@
 //! in `signer/vectors/`, checked by the Rust tests and by
 //! `signer/python/verify_export.py`.
 
+mod checked;
 mod encode;
 pub mod error;
 pub mod export;

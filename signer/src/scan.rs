@@ -15,9 +15,9 @@ use egress_proto::fields::{self, Kind};
 use egress_proto::journal::CANONICAL_VERSION;
 use sha2::{Digest, Sha256};
 
+use crate::checked::CheckedRows;
 use crate::export::ROW_FIELDS;
 use crate::hexbytes;
-use crate::rowcheck::CheckedRows;
 
 /// The 42 journal fields in canonical order, then the two hashes.
 const FIELDS: usize = fields::COLUMN_COUNT;

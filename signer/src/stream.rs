@@ -14,8 +14,9 @@ use std::io::Read;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Mutex;
 
+use crate::checked::CheckedRows;
 use crate::export::ExportFile;
-use crate::rowcheck::{rfind_cut, CheckedRows};
+use crate::rowcheck::rfind_cut;
 use crate::scan::{rows_start, RowScanner};
 
 /// Bytes read at a time; a part of the rows is about this long.
@@ -76,7 +77,7 @@ fn read_in_blocks(
         return Ok(None);
     };
     prefix.truncate(start);
-    Ok(crate::verify::header_around(&prefix, &suffix).map(|file| (file, checked)))
+    Ok(crate::export::header_around(&prefix, &suffix).map(|file| (file, checked)))
 }
 
 /// Reads more of `input` into `buf`, up to `more` bytes (less only at the

@@ -12,11 +12,12 @@ use std::fmt;
 use egress_proto::GENESIS_HASH;
 use serde_json::value::RawValue;
 
+use crate::checked::CheckedRows;
 use crate::error::{Error, Result};
-use crate::export::{export_digest, ExportFile, ExportRange, HeadEntry};
+use crate::export::{export_digest, header_around, ExportFile, ExportRange, HeadEntry};
 use crate::export::{EXPORT_FORMAT, EXPORT_VERSION};
 use crate::head::{ed25519_valid, head_input, hmac_valid, SignedHead};
-use crate::rowcheck::{check_rows_in_place, CheckedRows};
+use crate::rowcheck::check_rows_in_place;
 use crate::witness::Witness;
 
 /// What the verifier trusts beyond the file itself.
@@ -157,7 +158,7 @@ pub fn verify_export_bytes(mut json: Vec<u8>, options: &VerifyOptions) -> Result
         let text = file.rows.get().as_bytes();
         let start = text.as_ptr() as usize - json.as_ptr() as usize;
         let rows_at = start..start + text.len();
-        (without_rows(file), rows_at)
+        (file.with_rows(()), rows_at)
     };
     check_format(&file)?;
     let rows = check_rows_in_place(&mut json, rows_at).map_err(format)?;
@@ -174,40 +175,6 @@ fn read_fast(json: &[u8]) -> Option<(ExportFile<()>, CheckedRows)> {
     let at = crate::scan::rows_array(json)?;
     let file = header_around(&json[..at.start], &json[at.end..])?;
     Some((file, crate::rowcheck::scan_rows(&json[at])?))
-}
-
-/// The file's fields but the rows, read by serde from the text before and
-/// after the rows array with `[]` in its place, if they form an export whose
-/// `rows` is exactly that `[]`.
-pub(crate) fn header_around(before: &[u8], after: &[u8]) -> Option<ExportFile<()>> {
-    let mut rest = Vec::with_capacity(before.len() + 2 + after.len());
-    rest.extend_from_slice(before);
-    rest.extend_from_slice(b"[]");
-    rest.extend_from_slice(after);
-    let file: ExportFile<&RawValue> = serde_json::from_slice(&rest).ok()?;
-    let rows = file.rows.get().as_bytes();
-    if rows != b"[]" || rows.as_ptr() as usize - rest.as_ptr() as usize != before.len() {
-        return None;
-    }
-    Some(without_rows(file))
-}
-
-fn without_rows<R>(f: ExportFile<R>) -> ExportFile<()> {
-    ExportFile {
-        format: f.format,
-        version: f.version,
-        database: f.database,
-        exported_at_us: f.exported_at_us,
-        range: f.range,
-        anchor: f.anchor,
-        public_key: f.public_key,
-        latest_head: f.latest_head,
-        signed_heads: f.signed_heads,
-        rows: (),
-        digest: f.digest,
-        hmac: f.hmac,
-        signature: f.signature,
-    }
 }
 
 /// Reads and verifies an export file: in blocks (`stream`), so that a file

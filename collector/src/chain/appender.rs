@@ -33,10 +33,12 @@ use crate::chain::workers::{self, Sightings, WorkerLedger, WorkerRow};
 use crate::config::ChainConfig;
 use crate::control::watch_hub::{Committed, WatchHub};
 use crate::db::databases::Databases;
-use crate::db::store::{self, ChainedRow};
+use crate::db::store;
 use crate::error::{Error, Result};
 use crate::pipeline::router::DatabaseState;
-use crate::pipeline::stage::{Batch, Drain, Item, LossSummary, RedactedEntry, Traceable};
+use crate::pipeline::stage::{
+    Batch, ChainedRow, Drain, Item, LossSummary, RedactedEntry, Traceable,
+};
 use crate::stats::Stats;
 
 /// How long shutdown waits for a database that does not answer.

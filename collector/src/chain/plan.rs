@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use egress_proto::{EntryKind, JournalRow, GENESIS_HASH};
 use serde_json::json;
 
-use crate::db::store::ChainedRow;
+use crate::pipeline::stage::ChainedRow;
 use crate::pipeline::stage::{Item, RedactedEntry, Sender};
 
 pub const SEQUENCE_JUMP: &str = "sequence_jump";

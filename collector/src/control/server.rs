@@ -23,8 +23,9 @@ use tracing::{debug, info, warn};
 
 use crate::control::watch_hub::WatchHub;
 use crate::db::databases::{valid_database_name, Databases};
-use crate::db::store::{self, ChainedRow, StoredRow};
+use crate::db::store::{self, StoredRow};
 use crate::error::{Error, Result};
+use crate::pipeline::stage::ChainedRow;
 use crate::proof::export::{self, ExportFailure, ExportRequest};
 use crate::stats::Stats;
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
-use crate::db::store::ChainedRow;
+use crate::pipeline::stage::ChainedRow;
 
 /// Rows one appender committed in one transaction.
 #[derive(Debug)]

@@ -333,7 +333,8 @@ fn list(value: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::store::{encode_row, ChainedRow};
+    use crate::db::store::encode_row;
+    use crate::pipeline::stage::ChainedRow;
     use egress_proto::JournalRow;
 
     /// The rows of `proto/vectors/journal_chain.json` with their canonical

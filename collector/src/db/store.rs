@@ -12,14 +12,7 @@ use futures_util::{pin_mut, SinkExt};
 use tokio_postgres::{GenericClient, Row, Transaction};
 
 use crate::error::{Error, Result};
-
-/// A row as appended: its position in the chain is fixed.
-#[derive(Debug, Clone)]
-pub struct ChainedRow {
-    pub row: JournalRow,
-    pub prev_hash: [u8; 32],
-    pub row_hash: [u8; 32],
-}
+use crate::pipeline::stage::ChainedRow;
 
 /// A row as read back: hashes may be of any length if someone edited them.
 #[derive(Debug, Clone)]

@@ -61,6 +61,15 @@ pub struct RedactedEntry {
     pub suppressed: Option<&'static str>,
 }
 
+/// A row as appended: its position in the chain is fixed (the chain stage's
+/// output, written by `db::store` and shown by the control socket).
+#[derive(Debug, Clone)]
+pub struct ChainedRow {
+    pub row: JournalRow,
+    pub prev_hash: [u8; 32],
+    pub row_hash: [u8; 32],
+}
+
 /// What the appender needs to account for a call it never received.
 pub trait Traceable {
     fn database(&self) -> &str;

@@ -396,7 +396,7 @@ mod tests {
         assert!(broken.reason.contains("missing"), "{}", broken.reason);
     }
 
-    fn stored(chained: Vec<crate::db::store::ChainedRow>) -> Vec<StoredRow> {
+    fn stored(chained: Vec<crate::pipeline::stage::ChainedRow>) -> Vec<StoredRow> {
         chained
             .into_iter()
             .map(|c| StoredRow {
