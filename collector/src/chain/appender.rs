@@ -35,9 +35,8 @@ use crate::control::watch_hub::{Committed, WatchHub};
 use crate::db::databases::Databases;
 use crate::db::store;
 use crate::error::{Error, Result};
-use crate::pipeline::router::DatabaseState;
 use crate::pipeline::stage::{
-    Batch, ChainedRow, Drain, Item, LossSummary, RedactedEntry, Traceable,
+    Batch, ChainedRow, DatabaseState, Drain, Item, LossSummary, RedactedEntry, Traceable,
 };
 use crate::stats::Stats;
 

@@ -21,7 +21,7 @@ use tracing::warn;
 use crate::chain::appender::ChainAppender;
 use crate::pipeline::link::Link;
 use crate::pipeline::peers::PeerTable;
-use crate::pipeline::stage::{Batch, Drain, Item, RedactedEntry, Sender};
+use crate::pipeline::stage::{Batch, DatabaseState, Drain, Item, RedactedEntry, Sender};
 use crate::stats::Stats;
 
 /// How long a database found missing is not tried again.
@@ -34,17 +34,6 @@ const WARN_EVERY: Duration = Duration::from_secs(30);
 /// Starts the appender of one database, which reports its database's state
 /// to the recipient.
 pub type SpawnAppender = Box<dyn FnMut(&str, Recipient<DatabaseState>) -> Addr<ChainAppender>>;
-
-/// What an appender learnt of its database.
-#[derive(Debug, actix::Message)]
-#[rtype(result = "()")]
-pub enum DatabaseState {
-    /// A batch committed: the database is real; its slot is for good.
-    Exists(String),
-    /// The server says it does not exist: the appender stopped, `lost`
-    /// calls with it.
-    Missing { database: String, lost: u64 },
-}
 
 pub struct Router {
     appenders: HashMap<String, Link<RedactedEntry, ChainAppender>>,

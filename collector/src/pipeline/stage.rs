@@ -61,6 +61,17 @@ pub struct RedactedEntry {
     pub suppressed: Option<&'static str>,
 }
 
+/// What an appender learnt of its database.
+#[derive(Debug, actix::Message)]
+#[rtype(result = "()")]
+pub enum DatabaseState {
+    /// A batch committed: the database is real; its slot is for good.
+    Exists(String),
+    /// The server says it does not exist: the appender stopped, `lost`
+    /// calls with it.
+    Missing { database: String, lost: u64 },
+}
+
 /// A row as appended: its position in the chain is fixed (the chain stage's
 /// output, written by `db::store` and shown by the control socket).
 #[derive(Debug, Clone)]
