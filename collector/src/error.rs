@@ -64,20 +64,4 @@ impl Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// An error and all its sources on one line: libraries keep the useful part
-/// ("database \"x\" does not exist") in a source, not in their own message.
-pub fn chain_text(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        // Messages often carry their source's text already (`{source}`):
-        // print each cause once.
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
+pub use egress_proto::error::chain_text;

@@ -1,4 +1,5 @@
-//! The one error type of `egress-proto`.
+//! The one error type of `egress-proto`, and `chain_text`, how every crate
+//! prints an error with its sources.
 
 /// Why a datagram could not be decoded or a message could not be encoded.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -38,4 +39,22 @@ impl Error {
             Error::Encode { .. } => "encode",
         }
     }
+}
+
+/// An error and all its sources on one line: libraries keep the useful part
+/// ("database \"x\" does not exist") in a source, not in their own message.
+pub fn chain_text(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        // Messages often carry their source's text already (`{source}`):
+        // print each cause once.
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }

@@ -9,7 +9,9 @@
 //! - `fields`: the journal row's one field table (name, column, SQL type,
 //!   canonical kind), which every other copy of the field list follows.
 //! - `database`: the one rule for a database's name.
-//! - `error`: the crate's one error type.
+//! - `settings`: the audit settings' keys in `ir_config_parameter`, `truthy`.
+//! - `time`: microseconds since the epoch to and from `SystemTime`.
+//! - `error`: the crate's one error type, and `chain_text` for any error.
 //!
 //! The byte formats are specified in `docs/WIRE_FORMAT.md` and
 //! `docs/JOURNAL_FORMAT.md`; golden vectors live in `proto/vectors/`.
@@ -20,6 +22,8 @@ pub mod event;
 pub mod fields;
 pub mod frame;
 pub mod journal;
+pub mod settings;
+pub mod time;
 
 pub use error::Error;
 pub use event::{Call, ConfigChange, DropCount, Drops, Hello, SeqCursor, StackFrame, Trigger};

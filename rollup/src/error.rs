@@ -15,22 +15,7 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// An error and all its sources on one line: the useful part ("relation
-/// egress.rollup does not exist") is in a source, not in the driver's own
-/// message.
-pub fn chain_text(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.ends_with(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
+pub use egress_proto::error::chain_text;
 
 pub(crate) fn db(stmt: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Error {
     move |source| Error::Db { stmt, source }

@@ -21,9 +21,9 @@ pub const REPORT_VERSION: u32 = 1;
 /// Rows per table; the rest are counted in `more_rows`.
 pub const DEFAULT_TABLE_ROWS: usize = 50;
 
-pub const KEY_ENABLED: &str = "mit_network_audit.enabled";
-pub const KEY_STRICT: &str = "mit_network_audit.strict_redaction";
-pub const KEY_RETENTION: &str = "mit_network_audit.retention_days";
+use egress_proto::settings::truthy;
+pub use egress_proto::settings::{KEY_ENABLED, KEY_RETENTION, KEY_STRICT};
+/// The settings the report shows.
 const SETTING_KEYS: [&str; 3] = [KEY_ENABLED, KEY_STRICT, KEY_RETENTION];
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -255,15 +255,6 @@ pub async fn build(
         source,
         DEFAULT_TABLE_ROWS,
     ))
-}
-
-/// Odoo stores booleans as "True"/"False" (or removes the key); the same
-/// reading as the collector's policy.
-fn truthy(value: &str) -> bool {
-    matches!(
-        value.trim().to_ascii_lowercase().as_str(),
-        "true" | "1" | "yes" | "on"
-    )
 }
 
 fn opt(text: &str) -> Option<String> {

@@ -2,7 +2,7 @@
 //! journal, the watermark) and the Trust Report's reads. Identifiers are
 //! never built from input.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 use tokio_postgres::{Client, GenericClient, Transaction};
@@ -88,20 +88,7 @@ SELECT u.seq, TIMESTAMPTZ 'epoch' + u.at_us * INTERVAL '1 microsecond', u.kind, 
 FROM unnest($1::int8[], $2::int8[], $3::text[], $4::text[]) AS u(seq, at_us, kind, detail) \
 ON CONFLICT (seq) DO NOTHING";
 
-pub fn to_micros(time: SystemTime) -> i64 {
-    match time.duration_since(UNIX_EPOCH) {
-        Ok(after) => after.as_micros() as i64,
-        Err(before) => -(before.duration().as_micros() as i64),
-    }
-}
-
-pub fn to_system_time(us: i64) -> SystemTime {
-    if us >= 0 {
-        UNIX_EPOCH + Duration::from_micros(us as u64)
-    } else {
-        UNIX_EPOCH - Duration::from_micros(us.unsigned_abs())
-    }
-}
+pub use egress_proto::time::{to_micros, to_system_time};
 
 /// What one flush transaction did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -8,6 +8,7 @@ import importlib.util
 import json
 import pathlib
 import re
+import sys
 
 import pytest
 
@@ -16,14 +17,20 @@ LIB = ROOT / "hook-client" / "odoo" / "mit_network_audit" / "lib"
 
 
 def load(name):
-    spec = importlib.util.spec_from_file_location(f"addon_lib_{name}", LIB / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """``lib.<name>`` of the addon, imported as a module of a package of its
+    own (the addon's package would import Odoo)."""
+    if "addon_lib" not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            "addon_lib", LIB / "__init__.py", submodule_search_locations=[str(LIB)])
+        package = importlib.util.module_from_spec(spec)
+        sys.modules["addon_lib"] = package
+        spec.loader.exec_module(package)
+    return importlib.import_module(f"addon_lib.{name}")
 
 
 chain = load("chain")
 report = load("report")
+settings = load("settings")
 VECTORS = json.loads((ROOT / "proto" / "vectors" / "journal_chain.json").read_text())
 #: The journal's field table, as proto publishes it (proto/src/fields.rs).
 FIELD_TABLE = json.loads((ROOT / "proto" / "vectors" / "journal_fields.json").read_text())
@@ -196,3 +203,18 @@ def test_the_log_model_shows_every_journal_column_and_no_other():
     journal = set(FIELD_TABLE["columns"])
     assert journal - shown == set(NOT_IN_THE_LOG_MODEL), "journal columns the model lacks"
     assert shown - journal == {"id"}, "model columns the journal lacks"
+
+
+def test_the_settings_keys_are_proto_s():
+    rust = (ROOT / "proto" / "src" / "settings.rs").read_text()
+    keys = dict(re.findall(r'pub const (KEY_\w+): &str = "([^"]+)";', rust))
+    assert keys, "no keys found in proto/src/settings.rs"
+    assert {name: getattr(settings, name) for name in keys} == keys
+    listed = re.search(r"SETTING_KEYS: \[&str; \d+\] = \[([^\]]*)\]", rust).group(1)
+    assert settings.SETTING_KEYS == tuple(keys[k] for k in re.findall(r"KEY_\w+", listed))
+
+
+def test_booleans_are_read_as_odoo_stores_them():
+    assert [settings.truthy(v) for v in ("True", " 1", "yes", "ON")] == [True] * 4
+    assert [settings.truthy(v) for v in ("False", "", "0", "off")] == [False] * 4
+    assert settings.truthy(None, True) is True and settings.truthy(False, True) is True

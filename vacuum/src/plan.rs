@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 pub const DAY_US: i64 = 86_400_000_000;
 
 /// Odoo's setting: days to keep; 0 (or absent, or not a number) keeps all.
-pub const KEY_RETENTION: &str = "mit_network_audit.retention_days";
+pub use egress_proto::settings::KEY_RETENTION;
 
 /// The same reading as the collector's policy: a non-negative whole number.
 pub fn retention_days(value: Option<&str>) -> u32 {

@@ -1,27 +1,15 @@
 //! All SQL of the vacuum: the retention setting, and one prune: the
 //! privileged function and the `vacuum` entry, in one transaction.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use tokio_postgres::Client;
 
 use crate::error::{db, Error, Result};
 use crate::plan::{VacuumDetail, KEY_RETENTION};
 
-pub fn to_micros(time: SystemTime) -> i64 {
-    match time.duration_since(UNIX_EPOCH) {
-        Ok(after) => after.as_micros() as i64,
-        Err(before) => -(before.duration().as_micros() as i64),
-    }
-}
-
-fn to_system_time(us: i64) -> SystemTime {
-    if us >= 0 {
-        UNIX_EPOCH + Duration::from_micros(us as u64)
-    } else {
-        UNIX_EPOCH - Duration::from_micros(us.unsigned_abs())
-    }
-}
+pub use egress_proto::time::to_micros;
+use egress_proto::time::to_system_time;
 
 /// The database's `retention_days` as Odoo stores it; None when Odoo's
 /// settings table is not there (the default then applies: keep all).

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use egress_proto::fields;
@@ -36,20 +36,7 @@ fn columns() -> &'static str {
     })
 }
 
-pub fn to_system_time(us: i64) -> SystemTime {
-    if us >= 0 {
-        UNIX_EPOCH + Duration::from_micros(us as u64)
-    } else {
-        UNIX_EPOCH - Duration::from_micros(us.unsigned_abs())
-    }
-}
-
-pub fn to_micros(time: SystemTime) -> i64 {
-    match time.duration_since(UNIX_EPOCH) {
-        Ok(after) => after.as_micros() as i64,
-        Err(before) => -(before.duration().as_micros() as i64),
-    }
-}
+pub use egress_proto::time::{to_micros, to_system_time};
 
 fn db_err(stmt: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Error {
     move |source| Error::Db { stmt, source }

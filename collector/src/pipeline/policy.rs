@@ -7,16 +7,10 @@ use std::sync::{Arc, RwLock};
 
 use crate::pipeline::catalogue::{self, Catalogue};
 
-pub const KEY_ENABLED: &str = "mit_network_audit.enabled";
-pub const KEY_STRICT: &str = "mit_network_audit.strict_redaction";
-pub const KEY_RETENTION: &str = "mit_network_audit.retention_days";
-pub const KEY_DISABLED_CHANNELS: &str = "mit_network_audit.disabled_channels";
-pub const SETTING_KEYS: [&str; 4] = [
-    KEY_ENABLED,
-    KEY_STRICT,
-    KEY_RETENTION,
-    KEY_DISABLED_CHANNELS,
-];
+use egress_proto::settings::truthy;
+pub use egress_proto::settings::{
+    KEY_DISABLED_CHANNELS, KEY_ENABLED, KEY_RETENTION, KEY_STRICT, SETTING_KEYS,
+};
 
 /// The audit settings of one database. Absent keys take the defaults the
 /// FAQ promises: capture on, not strict, keep everything, all channels.
@@ -37,14 +31,6 @@ impl Default for Settings {
             disabled_channels: BTreeSet::new(),
         }
     }
-}
-
-/// Odoo stores booleans as "True"/"False" (or removes the key).
-fn truthy(value: &str) -> bool {
-    matches!(
-        value.trim().to_ascii_lowercase().as_str(),
-        "true" | "1" | "yes" | "on"
-    )
 }
 
 impl Settings {

@@ -9,6 +9,11 @@ import logging
 import os
 import threading
 
+# The audit settings' keys, read here and as ``glue.KEY_*`` by the models.
+from .lib.settings import (  # noqa: F401
+    KEY_DISABLED_CHANNELS, KEY_ENABLED, KEY_RETENTION, KEY_STRICT, SETTING_KEYS, truthy,
+)
+
 _logger = logging.getLogger(__name__)
 
 try:
@@ -16,12 +21,6 @@ try:
 except ImportError:  # the addon still installs; the Trust Report says so
     interceptor = None
 
-#: The settings an administrator changes (Configuration → Settings).
-KEY_ENABLED = "mit_network_audit.enabled"
-KEY_STRICT = "mit_network_audit.strict_redaction"
-KEY_RETENTION = "mit_network_audit.retention_days"
-KEY_DISABLED_CHANNELS = "mit_network_audit.disabled_channels"
-SETTING_KEYS = (KEY_ENABLED, KEY_STRICT, KEY_RETENTION, KEY_DISABLED_CHANNELS)
 #: Where the collector's sockets are, when not the defaults.
 KEY_SOCKET = "mit_network_audit.socket"
 KEY_CONTROL = "mit_network_audit.control_socket"
@@ -32,13 +31,6 @@ _lock = threading.Lock()
 #: ``registry`` (an Apps install), and how many times ``setup`` installed it.
 state = {"installed_by": None, "installs": 0, "error": None}
 _applied_settings = {}
-
-
-def truthy(value, default):
-    """Odoo stores booleans as "True"/"False", or removes the key."""
-    if value is None or value is False:
-        return default
-    return str(value).strip().lower() in ("true", "1", "yes", "on")
 
 
 def socket_path():

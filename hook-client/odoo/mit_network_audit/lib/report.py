@@ -9,12 +9,11 @@ journal of a thousand rows or of a billion.
 import json
 import time
 
+from .settings import KEY_ENABLED, KEY_RETENTION, KEY_STRICT, truthy
+
 FORMAT, VERSION = "egress-audit-report", 1
 DAY_US = 86_400_000_000
 TABLE_ROWS = 50
-KEY_ENABLED = "mit_network_audit.enabled"
-KEY_STRICT = "mit_network_audit.strict_redaction"
-KEY_RETENTION = "mit_network_audit.retention_days"
 
 #: The views `egress-collector setup` creates for Odoo's role.
 VIEWS = ("network_egress_rollup", "network_egress_rollup_gap", "network_egress_rollup_event",
@@ -103,10 +102,6 @@ def read(cr, database, since="7d", now_us=None):
                     settings, rollup_state, day, now_us, workers)
 
 
-def _truthy(value):
-    return str(value).strip().lower() in ("true", "1", "yes", "on")
-
-
 def _totals():
     return {"calls": 0, "bytes_out": 0, "bytes_in": 0}
 
@@ -150,8 +145,8 @@ def assemble(database, groups, gaps, events, last_vacuum, signed_head, verify, s
         gap_info["entries"] += entries
         gap_info["events"] += lost
         gap_info["by_reason"][reason] = gap_info["by_reason"].get(reason, 0) + lost
-    enabled_now = _truthy(settings[KEY_ENABLED]) if KEY_ENABLED in settings else True
-    strict_now = _truthy(settings[KEY_STRICT]) if KEY_STRICT in settings else False
+    enabled_now = truthy(settings[KEY_ENABLED]) if KEY_ENABLED in settings else True
+    strict_now = truthy(settings[KEY_STRICT]) if KEY_STRICT in settings else False
     try:
         retention_days = int(str(settings.get(KEY_RETENTION, "0")).strip())
     except ValueError:
@@ -211,7 +206,7 @@ def history(events, key, now, default):
                         "reported_by": text(d.get("reported_by"))})
 
     def value(v):
-        return default if v is None else _truthy(v)
+        return default if v is None else truthy(v)
 
     states = [value(changes[0]["old"]) if changes else now] + [value(c["new"]) for c in changes]
     return {"now": now, "on_in_period": True in states, "off_in_period": False in states,
