@@ -47,6 +47,8 @@ pub struct Stats {
     pub accepted: AtomicU64,
     pub attributed: AtomicU64,
     pub redacted: AtomicU64,
+    /// Header names and query keys that carried a value, cut to the name.
+    pub names_cut: AtomicU64,
     pub workers_seen: AtomicU64,
     /// Calls attributed to the audit addon itself: should stay zero.
     pub self_egress: AtomicU64,
@@ -142,7 +144,11 @@ impl Stats {
                 "self_egress": self.self_egress.load(Relaxed),
                 "dropped": dropped_at("attribution"),
             },
-            "redaction": {"processed": self.redacted.load(Relaxed), "dropped": dropped_at("redaction")},
+            "redaction": {
+                "processed": self.redacted.load(Relaxed),
+                "names_cut": self.names_cut.load(Relaxed),
+                "dropped": dropped_at("redaction"),
+            },
             "router": {
                 "dropped": dropped_at("router"),
                 "unknown_databases": lock(&self.unknown_databases).clone(),

@@ -88,7 +88,11 @@ impl Handler<Batch<AttributedCall>> for Redaction {
                         self.salts.fingerprint(&call.raw.call.database, digest).ok()
                     };
                     let fingerprint = call.raw.call.payload_sha256.as_ref().and_then(fingerprint);
-                    Item::Call(redact(call, settings, fingerprint))
+                    let (entry, cut) = redact_counted(call, settings, fingerprint);
+                    if cut > 0 {
+                        self.stats.names_cut.fetch_add(cut, Relaxed);
+                    }
+                    Item::Call(entry)
                 }
                 // Not journaled: the appenders keep only its hook mode and
                 // versions, short and printable (`workers::HookInfo`).
@@ -123,6 +127,17 @@ pub fn redact(
     settings: &Settings,
     fingerprint: Option<Vec<u8>>,
 ) -> RedactedEntry {
+    redact_counted(attributed, settings, fingerprint).0
+}
+
+/// `redact`, and how many header names and query keys carried a value
+/// (cut to the name).
+pub fn redact_counted(
+    attributed: AttributedCall,
+    settings: &Settings,
+    fingerprint: Option<Vec<u8>>,
+) -> (RedactedEntry, u64) {
+    let mut names_cut = 0;
     let AttributedCall {
         raw,
         addon,
@@ -172,8 +187,8 @@ pub fn redact(
         host: Some(host),
         port: Some(i64::from(call.port)),
         path: Some(cap(scrub::path(strip_query(&call.path)), MAX_PATH)),
-        query_keys: Some(names(call.query_keys)),
-        header_names: Some(names(call.header_names)),
+        query_keys: Some(names(call.query_keys, &mut names_cut)),
+        header_names: Some(names(call.header_names, &mut names_cut)),
         src_ip: non_empty(call.src_ip, MAX_TEXT),
         src_port: (call.src_port != 0).then_some(i64::from(call.src_port)),
         dst_ip: non_empty(call.dst_ip, MAX_TEXT),
@@ -204,13 +219,14 @@ pub fn redact(
     if settings.strict {
         keep_only_destination_sizes_and_timing(&mut row);
     }
-    RedactedEntry {
+    let entry = RedactedEntry {
         database: call.database,
         worker_id: call.worker_id,
         worker_seq: call.seq,
         row,
         suppressed,
-    }
+    };
+    (entry, names_cut)
 }
 
 /// Strict redaction: the destination (host, IPs, ports), sizes and timing,
@@ -258,12 +274,21 @@ fn text(value: &str, max: usize) -> String {
     out
 }
 
-/// Key and header names: a name can itself be a secret (`?<api-key>=1`).
-fn names(values: Vec<String>) -> Vec<String> {
+/// Key and header names: a name can itself be a secret (`?<api-key>=1`),
+/// or carry its value (`Authorization: Bearer …`): cut to the name, and
+/// counted in `names_cut`.
+fn names(values: Vec<String>, names_cut: &mut u64) -> Vec<String> {
     values
         .into_iter()
         .take(MAX_LIST)
         .map(|v| {
+            let v = match scrub::cut_to_name(&v) {
+                Some(name) => {
+                    *names_cut += 1;
+                    name.to_owned()
+                }
+                None => v,
+            };
             let scrubbed = match scrub::segment(&v) {
                 // Unchanged: the name itself is kept (capped), not a copy.
                 Cow::Borrowed(same) if std::ptr::eq(same, v.as_str()) => None,
@@ -375,6 +400,28 @@ mod tests {
             (entry.row.worker_pid, entry.row.worker_uid),
             (Some(10), Some(20))
         );
+    }
+
+    #[test]
+    fn a_header_name_or_query_key_carrying_a_value_is_cut_and_counted() {
+        let (entry, cut) = redact_counted(
+            attributed(Call {
+                header_names: vec![
+                    "Authorization: Bearer SEKRET085".into(),
+                    "Content-Type".into(),
+                ],
+                query_keys: vec!["token=SEKRET085".into(), "since".into()],
+                ..Call::default()
+            }),
+            &Settings::default(),
+            None,
+        );
+        assert_eq!(cut, 2);
+        assert_eq!(
+            entry.row.header_names.unwrap(),
+            ["Authorization", "Content-Type"]
+        );
+        assert_eq!(entry.row.query_keys.unwrap(), ["token", "since"]);
     }
 
     #[test]

@@ -76,6 +76,29 @@ fn is_token_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '+' | '=' | '~')
 }
 
+/// A header name or query key that carries a value cut to the name alone,
+/// or `None` when it carries none. A value rides along after `:`, `=` or
+/// whitespace (`Authorization: Bearer …`, `token=…`, `Bearer …`), or after
+/// a separator (`-`, `_`, `.`) as a high-entropy part
+/// (`X-Api-Key-9f8a7b6c5d4e3f2a1b0c`). Names are never values: what is cut
+/// is gone, not scrubbed into a placeholder.
+pub fn cut_to_name(name: &str) -> Option<&str> {
+    let mut cut = name.find(|c: char| c == ':' || c == '=' || c.is_whitespace());
+    let head = &name[..cut.unwrap_or(name.len())];
+    // A part after a separator that looks like a key ends the name there.
+    let mut start = 0;
+    for (at, c) in head.char_indices().chain([(head.len(), '-')]) {
+        if matches!(c, '-' | '_' | '.') {
+            if start > 0 && looks_secret(&head[start..at]) {
+                cut = Some(cut.map_or(start - 1, |c| c.min(start - 1)));
+                break;
+            }
+            start = at + c.len_utf8();
+        }
+    }
+    cut.map(|at| name[..at].trim_end_matches(['-', '_', '.']))
+}
+
 /// Placeholders decided on the whole segment (they contain '.', '@', '%').
 fn whole_segment(segment: &str) -> Option<&'static str> {
     let decoded = if segment.contains('%') {
@@ -239,5 +262,58 @@ mod tests {
     #[test]
     fn placeholders_are_stable() {
         assert_eq!(path("/u/a@b.co"), path("/u/other@mail.org"));
+    }
+}
+
+#[cfg(test)]
+mod name_properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A header or key name as an honest client writes it.
+    fn plain_name() -> impl Strategy<Value = String> {
+        "[A-Za-z][A-Za-z0-9]{0,12}(-[A-Za-z][a-z0-9]{0,10}){0,3}"
+    }
+
+    /// A secret as a value: letters and digits mixed, 20 to 40 long.
+    fn secret() -> impl Strategy<Value = String> {
+        "[a-z]{2}[A-Z]{2}[0-9]{2}[A-Za-z0-9]{14,34}"
+    }
+
+    proptest! {
+        #[test]
+        fn a_plain_name_is_kept_whole(name in plain_name()) {
+            prop_assert_eq!(cut_to_name(&name), None);
+        }
+
+        #[test]
+        fn a_value_after_a_colon_equals_or_space_never_survives(
+            name in plain_name(),
+            sep in prop::sample::select(vec![": ", ":", "=", " ", "\t", ": Bearer "]),
+            value in secret(),
+        ) {
+            let carried = format!("{name}{sep}{value}");
+            let cut = cut_to_name(&carried);
+            prop_assert_eq!(cut, Some(name.as_str()));
+        }
+
+        #[test]
+        fn a_high_entropy_part_after_a_separator_is_cut(
+            name in plain_name(),
+            sep in prop::sample::select(vec!["-", "_", "."]),
+            value in secret(),
+        ) {
+            let carried = format!("{name}{sep}{value}");
+            let cut = cut_to_name(&carried).unwrap_or(&carried);
+            prop_assert!(!cut.contains(&value), "{} kept {}", carried, cut);
+        }
+
+        #[test]
+        fn cutting_never_panics_and_only_shortens(name in "\\PC{0,80}") {
+            if let Some(cut) = cut_to_name(&name) {
+                prop_assert!(name.starts_with(cut));
+                prop_assert!(cut.len() < name.len());
+            }
+        }
     }
 }
