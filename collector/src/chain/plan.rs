@@ -599,3 +599,65 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod count_properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn call(seq: u64) -> Item<RedactedEntry> {
+        Item::Call(RedactedEntry {
+            database: "db".into(),
+            worker_id: 7,
+            worker_seq: seq,
+            row: JournalRow::default(),
+            suppressed: None,
+        })
+    }
+
+    /// Seqs as a hostile or broken worker sends them: repeats, steps back,
+    /// jumps, and the top of the range.
+    fn seqs() -> impl Strategy<Value = Vec<u64>> {
+        prop::collection::vec(
+            prop_oneof![
+                8 => 1u64..200,
+                1 => Just(u64::MAX),
+                1 => Just(u64::MAX - 1),
+                1 => any::<u64>(),
+            ],
+            0..60,
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+        #[test]
+        fn every_count_is_positive_and_each_seq_is_stored_at_most_once(seqs in seqs(), last in 0u64..100) {
+            let known = HashMap::from([(7, Account { last_seq: last, ..Account::default() })]);
+            let mut items: Vec<_> = seqs.iter().map(|s| call(*s)).collect();
+            let plan = plan("db", &mut items, &known);
+            let stored: Vec<i64> = plan.rows.iter().filter(|r| r.kind == "call").map(|r| r.seq).collect();
+            prop_assert_eq!(stored.len() as u64 + plan.duplicates, seqs.len() as u64);
+            for row in &plan.rows {
+                if let Some(count) = row.gap_count {
+                    prop_assert!(count > 0, "{:?}", row);
+                }
+            }
+            // Stored calls are exactly the seqs that rose above all before.
+            let mut high = last;
+            let mut expected = 0u64;
+            let mut jumped = 0u64;
+            for s in &seqs {
+                if *s > high || (high == 0 && *s == 0) {
+                    jumped = jumped.saturating_add(s.saturating_sub(high).saturating_sub(1));
+                    high = high.max(*s);
+                    expected += 1;
+                }
+            }
+            prop_assert_eq!(stored.len() as u64, expected);
+            prop_assert_eq!(plan.events_in_gaps, jumped);
+            prop_assert_eq!(plan.cursors.get(&7).map_or(last, |a| a.last_seq), high);
+        }
+    }
+}

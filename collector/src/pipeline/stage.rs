@@ -371,3 +371,44 @@ mod tests {
         assert_eq!(merged.workers[&("a".to_string(), 1)].calls, 2);
     }
 }
+
+#[cfg(test)]
+mod count_properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn loss(calls: u64, other: u64, reported: u64, lo: u64, hi: u64) -> LossSummary {
+        let mut summary = LossSummary::new("mailbox_full");
+        summary.workers.insert(
+            ("db".into(), 1),
+            WorkerLoss {
+                calls,
+                seq_range: Some((lo.min(hi), lo.max(hi))),
+                reported: [("buffer_full".to_string(), reported)].into(),
+                cursor: Some(hi),
+                other,
+            },
+        );
+        summary
+    }
+
+    proptest! {
+        #[test]
+        fn merged_losses_saturate_and_never_shrink(
+            a in (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>()),
+            b in (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>()),
+        ) {
+            let mut merged = LossSummary::new("database_unavailable");
+            merged.merge(loss(a.0, a.1, a.2, a.3, a.4));
+            merged.merge(loss(b.0, b.1, b.2, b.3, b.4));
+            let m = &merged.workers[&("db".to_string(), 1)];
+            prop_assert_eq!(m.calls, a.0.saturating_add(b.0));
+            prop_assert_eq!(m.other, a.1.saturating_add(b.1));
+            prop_assert_eq!(m.reported["buffer_full"], a.2.max(b.2));
+            let (lo, hi) = m.seq_range.unwrap();
+            prop_assert!(lo <= hi);
+            prop_assert_eq!(hi, a.3.max(a.4).max(b.3).max(b.4));
+            prop_assert_eq!(m.cursor, Some(a.4.max(b.4)));
+        }
+    }
+}
