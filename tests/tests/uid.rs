@@ -43,6 +43,12 @@ fn datagrams_from_a_uid_not_allowed_are_rejected() {
         "only uid {OTHER_UID} sent to this collector; status {status}"
     );
     assert_eq!(status.accepted(), 0, "status {status}");
+    // The sender cannot see the rejection (its sends succeed): the log says it.
+    let log = collector.log_text();
+    assert!(
+        log.contains("ingest.allow_uids") && log.contains(&format!("uid={OTHER_UID}")),
+        "the collector logs the refused uid:\n{log}"
+    );
 
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(

@@ -176,7 +176,13 @@ pub async fn run(
 struct Buffers {
     bufs: Vec<Vec<u8>>,
     received: Vec<(usize, bool, Option<Sender>)>,
+    /// Datagrams from uids not allowed since the last warning, and when.
+    refused: u64,
+    refused_warned_at: Option<std::time::Instant>,
 }
+
+/// Warn about refused uids at most this often.
+const REFUSED_WARN_EVERY: Duration = Duration::from_secs(30);
 
 impl Buffers {
     fn new() -> Self {
@@ -184,6 +190,8 @@ impl Buffers {
             // One more byte than any datagram may have, so an oversized one shows.
             bufs: vec![vec![0u8; MAX_DATAGRAM_SIZE + 1]; RECV_BATCH],
             received: Vec::with_capacity(RECV_BATCH),
+            refused: 0,
+            refused_warned_at: None,
         }
     }
 
@@ -213,6 +221,21 @@ impl Buffers {
                             Err(reason) => {
                                 debug!(reason, "Datagram rejected.");
                                 stats.count_rejected(reason);
+                                if reason == "uid_not_allowed" {
+                                    // The sender cannot tell: its send
+                                    // succeeded. Say so here, rate-limited.
+                                    self.refused += 1;
+                                    let now = std::time::Instant::now();
+                                    if self
+                                        .refused_warned_at
+                                        .is_none_or(|at| now - at >= REFUSED_WARN_EVERY)
+                                    {
+                                        self.refused_warned_at = Some(now);
+                                        warn!(uid = sender.map(|s| s.uid), datagrams = self.refused,
+                                            "Datagrams from a uid not in ingest.allow_uids are rejected (counted as uid_not_allowed); add it with --allow-uid if it is Odoo's.");
+                                        self.refused = 0;
+                                    }
+                                }
                             }
                         }
                     }

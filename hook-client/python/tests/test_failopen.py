@@ -358,3 +358,23 @@ def test_keyboard_interrupt_propagates(call, installed, servers, interceptor, re
         calls = receiver.calls()
         assert calls, "the interrupted call is still reported"
         assert calls[-1]["error_class"] == "KeyboardInterrupt"
+
+
+# -- a non-INET connect that raises ----------------------------------------
+
+def test_a_failing_unix_connect_runs_once_and_is_no_interceptor_error(interceptor, tmpdir_short):
+    assert interceptor.install(os.path.join(tmpdir_short, "ingest.sock"), "db")
+    calls = []
+
+    def original(sock, address):
+        calls.append(address)
+        raise FileNotFoundError(2, "No such file or directory")
+
+    connect = _net._wrap_connect(original, False)
+    before = interceptor.stats()["interceptor_errors"]
+    missing = os.path.join(tmpdir_short, "missing.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        with pytest.raises(FileNotFoundError):
+            connect(sock, missing)
+    assert calls == [missing], "the original connect() runs exactly once"
+    assert interceptor.stats()["interceptor_errors"] == before

@@ -158,17 +158,22 @@ def _wrap_connect(orig, is_ex):
                 raise
             _addresses(rec, self, address)
             return result
+        # The original runs once, outside this try: a connect that raises
+        # (an AF_UNIX path that is missing) is the caller's error, not ours,
+        # and must not be attempted a second time.
+        new = None
         try:
             family = _FAMILY(self)
             kind = _TYPE(self)
-            if family not in _INET or kind not in (_STREAM, _DGRAM):
-                return orig(self, address)
-            host, port = _dest(address)
-            new = Record("socket", "tcp" if kind == _STREAM else "udp",
-                         "connect", host, port, capture_stack())
-            new.dst_ip, new.dst_port = host, port
+            if family in _INET and kind in (_STREAM, _DGRAM):
+                host, port = _dest(address)
+                new = Record("socket", "tcp" if kind == _STREAM else "udp",
+                             "connect", host, port, capture_stack())
+                new.dst_ip, new.dst_port = host, port
         except Exception:
             count_error()
+            new = None
+        if new is None:
             return orig(self, address)
         try:
             result = orig(self, address)
