@@ -92,7 +92,12 @@ impl State {
         every: Duration,
         patient: bool,
     ) -> Option<Call> {
-        let seq = self.last_seq.get(&call.database).map_or(1, |last| last + 1);
+        // At the top of its range a seq stays there, never wraps to a low one
+        // (the collector counts a repeat as a duplicate).
+        let seq = self
+            .last_seq
+            .get(&call.database)
+            .map_or(1, |last| last.saturating_add(1));
         call.worker_id = self.worker_id;
         call.seq = seq;
         let mut message = Message::Call(call);

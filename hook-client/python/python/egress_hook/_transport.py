@@ -40,6 +40,10 @@ BUFFER_FULL = "buffer_full"
 TOO_LARGE = "too_large"
 PERMISSION_DENIED = "permission_denied"
 SEND_ERROR = "send_error"
+# A sequence number stays at the top of its u64 range, never wraps (the
+# collector counts a repeat there as a duplicate).
+_SEQ_MAX = 2**64 - 1
+
 _REASON_ORDER = {
     SOCKET_MISSING: 0,
     BUFFER_FULL: 1,
@@ -234,7 +238,7 @@ class PythonClient:
             return
         with worker.lock:
             try:
-                seq = worker.last_seq.get(database, 0) + 1
+                seq = min(worker.last_seq.get(database, 0) + 1, _SEQ_MAX)
                 try:
                     data = _wire.encode_call(worker.worker_id, seq, fields)
                 except _wire.EncodeError:
