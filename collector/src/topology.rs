@@ -131,10 +131,11 @@ async fn wire_and_wait(
                 Spool::open(&state_dir, database, budget.clone()),
             )
             .reporting_to(router);
-            ChainAppender::create(|ctx: &mut Context<ChainAppender>| {
+            let addr = ChainAppender::create(|ctx: &mut Context<ChainAppender>| {
                 ctx.set_mailbox_capacity(mailbox);
                 appender
-            })
+            });
+            (addr.clone().recipient(), addr.recipient())
         })
     };
     let router = Router::create({
@@ -167,7 +168,7 @@ async fn wire_and_wait(
         move |ctx| {
             ctx.set_mailbox_capacity(mailbox);
             Redaction::new(
-                Link::new(router, "redaction", stats.clone()).with_capacity(mailbox),
+                Link::to(router, "redaction", stats.clone()).with_capacity(mailbox),
                 stats,
                 policies,
                 salts,
@@ -178,7 +179,7 @@ async fn wire_and_wait(
         let (stats, policies, reported) = (stats.clone(), policies.clone(), reported.clone());
         move |ctx| {
             ctx.set_mailbox_capacity(mailbox);
-            let link = Link::new(redaction, "attribution", stats.clone()).with_capacity(mailbox);
+            let link = Link::to(redaction, "attribution", stats.clone()).with_capacity(mailbox);
             Attribution::new(link, stats, policies, reported)
         }
     });
@@ -198,7 +199,7 @@ async fn wire_and_wait(
     let (stop_ingest, stop_signal) = oneshot::channel::<()>();
     let (ingest_done, ingest_finished) = oneshot::channel::<()>();
     pipeline.spawn({
-        let link = Link::new(attribution, "ingest", stats.clone()).with_capacity(mailbox);
+        let link = Link::to(attribution, "ingest", stats.clone()).with_capacity(mailbox);
         let stats = stats.clone();
         async move {
             ingest::run(socket, settings, link, stats, async {

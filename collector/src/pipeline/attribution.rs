@@ -17,7 +17,6 @@ use crate::pipeline::policy_watcher::{PolicyReady, ReportedChanges, WatchDatabas
 
 use crate::pipeline::link::Link;
 use crate::pipeline::peers::PeerTable;
-use crate::pipeline::redaction::Redaction;
 use crate::pipeline::stage::{AttributedCall, Batch, Drain, Item, RawCall};
 use crate::stats::Stats;
 use egress_proto::StackFrame;
@@ -43,7 +42,7 @@ pub struct Attribution {
     /// worker id → addons paths from its latest `Hello` (bounded per uid,
     /// forgotten when silent: `peers`).
     addons_paths: PeerTable<Vec<String>>,
-    next: Link<AttributedCall, Redaction>,
+    next: Link<AttributedCall>,
     stats: Arc<Stats>,
     policies: PolicyMap,
     reported: ReportedChanges,
@@ -102,7 +101,7 @@ impl OriginCache {
 
 impl Attribution {
     pub fn new(
-        next: Link<AttributedCall, Redaction>,
+        next: Link<AttributedCall>,
         stats: Arc<Stats>,
         policies: PolicyMap,
         reported: ReportedChanges,

@@ -23,7 +23,6 @@ use tracing::{debug, info, warn};
 
 use crate::db::databases::valid_database_name;
 use crate::error::{Error, Result};
-use crate::pipeline::attribution::Attribution;
 use crate::pipeline::link::Link;
 use crate::pipeline::stage::{Item, RawCall, Sender};
 use crate::stats::Stats;
@@ -97,7 +96,7 @@ pub fn remove_stale_socket(path: &Path) -> std::io::Result<()> {
 pub async fn run(
     socket: std::os::unix::net::UnixDatagram,
     settings: IngestSettings,
-    mut next: Link<RawCall, Attribution>,
+    mut next: Link<RawCall>,
     stats: Arc<Stats>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {

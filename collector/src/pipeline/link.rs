@@ -4,6 +4,10 @@
 //! dropped, summarised as a loss that rides, in order, ahead of what comes
 //! after it, so the appender turns it into a gap entry with the exact count
 //! (DESIGN §1.3).
+//!
+//! A link knows the next stage only as recipients of `Batch<C>` and
+//! `Drain` (STYLE: peers as `Recipient`), so no stage names the next one's
+//! type; `Link::to` builds one from an actor's address.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -12,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use actix::dev::ToEnvelope;
 use actix::prelude::SendError;
-use actix::{Actor, Addr, Handler};
+use actix::{Actor, Addr, Handler, Recipient};
 
 use crate::pipeline::stage::{Batch, Drain, Item, LossSummary, Ticket, Traceable};
 use crate::stats::Stats;
@@ -27,8 +31,10 @@ const DEFAULT_CAPACITY: usize = 64;
 /// Most items handed on in one message: bounds what a refused try moves.
 const MAX_BATCH: usize = 4096;
 
-pub struct Link<C: 'static, A: Actor> {
-    to: Addr<A>,
+pub struct Link<C: Send + 'static> {
+    /// The next stage: its batches, and its drain at shutdown.
+    to: Recipient<Batch<C>>,
+    drain: Recipient<Drain>,
     held: VecDeque<Item<C>>,
     /// Calls among `held` (markers and reports do not count).
     held_calls: usize,
@@ -46,15 +52,28 @@ pub struct Link<C: 'static, A: Actor> {
     stats: Arc<Stats>,
 }
 
-impl<C, A> Link<C, A>
+impl<C> Link<C>
 where
     C: Traceable + Send + 'static,
-    A: Actor + Handler<Batch<C>> + Handler<Drain>,
-    A::Context: ToEnvelope<A, Batch<C>> + ToEnvelope<A, Drain>,
 {
-    pub fn new(to: Addr<A>, name: &'static str, stats: Arc<Stats>) -> Self {
+    /// A link to the stage at `to`.
+    pub fn to<A>(to: Addr<A>, name: &'static str, stats: Arc<Stats>) -> Self
+    where
+        A: Actor + Handler<Batch<C>> + Handler<Drain>,
+        A::Context: ToEnvelope<A, Batch<C>> + ToEnvelope<A, Drain>,
+    {
+        Link::new(to.clone().recipient(), to.recipient(), name, stats)
+    }
+
+    pub fn new(
+        to: Recipient<Batch<C>>,
+        drain: Recipient<Drain>,
+        name: &'static str,
+        stats: Arc<Stats>,
+    ) -> Self {
         Link {
             to,
+            drain,
             held: VecDeque::new(),
             held_calls: 0,
             max_held: DEFAULT_MAX_HELD,
@@ -162,7 +181,7 @@ where
     /// At shutdown: deliver what is held even if that means waiting, then
     /// drain the next stage. Returns a future that owns what it needs.
     pub fn drain(&mut self) -> impl std::future::Future<Output = ()> + 'static {
-        let to = self.to.clone();
+        let (to, drain) = (self.to.clone(), self.drain.clone());
         let mut batch: Vec<Item<C>> = self.held.drain(..).collect();
         self.remove_held(self.held_calls);
         self.retry_at = None;
@@ -174,7 +193,180 @@ where
             if !batch.is_empty() {
                 let _ = to.send(Batch(batch, Ticket::default())).await;
             }
-            let _ = to.send(Drain).await;
+            let _ = drain.send(Drain).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::stage::{RawCall, Sender};
+    use actix::Context;
+    use egress_proto::{Call, ConfigChange};
+    use std::sync::Mutex;
+
+    /// A next stage that keeps what it is given, tickets and all, so that
+    /// its batches count as in flight until the test lets them go.
+    struct Keeper {
+        batches: Arc<Mutex<Vec<Batch<RawCall>>>>,
+        drained: Arc<AtomicUsize>,
+    }
+
+    impl Actor for Keeper {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<Batch<RawCall>> for Keeper {
+        type Result = ();
+
+        fn handle(&mut self, batch: Batch<RawCall>, _: &mut Context<Self>) {
+            self.batches.lock().unwrap().push(batch);
+        }
+    }
+
+    impl Handler<Drain> for Keeper {
+        type Result = ();
+
+        fn handle(&mut self, _: Drain, _: &mut Context<Self>) {
+            self.drained.fetch_add(1, Relaxed);
+        }
+    }
+
+    struct Fixture {
+        link: Link<RawCall>,
+        batches: Arc<Mutex<Vec<Batch<RawCall>>>>,
+        drained: Arc<AtomicUsize>,
+        stats: Arc<Stats>,
+    }
+
+    fn fixture(mailbox: usize, capacity: usize, max_held: usize) -> Fixture {
+        let batches = Arc::new(Mutex::new(Vec::new()));
+        let drained = Arc::new(AtomicUsize::new(0));
+        let keeper = Keeper {
+            batches: batches.clone(),
+            drained: drained.clone(),
+        };
+        let keeper = Keeper::create(move |ctx: &mut Context<Keeper>| {
+            ctx.set_mailbox_capacity(mailbox);
+            keeper
+        });
+        let stats = Arc::new(Stats::default());
+        let link = Link::to(keeper, "ingest", stats.clone())
+            .with_capacity(capacity)
+            .with_max_held(max_held);
+        Fixture {
+            link,
+            batches,
+            drained,
+            stats,
+        }
+    }
+
+    fn call(seq: u64) -> Item<RawCall> {
+        Item::Call(RawCall {
+            call: Call {
+                database: "db".into(),
+                worker_id: 7,
+                seq,
+                ..Call::default()
+            },
+            sender: Sender { pid: 1, uid: 0 },
+        })
+    }
+
+    /// What the next stage received, batch by batch: a call by its seq, a
+    /// loss as `lost:<calls>:<first>-<last>`, anything else by its kind.
+    fn received(batches: &Mutex<Vec<Batch<RawCall>>>) -> Vec<Vec<String>> {
+        let batches = batches.lock().unwrap();
+        let show = |item: &Item<RawCall>| match item {
+            Item::Call(c) => c.call.seq.to_string(),
+            Item::Lost(loss) => {
+                let w = &loss.workers[&("db".to_string(), 7)];
+                let (lo, hi) = w.seq_range.unwrap();
+                format!("lost:{}:{lo}-{hi}", w.calls)
+            }
+            Item::ConfigChange(..) => "config".into(),
+            _ => "other".into(),
+        };
+        batches
+            .iter()
+            .map(|b| b.0.iter().map(show).collect())
+            .collect()
+    }
+
+    fn dropped(stats: &Stats) -> u64 {
+        stats.snapshot()["ingest"]["dropped"]["mailbox_full"]
+            .as_u64()
+            .unwrap_or(0)
+    }
+
+    #[actix::test]
+    async fn nothing_is_lost_while_the_next_stage_keeps_up() {
+        // Each send fits the bound, and the next stage takes each at once.
+        let mut f = fixture(64, 64, 10);
+        for first in (1..=25).step_by(5) {
+            f.link.send((first..first + 5).map(call).collect());
+            assert!(!f.link.is_holding());
+        }
+        f.link.drain().await;
+        let all: Vec<String> = received(&f.batches).concat();
+        let expected: Vec<String> = (1..=25).map(|s| s.to_string()).collect();
+        assert_eq!(all, expected);
+        assert_eq!(dropped(&f.stats), 0);
+        assert_eq!(f.drained.load(Relaxed), 1);
+    }
+
+    #[actix::test]
+    async fn calls_beyond_the_bound_become_one_counted_loss_in_order() {
+        // The next stage takes one batch and keeps it: the rest is held,
+        // up to three calls; the calls after those are dropped.
+        let mut f = fixture(64, 1, 3);
+        f.link.send(vec![call(1)]);
+        f.link.send((2..=7).map(call).collect());
+        assert_eq!(f.link.held_calls(), 3);
+        assert_eq!(f.stats.held_in_links.load(Relaxed), 3);
+        assert_eq!(dropped(&f.stats), 3);
+        // What comes next rides behind the loss, which rides behind what
+        // was held before it: the appender sees them in the order sent.
+        let change = ConfigChange {
+            database: "db".into(),
+            worker_id: 7,
+            ..ConfigChange::default()
+        };
+        f.link
+            .send(vec![Item::ConfigChange(Sender { pid: 1, uid: 0 }, change)]);
+        f.link.drain().await;
+        assert_eq!(
+            received(&f.batches),
+            [vec!["1"], vec!["2", "3", "4", "lost:3:5-7", "config"]]
+        );
+        assert_eq!(f.link.held_calls(), 0);
+        assert_eq!(f.stats.held_in_links.load(Relaxed), 0);
+    }
+
+    #[actix::test]
+    async fn a_loss_with_nothing_after_it_is_still_handed_on() {
+        let mut f = fixture(64, 1, 1);
+        f.link.send(vec![call(1)]);
+        f.link.send((2..=4).map(call).collect());
+        assert_eq!(dropped(&f.stats), 2);
+        f.link.drain().await;
+        assert_eq!(received(&f.batches), [vec!["1"], vec!["2", "lost:2:3-4"]]);
+    }
+
+    #[actix::test]
+    async fn a_batch_the_mailbox_refuses_is_kept_in_order() {
+        // A mailbox of one message that the stage has not read yet: the
+        // second batch is refused whole and held, nothing is dropped.
+        let mut f = fixture(1, 64, 100);
+        f.link.send(vec![call(1)]);
+        f.link.send(vec![call(2), call(3)]);
+        f.link.send(vec![call(4)]);
+        assert!(f.link.is_holding());
+        assert_eq!(f.link.held_calls(), 3);
+        f.link.drain().await;
+        assert_eq!(received(&f.batches), [vec!["1"], vec!["2", "3", "4"]]);
+        assert_eq!(dropped(&f.stats), 0);
     }
 }

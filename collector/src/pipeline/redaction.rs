@@ -16,7 +16,6 @@ use egress_proto::{JournalRow, StackFrame};
 
 use crate::pipeline::link::Link;
 use crate::pipeline::policy::{Policy, PolicyMap, Settings};
-use crate::pipeline::router::Router;
 use crate::pipeline::salts::Salts;
 use crate::pipeline::scrub;
 use crate::pipeline::stage::{AttributedCall, Batch, Drain, Item, RedactedEntry};
@@ -30,7 +29,7 @@ const MAX_STACK: usize = 32;
 const MAX_PLAUSIBLE_US: i64 = 7_258_118_400_000_000;
 
 pub struct Redaction {
-    next: Link<RedactedEntry, Router>,
+    next: Link<RedactedEntry>,
     stats: Arc<Stats>,
     policies: PolicyMap,
     salts: Arc<Salts>,
@@ -38,7 +37,7 @@ pub struct Redaction {
 
 impl Redaction {
     pub fn new(
-        next: Link<RedactedEntry, Router>,
+        next: Link<RedactedEntry>,
         stats: Arc<Stats>,
         policies: PolicyMap,
         salts: Arc<Salts>,

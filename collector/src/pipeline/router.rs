@@ -14,11 +14,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::{Actor, Addr, AsyncContext, Context, Handler, Recipient, ResponseFuture};
+use actix::{Actor, AsyncContext, Context, Handler, Recipient, ResponseFuture};
 use egress_proto::{Drops, Hello};
 use tracing::warn;
 
-use crate::chain::appender::ChainAppender;
 use crate::pipeline::link::Link;
 use crate::pipeline::peers::PeerTable;
 use crate::pipeline::stage::{Batch, DatabaseState, Drain, Item, RedactedEntry, Sender};
@@ -32,11 +31,16 @@ const MAX_MISSING: usize = 1024;
 const WARN_EVERY: Duration = Duration::from_secs(30);
 
 /// Starts the appender of one database, which reports its database's state
-/// to the recipient.
-pub type SpawnAppender = Box<dyn FnMut(&str, Recipient<DatabaseState>) -> Addr<ChainAppender>>;
+/// to the recipient; returns where the appender takes batches and drains.
+pub type SpawnAppender = Box<
+    dyn FnMut(
+        &str,
+        Recipient<DatabaseState>,
+    ) -> (Recipient<Batch<RedactedEntry>>, Recipient<Drain>),
+>;
 
 pub struct Router {
-    appenders: HashMap<String, Link<RedactedEntry, ChainAppender>>,
+    appenders: HashMap<String, Link<RedactedEntry>>,
     /// Databases that answered (a batch committed).
     confirmed: HashSet<String>,
     /// Databases found missing, and when.
@@ -77,7 +81,7 @@ impl Router {
         &mut self,
         database: &str,
         ctx: &mut Context<Self>,
-    ) -> Option<&mut Link<RedactedEntry, ChainAppender>> {
+    ) -> Option<&mut Link<RedactedEntry>> {
         if !self.appenders.contains_key(database) {
             if self.appenders.len() >= self.max_databases {
                 return None;
@@ -93,8 +97,9 @@ impl Router {
             {
                 return None;
             }
-            let addr = (self.spawn)(database, ctx.address().recipient());
-            let link = Link::new(addr, "router", self.stats.clone()).with_capacity(self.mailbox);
+            let (batches, drain) = (self.spawn)(database, ctx.address().recipient());
+            let link =
+                Link::new(batches, drain, "router", self.stats.clone()).with_capacity(self.mailbox);
             self.appenders.insert(database.to_owned(), link);
         }
         self.appenders.get_mut(database)
