@@ -403,7 +403,7 @@ def verify(doc, rows, hmac_key, pubkey, witness):
     def row_mismatch(h):
         found = row_hash_at(h["seq"])
         if found is None:
-            return f"the export has no row seq {h['seq']}"
+            return f"the journal has no row seq {h['seq']}"
         if found != h["row_hash"]:
             return (f"the log was altered at or before seq {h['seq']} after that head was signed: "
                     f"row {h['seq']} has hash {found[:8].hex()}…, the head signed "

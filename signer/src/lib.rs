@@ -5,6 +5,8 @@
 //! Layout:
 //! - `keys`: per-database HMAC and Ed25519 keys in the state directory.
 //! - `head`: the signed-head input, `sign_head`, head verification.
+//! - `headcheck`: the one check of a signed head against a journal, and its
+//!   messages, for every verifier and for the signer's continuity check.
 //! - `export`: the export file, its digest and signatures, `build_export`;
 //!   `export_stream`: the same file written row by row, for large journals.
 //! - `verify`: `verify_export`, naming the first bad position.
@@ -14,6 +16,8 @@
 //!   leaves whatever it does not expect to serde; `stream`: the file read in
 //!   blocks, its rows scanned on every core as they come.
 //! - `witness`: the last accepted head, kept between verifications.
+//! - `ledger`: the heads this collector signed and whether signing is
+//!   suspended, kept in the state directory; `continuity_problem`.
 //! - `encode`, `hexbytes`: byte encoding of signed inputs; hex in JSON.
 //! - `error`: the crate's one error type.
 //!
@@ -27,8 +31,10 @@ pub mod error;
 pub mod export;
 pub mod export_stream;
 pub mod head;
+pub mod headcheck;
 pub mod hexbytes;
 pub mod keys;
+pub mod ledger;
 mod rowcheck;
 mod scan;
 mod stream;
@@ -44,7 +50,7 @@ pub use export_stream::ExportStream;
 pub use head::{head_input, sign_head, SignedHead, HEAD_DOMAIN, HEAD_VERSION};
 pub use keys::{validate_database, KeyStore, Keys};
 pub use verify::{
-    check_heads, parse_export, verify_export, verify_export_bytes, verify_export_file,
-    verify_export_json, KeySource, Position, Problem, Report, VerifyOptions,
+    parse_export, verify_export, verify_export_bytes, verify_export_file, verify_export_json,
+    KeySource, Position, Problem, Report, VerifyOptions,
 };
 pub use witness::Witness;

@@ -16,7 +16,8 @@ use crate::checked::CheckedRows;
 use crate::error::{Error, Result};
 use crate::export::{export_digest, header_around, ExportFile, ExportRange, HeadEntry};
 use crate::export::{EXPORT_FORMAT, EXPORT_VERSION};
-use crate::head::{ed25519_valid, head_input, hmac_valid, SignedHead};
+use crate::head::{ed25519_valid, hmac_valid};
+use crate::headcheck::{row_problem, signature_problem, HeadView, RowAt};
 use crate::rowcheck::check_rows_in_place;
 use crate::witness::Witness;
 
@@ -332,34 +333,17 @@ fn check<R>(file: &ExportFile<R>, rows: &CheckedRows, options: &VerifyOptions) -
     }
     problems.extend(chain_problem);
 
-    // 3. Every listed signed head: order, range, signatures, and its row.
-    let head_problem = |h: &HeadEntry| -> Option<String> {
-        let input = head_input(&file.database, h.seq, &h.row_hash, h.signed_at_us);
-        if !ed25519_valid(&key, &input, &h.signature) {
-            return Some(format!(
-                "its Ed25519 signature is not valid for public key {}…: forged or altered",
-                short(&key)
-            ));
-        }
-        if let Some(hmac_key) = &options.hmac_key {
-            if !hmac_valid(hmac_key, &input, &h.hmac) {
-                return Some("its HMAC is not valid for the given key: forged or altered".into());
-            }
-        }
-        None
-    };
-    let row_mismatch = |h: &HeadEntry| -> Option<String> {
-        match rows.at(from, h.seq) {
-            None => Some(format!("the export has no row seq {}", h.seq)),
-            Some(r) if r.row_hash != h.row_hash => Some(format!(
-                "the log was altered at or before seq {} after that head was signed: row {} has hash {}…, the head signed {}…",
-                h.seq,
-                h.seq,
-                short(&r.row_hash),
-                short(&h.row_hash)
-            )),
-            Some(_) => None,
-        }
+    // 3. Every listed signed head: order, range, signatures, and its row
+    //    (the one head check every verifier shares: `headcheck`).
+    let db = file.database.as_str();
+    let hmac_key = options.hmac_key.as_ref();
+    let head_problem =
+        |h: &HeadEntry| signature_problem(db, &HeadView::of_entry(db, h), &key, hmac_key);
+    let row_mismatch = |h: &HeadEntry| {
+        let row = rows
+            .at(from, h.seq)
+            .map_or(RowAt::Missing, |r| RowAt::Hash(r.row_hash));
+        row_problem(&HeadView::of_entry(db, h), row)
     };
     let mut last_signed_seq = None;
     let mut previous: Option<&HeadEntry> = None;
@@ -401,10 +385,7 @@ fn check<R>(file: &ExportFile<R>, rows: &CheckedRows, options: &VerifyOptions) -
             } else if let Some(m) = head_problem(l) {
                 Some(m)
             } else if l.seq > to && file.range.to_end {
-                Some(format!(
-                    "the log was truncated or altered after signed head seq {}: that head was signed, but the export runs to the end of the journal and ends at seq {last_row}",
-                    l.seq
-                ))
+                row_problem(&HeadView::of_entry(db, l), RowAt::Beyond { last: last_row })
             } else if (from..=to).contains(&l.seq) {
                 row_mismatch(l)
             } else {
@@ -547,105 +528,5 @@ fn next_witness<R>(
             *key,
         )),
         (None, w) => w.cloned(),
-    }
-}
-
-/// For a verifier of the database itself (`egress-collector verify`): checks
-/// the database's signed heads against the chain it has just walked, with
-/// the same rules and messages as an export whose range runs to the end.
-///
-/// `rows`: the seq of the first remaining row (after retention) and of the
-/// last one, `None` for an empty journal. `row_hash_at(seq)`: the stored
-/// `row_hash` of row `seq` (asked only for seqs in that range). Heads below
-/// the first remaining row are skipped: their rows were pruned. Returns the
-/// first bad head, if any.
-pub fn check_heads(
-    database: &str,
-    heads: &[SignedHead],
-    public_key: &[u8; 32],
-    hmac_key: Option<&[u8; 32]>,
-    rows: Option<(i64, i64)>,
-    mut row_hash_at: impl FnMut(i64) -> Option<[u8; 32]>,
-) -> Option<Problem> {
-    let (first, last) = rows.unwrap_or((1, 0));
-    let mut ordered: Vec<&SignedHead> = heads.iter().collect();
-    ordered.sort_by_key(|h| (h.seq, h.signed_at_us));
-    for h in ordered {
-        let at = Position::Head(h.seq);
-        let input = head_input(database, h.seq, &h.row_hash, h.signed_at_us);
-        let message = if h.database != database {
-            Some(format!("it was signed for database {:?}", h.database))
-        } else if !ed25519_valid(public_key, &input, &h.signature) {
-            Some(format!(
-                "its Ed25519 signature is not valid for public key {}…: forged or altered",
-                short(public_key)
-            ))
-        } else if hmac_key.is_some_and(|k| !hmac_valid(k, &input, &h.hmac)) {
-            Some("its HMAC is not valid for the given key: forged or altered".to_owned())
-        } else if h.seq > last {
-            Some(format!(
-                "the log was truncated or altered after signed head seq {}: that head was signed, but the journal ends at seq {last}",
-                h.seq
-            ))
-        } else if h.seq < first {
-            None
-        } else {
-            match row_hash_at(h.seq) {
-                Some(hash) if hash == h.row_hash => None,
-                Some(hash) => Some(format!(
-                    "the log was altered at or before seq {} after that head was signed: row {} has hash {}…, the head signed {}…",
-                    h.seq,
-                    h.seq,
-                    short(&hash),
-                    short(&h.row_hash)
-                )),
-                None => Some(format!("the journal has no row seq {}", h.seq)),
-            }
-        };
-        if let Some(message) = message {
-            return Some(Problem { at, message });
-        }
-    }
-    None
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::head::sign_head;
-    use crate::keys::Keys;
-
-    #[test]
-    fn database_heads_are_checked_like_an_export() {
-        let keys = Keys::from_secrets([1; 32], [2; 32]);
-        let hashes: Vec<[u8; 32]> = (0..10u8).map(|i| [i; 32]).collect();
-        let at = |seq: i64| hashes.get(seq as usize - 1).copied();
-        let head = |seq: i64| sign_head(&keys, "db", seq, &[seq as u8 - 1; 32], seq);
-        let pk = keys.public_key();
-        let check = |heads: &[SignedHead], rows| {
-            check_heads("db", heads, &pk, Some(keys.hmac_key()), rows, at)
-        };
-        assert_eq!(check(&[head(3), head(10)], Some((1, 10))), None);
-        // Pruned below seq 5: the head of seq 3 is no longer checkable.
-        assert_eq!(check(&[head(3), head(7)], Some((5, 10))), None);
-        let truncated = check(&[head(3), head(10)], Some((1, 8))).unwrap();
-        assert_eq!(truncated.at, Position::Head(10));
-        assert!(truncated
-            .message
-            .contains("truncated or altered after signed head seq 10"));
-        let mut altered = head(7);
-        altered.row_hash = [9; 32];
-        altered = sign_head(&keys, "db", 7, &altered.row_hash, 7);
-        assert_eq!(
-            check(&[altered], Some((1, 10))).unwrap().at,
-            Position::Head(7)
-        );
-        let forged = sign_head(&Keys::from_secrets([3; 32], [4; 32]), "db", 4, &[3; 32], 4);
-        let problem = check(&[head(3), forged], Some((1, 10))).unwrap();
-        assert!(problem.message.contains("forged"), "{}", problem.message);
-        assert!(check(&[head(2)], None)
-            .unwrap()
-            .message
-            .contains("truncated"));
     }
 }
