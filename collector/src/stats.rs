@@ -39,6 +39,9 @@ pub struct DbStats {
     /// The latest head this collector signed.
     pub signed_head_seq: Option<i64>,
     pub signed_at_us: Option<i64>,
+    /// Why signing is suspended (the journal was rewritten or cut), until
+    /// an operator resumes it.
+    pub signing_refused: Option<String>,
 }
 
 #[derive(Debug, Default)]

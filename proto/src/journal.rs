@@ -36,6 +36,9 @@ pub enum EntryKind {
     /// `gap_count` of them, `gap_reason` `duplicate_seq` or `backward_seq`.
     /// Not a loss: the events were journaled (or counted) the first time.
     Duplicate,
+    /// The signer refused to sign a head inconsistent with one it signed
+    /// before, or an operator resumed signing; `detail` says which.
+    Alarm,
 }
 
 impl EntryKind {
@@ -46,6 +49,7 @@ impl EntryKind {
             EntryKind::ConfigChange => "config_change",
             EntryKind::Vacuum => "vacuum",
             EntryKind::Duplicate => "duplicate",
+            EntryKind::Alarm => "alarm",
         }
     }
 
@@ -56,6 +60,7 @@ impl EntryKind {
             "config_change" => Some(EntryKind::ConfigChange),
             "vacuum" => Some(EntryKind::Vacuum),
             "duplicate" => Some(EntryKind::Duplicate),
+            "alarm" => Some(EntryKind::Alarm),
             _ => None,
         }
     }
@@ -67,7 +72,7 @@ impl EntryKind {
 pub struct JournalRow {
     pub seq: i64,
     pub database: String,
-    /// `call`, `gap`, `config_change`, `vacuum` or `duplicate` (`EntryKind`).
+    /// `call`, `gap`, `config_change`, `vacuum`, `duplicate` or `alarm` (`EntryKind`).
     pub kind: String,
     /// Microseconds since the Unix epoch, when the collector appended the row.
     pub recorded_at_us: i64,

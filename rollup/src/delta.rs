@@ -84,7 +84,7 @@ pub struct Event {
 }
 
 /// Kinds kept as events.
-pub const EVENT_KINDS: [&str; 2] = ["config_change", "vacuum"];
+pub const EVENT_KINDS: [&str; 3] = ["config_change", "vacuum", "alarm"];
 
 /// What a run of journal rows adds to the rollups.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -118,6 +118,36 @@ pub struct Trust {
     /// Added in version 1 (absent from earlier documents: read as none).
     #[serde(default)]
     pub coverage: CaptureCoverage,
+    /// The signer refused to sign a head inconsistent with one it signed
+    /// before, and no operator has resumed signing since (absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_alarm: Option<SigningAlarm>,
+    /// Why the database-level promises are void, e.g. "Odoo's role odoo is
+    /// a superuser" (empty: they hold).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub boundary_void: Vec<String>,
+}
+
+/// The latest refusal of the signer (an `alarm` entry).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SigningAlarm {
+    /// The seq of the alarm entry.
+    pub seq: i64,
+    pub at_us: i64,
+    /// The first seq the signer found inconsistent with what it signed.
+    pub first_bad_seq: Option<i64>,
+    pub reason: String,
+}
+
+/// The alarm when the latest `alarm` entry is a refusal (a resume ends it).
+fn signing_alarm(event: &Event) -> Option<SigningAlarm> {
+    let detail: serde_json::Value = serde_json::from_str(event.detail.as_deref()?).ok()?;
+    (detail["alarm"] == "signing_refused").then(|| SigningAlarm {
+        seq: event.seq,
+        at_us: event.recorded_at_us,
+        first_bad_seq: detail["first_bad_seq"].as_i64(),
+        reason: detail["reason"].as_str().unwrap_or_default().to_owned(),
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -370,6 +400,16 @@ pub fn assemble(
             updated_at_us: data.rollup_state.1,
         },
         coverage: capture_coverage(&data.workers),
+        signing_alarm: data.last_alarm.as_ref().and_then(signing_alarm),
+        boundary_void: data
+            .odoo_role
+            .iter()
+            .flat_map(|(role, powers)| {
+                powers
+                    .iter()
+                    .map(move |p| format!("Odoo's role {role} {p}"))
+            })
+            .collect(),
     };
     let verdict = verdict(&summary, &vendor, &unknown, &trust);
     Report {
@@ -467,6 +507,20 @@ fn verdict(summary: &Summary, vendor: &Table, unknown: &Table, trust: &Trust) ->
         alerts.push(format!(
             "ALERT: the audit addon made {} itself.",
             plural(trust.self_egress_calls, "network call", "network calls")
+        ));
+    }
+    if let Some(a) = &trust.signing_alarm {
+        alerts.push(match a.first_bad_seq {
+            Some(seq) => format!(
+                "ALERT: the signer refused to sign: the journal was rewritten or cut at or before seq {seq}."
+            ),
+            None => "ALERT: the signer refused to sign: the journal was rewritten or cut.".into(),
+        });
+    }
+    if !trust.boundary_void.is_empty() {
+        alerts.push(format!(
+            "ALERT: {}: code in Odoo can rewrite unsigned journal rows without a trace.",
+            trust.boundary_void.join("; ")
         ));
     }
     if let Some(v) = trust.last_verify.as_ref().filter(|v| !v.verified) {

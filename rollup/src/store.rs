@@ -336,12 +336,18 @@ pub struct ReportData {
     /// (seq, signed_at_us) of the latest signed head.
     pub signed_head: Option<(i64, i64)>,
     pub last_verify: Option<VerifyResult>,
-    /// The audit settings in `ir_config_parameter` (None: unreadable).
+    /// The audit settings in `egress.setting` (None: unreadable).
     pub settings: Option<Vec<(String, String)>>,
     /// (watermark, updated_at_us)
     pub rollup_state: (i64, i64),
     /// (hook mode, workers, last seen us) of the workers seen in the period.
     pub workers: Vec<(String, i64, i64)>,
+    /// The latest `alarm` entry (the signer refused an inconsistent head,
+    /// or an operator resumed signing), whenever it was.
+    pub last_alarm: Option<crate::delta::Event>,
+    /// Odoo's role (as `setup` recorded it) and what it may do that voids
+    /// the database-level promises (`pg_roles`: superuser, create roles).
+    pub odoo_role: Option<(String, Vec<String>)>,
 }
 
 fn time_us(row: &tokio_postgres::Row, i: usize) -> i64 {
@@ -463,9 +469,45 @@ pub async fn report_data(
         .iter()
         .map(|r| (r.get(0), r.get(1), time_us(r, 2)))
         .collect();
+    let last_alarm = tx
+        .query_opt(
+            "SELECT seq, recorded_at, kind, detail FROM egress.rollup_event \
+             WHERE kind = 'alarm' ORDER BY seq DESC LIMIT 1",
+            &[],
+        )
+        .await
+        .map_err(db("read the last alarm"))?
+        .as_ref()
+        .map(event);
+    let odoo_role = tx
+        .query_opt(
+            "SELECT o.value, coalesce(r.rolsuper, false), coalesce(r.rolcreaterole, false), \
+                    coalesce(r.rolbypassrls, false) \
+             FROM egress.trust_option o \
+             LEFT JOIN pg_catalog.pg_roles r ON r.rolname = o.value \
+             WHERE o.key = 'odoo_role'",
+            &[],
+        )
+        .await
+        .map_err(db("read Odoo's role"))?
+        .map(|r| {
+            let powers = [
+                (r.get::<_, bool>(1), "is a superuser"),
+                (r.get::<_, bool>(2), "may create roles"),
+                (r.get::<_, bool>(3), "bypasses row-level security"),
+            ];
+            let powers = powers
+                .iter()
+                .filter(|(on, _)| *on)
+                .map(|(_, what)| what.to_string())
+                .collect();
+            (r.get::<_, String>(0), powers)
+        });
     let settings = read_settings(&tx, setting_keys).await;
     tx.commit().await.map_err(db("end report"))?;
     Ok(ReportData {
+        last_alarm,
+        odoo_role,
         groups,
         gaps,
         events,
@@ -478,17 +520,19 @@ pub async fn report_data(
     })
 }
 
-/// Odoo's audit settings, or None when they cannot be read (no Odoo table
-/// yet, or no right to read it). A failed statement would end the
-/// transaction, hence the look-up of the table first.
+/// The audit settings as Odoo handed them over (the egress-owned inbox
+/// `egress.setting`; never Odoo's own tables, whose triggers, policies or
+/// views would run with the reader's rights), or None when they cannot be
+/// read (no right to). A failed statement would end the transaction, hence
+/// the look-up of the privilege first.
 async fn read_settings(
     client: &impl GenericClient,
     keys: &[&str],
 ) -> Option<Vec<(String, String)>> {
     let readable: bool = client
         .query_one(
-            "SELECT CASE WHEN to_regclass('public.ir_config_parameter') IS NULL THEN false \
-             ELSE has_table_privilege('public.ir_config_parameter', 'SELECT') END",
+            "SELECT CASE WHEN pg_catalog.to_regclass('egress.current_setting') IS NULL THEN false \
+             ELSE pg_catalog.has_table_privilege('egress.current_setting', 'SELECT') END",
             &[],
         )
         .await
@@ -500,7 +544,8 @@ async fn read_settings(
     let keys: Vec<&str> = keys.to_vec();
     let rows = client
         .query(
-            "SELECT key, value FROM public.ir_config_parameter WHERE key = ANY($1)",
+            "SELECT key, value FROM egress.current_setting \
+             WHERE key = ANY($1) AND value IS NOT NULL",
             &[&keys],
         )
         .await

@@ -17,7 +17,7 @@ pub const HEAD_DOMAIN: &str = "egress-audit signed head";
 pub const HEAD_VERSION: u8 = 1;
 
 /// A chain head as signed by the collector. Its JSON form (hex for bytes) is
-/// what is mirrored into `ir_config_parameter` as `mit_network_audit.signed_head`.
+/// what Odoo shows as `mit_network_audit.signed_head` (from `public.network_signed_head`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SignedHead {
@@ -85,7 +85,7 @@ impl SignedHead {
         hmac_valid(hmac_key, &self.input(), &self.hmac)
     }
 
-    /// JSON text of this head (the `ir_config_parameter` mirror).
+    /// JSON text of this head (as Odoo shows it, `mit_network_audit.signed_head`).
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("a head always serialises")
     }

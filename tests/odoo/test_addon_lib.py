@@ -218,3 +218,26 @@ def test_booleans_are_read_as_odoo_stores_them():
     assert [settings.truthy(v) for v in ("True", " 1", "yes", "ON")] == [True] * 4
     assert [settings.truthy(v) for v in ("False", "", "0", "off")] == [False] * 4
     assert settings.truthy(None, True) is True and settings.truthy(False, True) is True
+
+
+def test_a_refusal_of_the_signer_is_an_alert_until_resumed():
+    refused = json.dumps({"alarm": "signing_refused", "first_bad_seq": 10,
+                          "reason": "the head this collector signed at seq 10: ..."})
+    doc = report.assemble("db", [], [], [], None, None, None, {}, None, 19_994,
+                          20_000 * report.DAY_US, last_alarm=(12, 5, "alarm", refused))
+    assert doc["trust"]["signing_alarm"]["first_bad_seq"] == 10
+    assert doc["verdict"]["level"] == "alert"
+    assert "rewritten or cut at or before seq 10" in doc["verdict"]["headline"]
+    resumed = json.dumps({"alarm": "signing_resumed", "reason": "restored"})
+    doc = report.assemble("db", [], [], [], None, None, None, {}, None, 19_994,
+                          20_000 * report.DAY_US, last_alarm=(13, 6, "alarm", resumed))
+    assert "signing_alarm" not in doc["trust"]
+    assert doc["verdict"]["level"] == "ok"
+
+
+def test_a_superuser_odoo_role_is_an_alert():
+    doc = report.assemble("db", [], [], [], None, None, None, {}, None, 19_994,
+                          20_000 * report.DAY_US,
+                          boundary_void=["Odoo's role odoo is a superuser"])
+    assert doc["trust"]["boundary_void"] == ["Odoo's role odoo is a superuser"]
+    assert doc["verdict"]["headline"].startswith("ALERT: Odoo's role odoo is a superuser")

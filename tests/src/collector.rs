@@ -465,10 +465,17 @@ impl std::fmt::Display for Verify {
 
 /// `egress-collector verify --database-url <url>`.
 pub fn verify(database_url: &str) -> Verify {
+    verify_with(database_url, &[])
+}
+
+/// `egress-collector verify --database-url <url> <extra…>` (e.g. `--pubkey`),
+/// also read in chunks of 2 rows over 3 connections, which must agree.
+pub fn verify_with(database_url: &str, extra: &[&str]) -> Verify {
     let run = |args: &[&str]| {
         let mut cmd = Command::new(bins::collector());
         let out = clean_env(&mut cmd)
             .args(["verify", "--database-url", database_url])
+            .args(extra)
             .args(args)
             .output()
             .expect("spawn egress-collector verify");

@@ -103,6 +103,9 @@ pub fn conninfo(user: &str, dbname: &str) -> String {
 /// `egress-collector setup`, dropped when the value is dropped.
 pub struct TestDb {
     name: String,
+    /// Odoo's role for this database: made by the test, unique, never
+    /// `odoo` (a host's own `odoo` role may be a superuser).
+    odoo_role: String,
     admin: Sql,
     sql: Option<Sql>,
 }
@@ -127,12 +130,7 @@ impl TestDb {
     /// journaled, and signed heads are mirrored.
     pub fn new_odoo(tag: &str) -> TestDb {
         let db = TestDb::create(tag);
-        db.sql()
-            .batch(
-                "CREATE TABLE public.ir_config_parameter (
-                     id serial PRIMARY KEY, key varchar NOT NULL UNIQUE, value text NOT NULL)",
-            )
-            .unwrap_or_else(|e| panic!("create ir_config_parameter: {}", describe(&e)));
+        db.create_odoo_settings_table();
         let out = db.run_setup();
         assert!(
             out.status.success(),
@@ -143,17 +141,80 @@ impl TestDb {
         db
     }
 
-    /// Sets an Odoo setting (`ir_config_parameter`), as Odoo's settings page would.
-    pub fn set_setting(&self, key: &str, value: &str) {
-        let q = |s: &str| s.replace('\'', "''");
+    /// Odoo's settings table, made and owned by Odoo's role as in a real
+    /// Odoo database (so that role may put triggers, policies on it).
+    fn create_odoo_settings_table(&self) {
         self.sql()
             .batch(&format!(
-                "INSERT INTO public.ir_config_parameter (key, value) VALUES ('{}', '{}') \
-                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                "SET ROLE {}; \
+                 CREATE TABLE public.ir_config_parameter ( \
+                     id serial PRIMARY KEY, key varchar NOT NULL UNIQUE, value text NOT NULL); \
+                 RESET ROLE",
+                self.odoo_role
+            ))
+            .unwrap_or_else(|e| panic!("create ir_config_parameter: {}", describe(&e)));
+    }
+
+    /// Sets an Odoo setting as the addon's settings page does, as Odoo's
+    /// role: in Odoo's `ir_config_parameter` (when there is one) for Odoo's
+    /// own use, and in the egress inbox `public.network_egress_setting`,
+    /// from which the collector takes it.
+    pub fn set_setting(&self, key: &str, value: &str) {
+        let q = |s: &str| s.replace('\'', "''");
+        let inbox = if self
+            .sql()
+            .bool("SELECT to_regclass('public.network_egress_setting') IS NOT NULL")
+        {
+            format!(
+                "INSERT INTO public.network_egress_setting (key, value) VALUES ('{}', '{}');",
                 q(key),
                 q(value)
+            )
+        } else {
+            // A schema from before the inbox (an older collector's setup).
+            String::new()
+        };
+        let own = if self
+            .sql()
+            .bool("SELECT to_regclass('public.ir_config_parameter') IS NOT NULL")
+        {
+            format!(
+                "INSERT INTO public.ir_config_parameter (key, value) VALUES ('{}', '{}') \
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value;",
+                q(key),
+                q(value)
+            )
+        } else {
+            String::new()
+        };
+        self.sql()
+            .batch(&format!(
+                "SET ROLE {role}; {own} {inbox} RESET ROLE",
+                role = self.odoo_role,
             ))
             .unwrap_or_else(|e| panic!("set {key}: {}", describe(&e)));
+    }
+
+    /// Odoo's role of this database (unique to it).
+    pub fn odoo_role(&self) -> &str {
+        &self.odoo_role
+    }
+
+    /// A session logged in as Odoo's role, with only its own rights.
+    pub fn odoo(&self) -> Sql {
+        Sql::connect(&conninfo(&self.odoo_role, &self.name))
+            .unwrap_or_else(|e| panic!("connect as {}: {}", self.odoo_role, describe(&e)))
+    }
+
+    /// Lets the collector prune with a clock of its own (`vacuum-now
+    /// --now-us`), as a superuser may allow for drills.
+    pub fn allow_vacuum_clock(&self) {
+        self.sql()
+            .batch(
+                "INSERT INTO egress.trust_option (key, value) VALUES ('vacuum_clock', 'on') \
+                 ON CONFLICT (key) DO UPDATE SET value = 'on'",
+            )
+            .unwrap_or_else(|e| panic!("allow the vacuum clock: {}", describe(&e)));
     }
 
     /// The journal's last seq (0 when empty).
@@ -167,12 +228,7 @@ impl TestDb {
     /// settings, and the signed head has somewhere to be mirrored).
     pub fn odoo_shaped(tag: &str) -> TestDb {
         let db = TestDb::create(tag);
-        db.sql()
-            .batch(
-                "CREATE TABLE public.ir_config_parameter (
-                     id serial PRIMARY KEY, key varchar NOT NULL UNIQUE, value text NOT NULL)",
-            )
-            .unwrap_or_else(|e| panic!("create ir_config_parameter: {}", describe(&e)));
+        db.create_odoo_settings_table();
         let out = db.run_setup();
         assert!(
             out.status.success(),
@@ -200,13 +256,23 @@ impl TestDb {
             .take(30)
             .collect();
         let name = format!("egress_t_{tag}_{}_{n}", std::process::id());
+        // Odoo's role logs in and owns its database (and so, from
+        // PostgreSQL 15, the `public` schema), as Odoo's own does.
+        let odoo_role = format!("egress_t_odoo_{}_{n}", std::process::id());
         admin
-            .batch(&format!("CREATE DATABASE \"{name}\""))
+            .batch(&format!(
+                "DROP ROLE IF EXISTS {odoo_role}; \
+                 CREATE ROLE {odoo_role} LOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB"
+            ))
+            .unwrap_or_else(|e| panic!("CREATE ROLE {odoo_role}: {}", describe(&e)));
+        admin
+            .batch(&format!("CREATE DATABASE \"{name}\" OWNER {odoo_role}"))
             .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {}", describe(&e)));
         let sql = Sql::connect(&conninfo("postgres", &name))
             .unwrap_or_else(|e| panic!("connect to {name}: {}", describe(&e)));
         TestDb {
             name,
+            odoo_role,
             admin,
             sql: Some(sql),
         }
@@ -229,8 +295,15 @@ impl TestDb {
     /// Runs `egress-collector setup` on this database and returns its output.
     pub fn run_setup(&self) -> Output {
         Command::new(bins::collector())
-            .args(["setup", "--database-url", &self.superuser_url()])
+            .args([
+                "setup",
+                "--database-url",
+                &self.superuser_url(),
+                "--odoo-role",
+                &self.odoo_role,
+            ])
             .env_remove("EGRESS_DATABASE_URL")
+            .env_remove("EGRESS_ODOO_ROLE")
             .output()
             .expect("spawn egress-collector setup")
     }
@@ -327,6 +400,14 @@ impl Drop for TestDb {
         )) {
             eprintln!("could not drop database {}: {}", self.name, describe(&e));
         }
+        // Its privileges went with the database; other databases it may
+        // have been granted something in (by a test) are cleaned first.
+        if let Err(e) = self
+            .admin
+            .batch(&format!("DROP ROLE IF EXISTS {}", self.odoo_role))
+        {
+            eprintln!("could not drop role {}: {}", self.odoo_role, describe(&e));
+        }
     }
 }
 
@@ -341,6 +422,19 @@ fn drop_stale_databases(admin: &Sql) {
         };
         if pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
             let _ = admin.batch(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"));
+        }
+    }
+    for row in
+        admin.query("SELECT rolname::text FROM pg_roles WHERE rolname LIKE 'egress\\_t\\_odoo\\_%'")
+    {
+        let name: String = row.get(0);
+        let mut parts = name.rsplit('_');
+        let _n = parts.next();
+        let Some(pid) = parts.next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = admin.batch(&format!("DROP ROLE IF EXISTS {name}"));
         }
     }
 }

@@ -36,7 +36,7 @@ const GAPS_FROM_ROLLUP: &str =
 
 const EVENTS_FROM_JOURNAL: &str = "\
 SELECT seq, recorded_at, kind, detail FROM egress.journal \
-WHERE kind IN ('config_change', 'vacuum')";
+WHERE kind IN ('config_change', 'vacuum', 'alarm')";
 
 const EVENTS_FROM_ROLLUP: &str = "SELECT seq, recorded_at, kind, detail FROM egress.rollup_event";
 

@@ -9,9 +9,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use egress_hook::{Call, Hello, HookClient, HookOptions, StackFrame};
-use egress_tests::db::conninfo;
 use egress_tests::rollups::{wait_caught_up, watermark};
-use egress_tests::{require_dgram_qlen, serial, wait_until, Collector, Loadgen, Sql, TestDb};
+use egress_tests::{require_dgram_qlen, serial, wait_until, Collector, Loadgen, TestDb};
 use serde_json::Value;
 
 fn hook(collector: &Collector, mode: &str) -> HookClient {
@@ -185,8 +184,7 @@ fn workers_are_recorded_with_their_hook_mode_and_counted_in_the_report() {
     );
 
     // Odoo's role: both views, and no change to the table.
-    let odoo = Sql::connect(&conninfo("postgres", db.name())).expect("connect");
-    odoo.batch("SET ROLE odoo").unwrap();
+    let odoo = db.odoo();
     let python_rows = odoo.int(
         "SELECT count(*) FROM public.network_egress_worker \
          WHERE hook_mode = 'python' AND calls_seen = 3 AND odoo_version = '17.0'",

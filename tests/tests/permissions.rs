@@ -3,10 +3,7 @@
 
 use std::time::Duration;
 
-use egress_tests::db::{conninfo, describe};
-use egress_tests::{serial, verify, Collector, Loadgen, Sql, TestDb};
-
-const ODOO_ROLE: &str = "odoo";
+use egress_tests::{serial, verify, Collector, Loadgen, TestDb};
 
 #[test]
 fn the_odoo_role_cannot_change_the_journal_but_can_read_the_log() {
@@ -22,9 +19,7 @@ fn the_odoo_role_cannot_change_the_journal_but_can_read_the_log() {
     collector.stop();
     let rows = db.rows();
 
-    let odoo = Sql::connect(&conninfo("postgres", db.name())).expect("connect");
-    odoo.batch(&format!("SET ROLE {ODOO_ROLE}"))
-        .unwrap_or_else(|e| panic!("SET ROLE {ODOO_ROLE}: {}", describe(&e)));
+    let odoo = db.odoo();
 
     let attempts = [
         "INSERT INTO egress.journal (seq, prev_hash, row_hash, database, kind, recorded_at, collector) \
@@ -44,7 +39,7 @@ fn the_odoo_role_cannot_change_the_journal_but_can_read_the_log() {
         .expect("one row");
     assert_eq!(
         visible, rows,
-        "{ODOO_ROLE} reads every journal row through the view"
+        "Odoo's role reads every journal row through the view"
     );
 
     assert_eq!(db.rows(), rows, "the journal is unchanged");

@@ -13,12 +13,7 @@ const APPLIES_WITHIN: Duration = Duration::from_secs(5);
 const ROWS_WITHIN: Duration = Duration::from_secs(30);
 
 fn set_param(db: &TestDb, key: &str, value: &str) {
-    db.sql()
-        .batch(&format!(
-            "INSERT INTO public.ir_config_parameter (key, value) VALUES ('{key}', '{value}')
-             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
-        ))
-        .unwrap();
+    db.set_setting(key, value);
 }
 
 fn call(db: &TestDb, channel: &str, host: &str, path: &str) -> Call {
@@ -196,12 +191,10 @@ fn catalogue_edits_apply_within_5s_and_are_journaled() {
     );
 
     // As Odoo's role, through its view: what a Network Audit Manager does.
-    db.sql()
+    db.odoo()
         .batch(
-            "SET ROLE odoo;
-             INSERT INTO public.network_egress_component (name, owner, purpose, class, hosts)
-             VALUES ('LLM proxy', 'Us', 'Our own LLM gateway', 'third_party', '{llm.internal-proxy.test}');
-             RESET ROLE;",
+            "INSERT INTO public.network_egress_component (name, owner, purpose, class, hosts)
+             VALUES ('LLM proxy', 'Us', 'Our own LLM gateway', 'third_party', '{llm.internal-proxy.test}')",
         )
         .unwrap();
     let detail = wait_for_change(&db, "egress.component:LLM proxy");

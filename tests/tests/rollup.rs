@@ -10,9 +10,8 @@ use std::process::Output;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use egress_hook::{Call, HookClient, StackFrame};
-use egress_tests::db::conninfo;
 use egress_tests::rollups::{mismatches, rollup_rows, wait_caught_up, watermark};
-use egress_tests::{serial, verify, wait_until, Collector, Loadgen, Sql, TestDb};
+use egress_tests::{serial, verify, wait_until, Collector, Loadgen, TestDb};
 use serde_json::Value;
 
 /// A small deterministic generator: the seed is printed, so a failing run
@@ -370,8 +369,7 @@ fn odoo_reads_the_rollups_through_its_view_and_nothing_else() {
     wait_calls(&db, 1);
     assert!(wait_caught_up(&db, Duration::from_secs(30)));
 
-    let odoo = Sql::connect(&conninfo("postgres", db.name())).expect("connect");
-    odoo.batch("SET ROLE odoo").unwrap();
+    let odoo = db.odoo();
     let seen = odoo.int("SELECT sum(calls)::bigint FROM public.network_egress_rollup");
     assert_eq!(seen, 1);
     let host = odoo

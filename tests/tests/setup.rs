@@ -35,7 +35,7 @@ SELECT string_agg(line, E'\n' ORDER BY line) FROM (
   SELECT format('migration %s %s', version, name) FROM egress.schema_migrations
   UNION ALL
   SELECT format('role %s login=%s super=%s', rolname, rolcanlogin, rolsuper)
-    FROM pg_roles WHERE rolname IN ('egress_owner', 'egress_collector', 'odoo')
+    FROM pg_roles WHERE rolname IN ('egress_owner', 'egress_collector', '{ODOO}')
   UNION ALL
   SELECT format('rows %s.%s %s', n.nspname, c.relname,
                 (xpath('/row/n/text()', query_to_xml(
@@ -48,7 +48,8 @@ SELECT string_agg(line, E'\n' ORDER BY line) FROM (
 
 /// Every migration, in order: `setup` applies them all, once.
 const MIGRATIONS: &str =
-    "0001_journal 0002_components 0003_signed_heads 0004_worker_drops 0005_rollups 0006_workers";
+    "0001_journal 0002_components 0003_signed_heads 0004_worker_drops 0005_rollups 0006_workers \
+     0007_trust_boundary";
 
 /// Odoo's views and their columns, as the Odoo addon reads them.
 const ODOO_VIEWS: &[(&str, &str)] = &[
@@ -65,6 +66,7 @@ fn setup_creates_the_schema_and_is_idempotent() {
     let _serial = serial();
     let db = TestDb::new("setup");
     let sql = db.sql();
+    let odoo = db.odoo_role();
 
     for (role, login) in [("egress_owner", false), ("egress_collector", true)] {
         let found = sql.int(&format!(
@@ -73,9 +75,11 @@ fn setup_creates_the_schema_and_is_idempotent() {
         assert_eq!(found, 1, "role {role} with LOGIN = {login}");
     }
     assert_eq!(
-        sql.int("SELECT count(*) FROM pg_roles WHERE rolname = 'odoo'"),
+        sql.int(&format!(
+            "SELECT count(*) FROM pg_roles WHERE rolname = '{odoo}'"
+        )),
         1,
-        "role odoo"
+        "role {odoo}"
     );
     assert_eq!(
         sql.text(
@@ -86,8 +90,10 @@ fn setup_creates_the_schema_and_is_idempotent() {
         "schema egress is owned by egress_owner"
     );
     assert!(
-        sql.bool("SELECT has_table_privilege('odoo', 'public.network_egress_log', 'SELECT')"),
-        "odoo may SELECT public.network_egress_log"
+        sql.bool(&format!(
+            "SELECT has_table_privilege('{odoo}', 'public.network_egress_log', 'SELECT')"
+        )),
+        "Odoo's role may SELECT public.network_egress_log"
     );
     let missing = sql.text(&format!(
         "SELECT string_agg(c, ', ') FROM unnest(ARRAY[{}]) AS c \
@@ -121,23 +127,24 @@ fn setup_creates_the_schema_and_is_idempotent() {
         assert_eq!(found, Some(expected), "columns of public.{view}");
         assert!(
             sql.bool(&format!(
-                "SELECT has_table_privilege('odoo', 'public.{view}', 'SELECT') \
-                 AND NOT has_table_privilege('odoo', 'public.{view}', 'INSERT, UPDATE, DELETE') \
+                "SELECT has_table_privilege('{odoo}', 'public.{view}', 'SELECT') \
+                 AND NOT has_table_privilege('{odoo}', 'public.{view}', 'INSERT, UPDATE, DELETE') \
                  AND NOT has_table_privilege('public', 'public.{view}', 'SELECT')"
             )),
             "odoo may only SELECT public.{view}, and PUBLIC nothing"
         );
     }
     assert!(
-        sql.bool(
+        sql.bool(&format!(
             "SELECT has_table_privilege('egress_collector', 'egress.worker_seen', 'SELECT, INSERT, UPDATE') \
              AND NOT has_table_privilege('egress_collector', 'egress.worker_seen', 'DELETE, TRUNCATE') \
-             AND NOT has_table_privilege('odoo', 'egress.worker_seen', 'SELECT, INSERT, UPDATE, DELETE')"
-        ),
+             AND NOT has_table_privilege('{odoo}', 'egress.worker_seen', 'SELECT, INSERT, UPDATE, DELETE')"
+        )),
         "the collector may write egress.worker_seen, not remove from it; odoo has no access"
     );
 
-    let before = sql.text(SNAPSHOT).unwrap_or_default();
+    let snapshot = SNAPSHOT.replace("{ODOO}", odoo);
+    let before = sql.text(&snapshot).unwrap_or_default();
     let again = db.run_setup();
     let output = format!(
         "{}{}",
@@ -153,6 +160,6 @@ fn setup_creates_the_schema_and_is_idempotent() {
         output.to_lowercase().contains("already"),
         "a second setup says the migrations are already applied:\n{output}"
     );
-    let after = sql.text(SNAPSHOT).unwrap_or_default();
+    let after = sql.text(&snapshot).unwrap_or_default();
     assert_eq!(before, after, "a second setup changed the database");
 }

@@ -13,7 +13,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use egress_hook::{Call, HookClient, StackFrame};
-use egress_tests::db::conninfo;
+use egress_tests::db::{conninfo, describe};
 use egress_tests::rollups::wait_caught_up;
 use egress_tests::{serial, verify, wait_until, Collector, Loadgen, Sql, TestDb};
 use serde_json::Value;
@@ -134,6 +134,7 @@ fn rollup_totals(db: &TestDb) -> String {
 fn retention_prunes_exactly_the_old_rows_below_the_signed_head_and_verify_starts_from_the_anchor() {
     let _serial = serial();
     let db = TestDb::new_odoo("vacuum");
+    db.allow_vacuum_clock();
     db.set_setting(RETENTION, "1");
     let collector = Collector::start(db.name());
 
@@ -244,7 +245,7 @@ fn retention_prunes_exactly_the_old_rows_below_the_signed_head_and_verify_starts
 }
 
 #[test]
-fn only_the_vacuum_function_deletes_and_a_prune_without_its_entry_is_caught() {
+fn only_the_prune_function_deletes_and_only_with_its_entry() {
     let _serial = serial();
     let db = TestDb::new_odoo("vacuum_perms");
     let collector = Collector::start(db.name());
@@ -259,8 +260,7 @@ fn only_the_vacuum_function_deletes_and_a_prune_without_its_entry_is_caught() {
         "UPDATE egress.journal SET host = 'x' WHERE seq = 1",
     ];
     let collector_role = Sql::connect(&conninfo("egress_collector", db.name())).unwrap();
-    let odoo = Sql::connect(&conninfo("postgres", db.name())).unwrap();
-    odoo.batch("SET ROLE odoo").unwrap();
+    let odoo = db.odoo();
     for statement in plain {
         collector_role.assert_refused(statement);
         odoo.assert_refused(statement);
@@ -276,9 +276,34 @@ fn only_the_vacuum_function_deletes_and_a_prune_without_its_entry_is_caught() {
     assert_eq!(db.rows(), rows, "nothing was deleted");
     assert!(verify(&db.superuser_url()).verified());
 
-    // The collector's role may call the function, but a prune that skips
-    // its vacuum entry leaves an anchor nothing vouches for.
-    let removed = collector_role
+    // The collector's role prunes only through egress.prune_journal: not
+    // with a cutoff of its own, not with a clock of its own, and not
+    // without journaling the prune in the same transaction.
+    collector_role
+        .assert_refused("SELECT * FROM egress.vacuum_journal(now() + interval '30 days', 5)");
+    db.set_setting(RETENTION, "1");
+    collector_role
+        .assert_refused("SELECT * FROM egress.prune_journal(5, now() + interval '30 days')");
+    let unjournaled = collector_role.batch("SELECT * FROM egress.prune_journal(5)");
+    assert!(
+        unjournaled.is_ok(),
+        "nothing is old enough yet: nothing to refuse"
+    );
+    db.allow_vacuum_clock();
+    let unjournaled = collector_role
+        .batch("SELECT * FROM egress.prune_journal(5, now() + interval '30 days')")
+        .expect_err("a prune without its vacuum entry does not commit");
+    assert!(
+        describe(&unjournaled).contains("without their vacuum entry"),
+        "{}",
+        describe(&unjournaled)
+    );
+    assert_eq!(db.rows(), rows, "nothing was deleted");
+
+    // A superuser can still prune behind the journal's back: the anchor
+    // that leaves is vouched for by nothing, and verify says so.
+    let removed = db
+        .sql()
         .int("SELECT removed FROM egress.vacuum_journal(now() + interval '30 days', 5)");
     assert_eq!(removed, 5);
     assert_eq!(first_seq(&db), 6);
@@ -297,6 +322,7 @@ fn only_the_vacuum_function_deletes_and_a_prune_without_its_entry_is_caught() {
 fn a_vacuum_killed_half_way_leaves_a_journal_that_verifies() {
     let _serial = serial();
     let db = TestDb::new_odoo("vacuum_kill");
+    db.allow_vacuum_clock();
     db.set_setting(RETENTION, "1");
     let mut collector = Collector::builder(db.name())
         .arg("--vacuum-batch-rows")

@@ -11,23 +11,14 @@ use crate::plan::{VacuumDetail, KEY_RETENTION};
 pub use egress_proto::time::to_micros;
 use egress_proto::time::to_system_time;
 
-/// The database's `retention_days` as Odoo stores it; None when Odoo's
-/// settings table is not there (the default then applies: keep all).
+/// The database's `retention_days` as Odoo last handed it over (the
+/// egress-owned inbox, never Odoo's own tables); None when Odoo never set
+/// it (the default then applies: keep all). `egress.prune_journal` reads
+/// the same value itself: this one is for the outcome shown to people.
 pub async fn read_retention(client: &Client) -> Result<Option<String>> {
-    let exists: bool = client
-        .query_one(
-            "SELECT to_regclass('public.ir_config_parameter') IS NOT NULL",
-            &[],
-        )
-        .await
-        .map_err(db("look for ir_config_parameter"))?
-        .get(0);
-    if !exists {
-        return Ok(None);
-    }
     let row = client
         .query_opt(
-            "SELECT value FROM public.ir_config_parameter WHERE key = $1",
+            "SELECT value FROM egress.current_setting WHERE key = $1",
             &[&KEY_RETENTION],
         )
         .await
@@ -43,27 +34,26 @@ pub struct Pruned {
     pub entry_seq: i64,
 }
 
-/// Removes at most `max_rows` of the oldest rows recorded before
-/// `cutoff_us` (and strictly below the latest signed head, and already in
-/// the rollups: the function enforces both), then appends the `vacuum`
-/// entry after the head, in the same transaction and under the chain lock
-/// the function took: a crash leaves both or neither.
-#[allow(clippy::too_many_arguments)]
+/// Removes at most `max_rows` of the oldest rows that the configured
+/// retention lets go (and strictly below the latest signed head, and
+/// already in the rollups: `egress.prune_journal` enforces all three, and
+/// refuses a clock of the caller's unless a superuser allowed one), then
+/// appends the `vacuum` entry after the head, in the same transaction and
+/// under the chain lock the function took: a crash leaves both or neither,
+/// and the database refuses to commit the prune without its entry.
 pub async fn prune_once(
     client: &mut Client,
     database: &str,
     collector: &str,
-    cutoff_us: i64,
+    now_us: Option<i64>,
     max_rows: i64,
-    retention_days: u32,
-    clock_override: bool,
 ) -> Result<Option<Pruned>> {
     let tx = client.transaction().await.map_err(db("begin vacuum"))?;
     let removed = tx
         .query_opt(
-            "SELECT first_seq, last_seq, removed, anchor, signed_seq \
-             FROM egress.vacuum_journal($1, $2)",
-            &[&to_system_time(cutoff_us), &max_rows],
+            "SELECT first_seq, last_seq, removed, anchor, signed_seq, cutoff, retention_days, \
+             clock_override FROM egress.prune_journal($1, $2)",
+            &[&max_rows, &now_us.map(to_system_time)],
         )
         .await
         .map_err(db("vacuum the journal"))?;
@@ -71,15 +61,17 @@ pub async fn prune_once(
         return Ok(None);
     };
     let anchor: Vec<u8> = removed.get(3);
+    let cutoff: SystemTime = removed.get(5);
+    let retention_days: i32 = removed.get(6);
     let detail = VacuumDetail {
         first_seq: removed.get(0),
         last_seq: removed.get(1),
         rows: removed.get(2),
         anchor: hex::encode(&anchor),
-        cutoff_us,
-        retention_days,
+        cutoff_us: to_micros(cutoff),
+        retention_days: retention_days.max(0) as u32,
         signed_head_seq: removed.get(4),
-        clock_override,
+        clock_override: removed.get(7),
     };
     let head = tx
         .query_one(

@@ -137,18 +137,16 @@ async fn vacuum(
         cutoff_us: cutoff,
         ..Outcome::default()
     };
-    let Some(cutoff) = cutoff else {
+    if cutoff.is_none() {
         return Ok(outcome);
-    };
+    }
     for _ in 0..MAX_BATCHES {
         let pruned = store::prune_once(
             &mut client,
             database,
             &options.collector,
-            cutoff,
+            now_us,
             options.batch_rows,
-            retention_days,
-            now_us.is_some(),
         )
         .await?;
         let Some(pruned) = pruned else { break };

@@ -9,6 +9,7 @@ mod report;
 mod run;
 mod setup;
 mod sign_now;
+mod sign_resume;
 mod status;
 mod time;
 mod vacuum_now;
@@ -45,6 +46,9 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Have the running collector sign a database's chain head now.
     SignNow(sign_now::SignNowArgs),
+    /// Let the collector sign again after it refused an inconsistent head
+    /// (journaled with your reason).
+    SignResume(sign_resume::SignResumeArgs),
     /// Print a database's Ed25519 public key (for auditors).
     Pubkey(pubkey::PubkeyArgs),
     /// Write a signed export of a database's journal.
@@ -71,6 +75,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(args) => status::main(args),
         Command::Verify(args) => verify::main(args),
         Command::SignNow(args) => sign_now::main(args),
+        Command::SignResume(args) => sign_resume::main(args),
         Command::Pubkey(args) => pubkey::main(args),
         Command::Export(args) => export::main(args),
         Command::Report(args) => report::main(args),

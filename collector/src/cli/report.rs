@@ -266,6 +266,22 @@ fn render(r: &Report) -> String {
             None => "none yet".into(),
         }
     ));
+    if let Some(a) = &t.signing_alarm {
+        out.push_str(&format!(
+            "  signing       ALARM: refused at {} (alarm entry seq {}), first bad seq {}: {}\n",
+            minute(a.at_us),
+            a.seq,
+            a.first_bad_seq
+                .map_or_else(|| "unknown".to_owned(), |s| s.to_string()),
+            a.reason
+        ));
+    }
+    if !t.boundary_void.is_empty() {
+        out.push_str(&format!(
+            "  boundary      VOID: {} (raw SQL from Odoo can rewrite unsigned rows; signing and a witness still catch rewrites of signed rows)\n",
+            t.boundary_void.join("; ")
+        ));
+    }
     out.push_str(&format!(
         "  gaps          {}\n",
         if t.gaps.events == 0 && t.gaps.entries == 0 {

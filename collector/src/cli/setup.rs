@@ -67,10 +67,17 @@ pub fn main(args: SetupArgs) -> anyhow::Result<ExitCode> {
             report.components_added
         );
     }
-    if !report.odoo_settings_readable {
+    if !report.odoo_role_powers.is_empty() {
         println!(
-            "note: ir_config_parameter does not exist yet (Odoo has not initialised this database); \
-             the collector applies default settings. Run setup again once Odoo is installed."
+            "WARNING: Odoo's role {} {}. Code running in Odoo (any addon) can then change \
+             anything in this database, the egress schema included: the database-level \
+             promises (append-only journal, read-only views) are void, and raw SQL can \
+             rewrite rows after the latest signed head without a trace. Signing still \
+             catches a rewrite of signed rows, and so does a witness kept outside the \
+             database. Fix: ALTER ROLE {} NOSUPERUSER NOCREATEROLE NOBYPASSRLS;",
+            options.odoo_role,
+            report.odoo_role_powers.join(" and "),
+            options.odoo_role
         );
     }
     println!(

@@ -62,7 +62,7 @@ fn render(s: &Value) -> String {
     );
     for (db, d) in s["databases"].as_object().cloned().unwrap_or_default() {
         out += &format!(
-            "  {db:<20} head seq {}  appended {}  gaps {} ({} events)  queued {}{}\n",
+            "  {db:<20} head seq {}  appended {}  gaps {} ({} events)  queued {}{}{}\n",
             d["head_seq"],
             n(&d["appended"]),
             n(&d["gap_entries"]),
@@ -71,6 +71,10 @@ fn render(s: &Value) -> String {
             d["last_error"]
                 .as_str()
                 .map(|e| format!("\n    last error: {e}"))
+                .unwrap_or_default(),
+            d["signing_refused"]
+                .as_str()
+                .map(|e| format!("\n    ALARM: {e}"))
                 .unwrap_or_default()
         );
     }

@@ -1,7 +1,12 @@
 //! `egress-collector verify`: exit 0 when the chain is intact, 1 when it is
-//! broken (naming the first bad seq), 2 when it could not be checked. The
-//! outcome is appended to `egress.verify_result` (for the Trust Report)
-//! when the role may; a pruned journal is checked from its anchor.
+//! broken (naming the first bad seq) or, with `--pubkey`, when nothing signed
+//! with that key covers it, 2 when it could not be checked (the egress
+//! schema not as setup left it included). Reads only relations owned by
+//! `egress_owner`, schema-qualified, with `search_path` pinned to
+//! `pg_catalog, pg_temp`, so that run as a superuser it executes nothing of
+//! Odoo's role. The outcome is appended to `egress.verify_result` (for the
+//! Trust Report) when the role may; a pruned journal is checked from its
+//! anchor.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -99,21 +104,22 @@ async fn check(
     let database: tokio_postgres::Config = url.parse().map_err(|e| {
         egress_collector::error::Error::Config(format!("database URL does not parse: {e}"))
     })?;
+    // Nothing is read from a relation until every one relied on is as
+    // `setup` left it: run as a superuser, a view or function of Odoo's
+    // role in their place would run with the verifier's rights.
+    let problems = store::egress_objects_problems(&client).await?;
+    if !problems.is_empty() {
+        anyhow::bail!(
+            "the egress schema is not as `egress-collector setup` left it ({}); \
+             nothing was read. Find out who changed it, then run setup again",
+            problems.join("; ")
+        );
+    }
     let mut heads = Vec::new();
     for head in store::signed_heads(&client).await? {
         match head {
             Ok(head) => heads.push(head),
             Err(damage) => eprintln!("warning: {damage}"),
-        }
-    }
-    // Odoo's mirror outlives rows deleted from the heads table.
-    if let Some(mirror) = store::mirrored_head(&client).await {
-        match serde_json::from_str::<egress_signer::SignedHead>(&mirror) {
-            Ok(head) if !heads.contains(&head) => heads.push(head),
-            Ok(_) => {}
-            Err(e) => {
-                eprintln!("warning: the signed head in ir_config_parameter does not parse: {e}")
-            }
         }
     }
     let check = ChainCheck::new(database.get_dbname().map(str::to_owned)).with_heads(heads, pinned);
@@ -162,6 +168,12 @@ async fn check(
     read?;
     decoded?;
     check.finish();
+    // The Trust Report's sums, against the journal they sum (the collector's
+    // role may update them: this is what holds them to the journal).
+    if check.broken.is_none() {
+        let pruned = check.first_seq.is_some_and(|first| first > 1);
+        check.rollups = store::rollup_problem(&client, pruned).await?;
+    }
     Ok((check, client))
 }
 
@@ -250,7 +262,39 @@ fn check_chunks(
     (check, Ok(()))
 }
 
+/// What `verify --pubkey` says when no head signed with that key covers
+/// any row of a journal that has rows.
+fn nothing_signed(check: &ChainCheck) -> String {
+    format!(
+        "nothing signed: no head signed with the pinned public key matches any of the {} rows \
+         (seq {} to {}): the chain links, but nothing proves who wrote it",
+        check.rows,
+        check.first_seq.unwrap_or(1),
+        check.head_seq()
+    )
+}
+
 fn outcome(check: &ChainCheck) -> store::VerifyOutcome {
+    if let (None, Some(problem)) = (&check.broken, &check.rollups) {
+        return store::VerifyOutcome {
+            verified: false,
+            rows: check.rows as i64,
+            first_seq: check.first_seq,
+            last_seq: Some(check.head_seq()),
+            broken_seq: None,
+            message: format!("the rollups do not match the journal: {problem}"),
+        };
+    }
+    if check.broken.is_none() && check.nothing_signed {
+        return store::VerifyOutcome {
+            verified: false,
+            rows: check.rows as i64,
+            first_seq: check.first_seq,
+            last_seq: Some(check.head_seq()),
+            broken_seq: None,
+            message: nothing_signed(check),
+        };
+    }
     store::VerifyOutcome {
         verified: check.broken.is_none(),
         rows: check.rows as i64,
@@ -266,6 +310,17 @@ fn outcome(check: &ChainCheck) -> store::VerifyOutcome {
 
 fn report(check: &ChainCheck) -> ExitCode {
     match &check.broken {
+        None if check.rollups.is_some() || check.nothing_signed => {
+            if let Some(problem) = &check.rollups {
+                println!(
+                    "TAMPERED: the rollups (the Trust Report's sums) do not match the journal: {problem}."
+                );
+            }
+            if check.nothing_signed {
+                println!("NOT VERIFIED: {}.", nothing_signed(check));
+            }
+            ExitCode::from(EXIT_TAMPERED)
+        }
         None => {
             println!("Audit chain verified OK — no tampering detected.");
             println!(

@@ -38,6 +38,12 @@ pub enum Request {
     SignNow {
         db: String,
     },
+    /// Resume signing of `db` after the signer refused an inconsistent
+    /// head: journaled with `reason` and the peer's uid.
+    SignResume {
+        db: String,
+        reason: String,
+    },
     /// The Ed25519 public key of `db`.
     Pubkey {
         db: String,
@@ -98,6 +104,7 @@ impl Request {
         match self {
             Request::Status => "status",
             Request::SignNow { .. } => "sign-now",
+            Request::SignResume { .. } => "sign-resume",
             Request::Pubkey { .. } => "pubkey",
             Request::Export { .. } => "export",
             Request::Watch { .. } => "watch",
@@ -225,6 +232,19 @@ impl ControlServer {
                         Ok(head) => {
                             json!({"type": "signed_head", "head": serde_json::to_value(&head).unwrap_or_default()})
                         }
+                        Err(e) => json!({"type": "error", "message": e.to_string()}),
+                    },
+                    Err(e) => json!({"type": "error", "message": e.to_string()}),
+                };
+                write_line(&mut write, &reply).await
+            }
+            Ok(Request::SignResume { db, reason }) => {
+                let reply = match self.checked(&db) {
+                    Ok(()) if reason.trim().is_empty() => {
+                        json!({"type": "error", "message": "sign-resume needs --reason: it is journaled with the resume"})
+                    }
+                    Ok(()) => match self.signing.resume(&db, reason.trim(), Some(uid)).await {
+                        Ok(seq) => json!({"type": "resumed", "database": db, "seq": seq}),
                         Err(e) => json!({"type": "error", "message": e.to_string()}),
                     },
                     Err(e) => json!({"type": "error", "message": e.to_string()}),

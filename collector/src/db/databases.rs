@@ -29,7 +29,20 @@ pub fn config_for(template: &str, database: &str) -> Result<tokio_postgres::Conf
         config.connect_timeout(Duration::from_secs(5));
     }
     config.application_name("egress-collector");
+    pin_search_path(&mut config);
     Ok(config)
+}
+
+/// Every egress session resolves names in `pg_catalog` only (and its own
+/// temporary schema last): a function or operator that Odoo's role puts in
+/// `public` can never stand in for a built-in in our statements, which name
+/// every relation with its schema.
+pub fn pin_search_path(config: &mut tokio_postgres::Config) {
+    let options = match config.get_options() {
+        Some(given) if !given.is_empty() => format!("-c search_path=pg_catalog,pg_temp {given}"),
+        _ => "-c search_path=pg_catalog,pg_temp".to_owned(),
+    };
+    config.options(&options);
 }
 
 impl Databases {

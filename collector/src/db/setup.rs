@@ -44,6 +44,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "workers",
         include_str!("../../migrations/0006_workers.sql"),
     ),
+    (
+        7,
+        "trust_boundary",
+        include_str!("../../migrations/0007_trust_boundary.sql"),
+    ),
 ];
 
 /// Serialises concurrent `setup` runs on one database.
@@ -61,9 +66,39 @@ pub struct SetupReport {
     pub already: Vec<String>,
     /// Catalogue entries added from the seed (existing ones are kept).
     pub components_added: u64,
-    /// Whether Odoo's `ir_config_parameter` exists, so the collector can
-    /// read the audit settings.
-    pub odoo_settings_readable: bool,
+    /// What Odoo's role may do that voids the database-level promises
+    /// (superuser, may create roles), in plain words; empty when nothing.
+    pub odoo_role_powers: Vec<&'static str>,
+}
+
+/// What Odoo's role may do beyond its own objects that voids the
+/// database-level promises, from `pg_roles` (never from Odoo's objects).
+pub async fn odoo_role_powers(
+    client: &impl tokio_postgres::GenericClient,
+    odoo_role: &str,
+) -> Result<Vec<&'static str>> {
+    let row = client
+        .query_opt(
+            "SELECT r.rolsuper, r.rolcreaterole, r.rolbypassrls \
+             FROM pg_catalog.pg_roles r WHERE r.rolname = $1",
+            &[&odoo_role],
+        )
+        .await
+        .map_err(db("read Odoo's role"))?;
+    let Some(row) = row else {
+        return Ok(Vec::new());
+    };
+    let mut powers = Vec::new();
+    if row.get::<_, bool>(0) {
+        powers.push("is a superuser");
+    }
+    if row.get::<_, bool>(1) {
+        powers.push("may create roles");
+    }
+    if row.get::<_, bool>(2) {
+        powers.push("bypasses row-level security");
+    }
+    Ok(powers)
 }
 
 /// Role names are interpolated into SQL (identifiers cannot be bound as
@@ -88,9 +123,10 @@ fn db(stmt: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Error {
 }
 
 pub async fn connect(url: &str) -> Result<Client> {
-    let config: tokio_postgres::Config = url
+    let mut config: tokio_postgres::Config = url
         .parse()
         .map_err(|e| Error::Config(format!("database URL does not parse: {e}")))?;
+    crate::db::databases::pin_search_path(&mut config);
     let (client, connection) = config.connect(NoTls).await.map_err(|e| {
         Error::Database(crate::db::startup::Target::of(&config).connect_problem(&e))
     })?;
@@ -106,9 +142,17 @@ pub async fn setup(options: &SetupOptions) -> Result<SetupReport> {
     let odoo = checked_role(&options.odoo_role)?;
     let mut client = connect(&options.database_url).await?;
     let tx = client.transaction().await.map_err(db("begin"))?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SETUP_LOCK_KEY])
+    // Setup runs as a superuser: nothing Odoo's role made in `public` (a
+    // function or operator shadowing a built-in) may be resolved meanwhile.
+    tx.batch_execute("SET LOCAL search_path = pg_catalog, pg_temp")
         .await
-        .map_err(db("lock"))?;
+        .map_err(db("pin search_path"))?;
+    tx.execute(
+        "SELECT pg_catalog.pg_advisory_xact_lock($1)",
+        &[&SETUP_LOCK_KEY],
+    )
+    .await
+    .map_err(db("lock"))?;
     // Roles are cluster-wide: another database's setup may create them at
     // the same moment, hence both error codes.
     let create_role = |role: &str, login: &str| {
@@ -155,6 +199,7 @@ pub async fn setup(options: &SetupOptions) -> Result<SetupReport> {
         .map_err(db("record migration"))?;
         report.applied.push(label);
     }
+    let odoo_name = &options.odoo_role;
     let grants = format!(
         "REVOKE ALL ON SCHEMA egress FROM PUBLIC;
          GRANT USAGE ON SCHEMA egress TO {collector};
@@ -169,7 +214,6 @@ pub async fn setup(options: &SetupOptions) -> Result<SetupReport> {
          GRANT SELECT, INSERT, UPDATE, DELETE ON public.network_egress_component TO {odoo};
          GRANT SELECT, INSERT ON egress.signed_head TO {collector};
          GRANT USAGE ON SEQUENCE egress.signed_head_id_seq TO {collector};
-         GRANT EXECUTE ON FUNCTION egress.mirror_signed_head(text) TO {collector};
          GRANT SELECT ON public.network_signed_head TO {odoo};
          GRANT SELECT, INSERT, UPDATE ON egress.rollup, egress.rollup_gap TO {collector};
          GRANT USAGE ON SEQUENCE egress.rollup_id_seq TO {collector};
@@ -177,37 +221,36 @@ pub async fn setup(options: &SetupOptions) -> Result<SetupReport> {
          GRANT SELECT, UPDATE ON egress.rollup_state TO {collector};
          GRANT SELECT, INSERT ON egress.verify_result TO {collector};
          GRANT USAGE ON SEQUENCE egress.verify_result_id_seq TO {collector};
-         GRANT EXECUTE ON FUNCTION egress.vacuum_journal(timestamptz, bigint) TO {collector};
+         REVOKE ALL ON FUNCTION egress.vacuum_journal(timestamptz, bigint) FROM {collector};
+         GRANT EXECUTE ON FUNCTION egress.prune_journal(bigint, timestamptz) TO {collector};
+         GRANT SELECT ON egress.current_setting, egress.setting, egress.trust_option TO {collector};
+         REVOKE ALL ON public.network_egress_setting FROM PUBLIC;
+         GRANT SELECT, INSERT ON public.network_egress_setting TO {odoo};
          GRANT SELECT ON public.network_egress_rollup, public.network_egress_rollup_gap,
              public.network_egress_rollup_event, public.network_egress_verify_result TO {odoo};
          GRANT SELECT, INSERT, UPDATE ON egress.worker_seen TO {collector};
          GRANT USAGE ON SEQUENCE egress.worker_seen_id_seq TO {collector};
          GRANT SELECT ON public.network_egress_worker, public.network_egress_rollup_state
              TO {odoo};
+         -- Earlier versions read and wrote Odoo's settings table with
+         -- egress rights; those rights go (REVOKE runs nothing of Odoo's).
          DO $$ BEGIN
-             IF to_regclass('public.ir_config_parameter') IS NOT NULL THEN
-                 GRANT SELECT ON public.ir_config_parameter TO {collector};
-                 -- For egress.mirror_signed_head only (it runs as {owner}).
-                 GRANT SELECT, INSERT, UPDATE ON public.ir_config_parameter TO {owner};
-                 IF to_regclass('public.ir_config_parameter_id_seq') IS NOT NULL THEN
-                     GRANT USAGE ON SEQUENCE public.ir_config_parameter_id_seq TO {owner};
-                 END IF;
+             IF pg_catalog.to_regclass('public.ir_config_parameter') IS NOT NULL THEN
+                 REVOKE ALL ON public.ir_config_parameter FROM {collector}, {owner};
              END IF;
-         END $$;"
+             IF pg_catalog.to_regclass('public.ir_config_parameter_id_seq') IS NOT NULL THEN
+                 REVOKE ALL ON SEQUENCE public.ir_config_parameter_id_seq FROM {owner};
+             END IF;
+         END $$;
+         INSERT INTO egress.trust_option (key, value) VALUES ('odoo_role', '{odoo_name}')
+             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value;"
     );
     tx.batch_execute(&grants)
         .await
         .map_err(db("grant privileges"))?;
     let seed = crate::pipeline::catalogue::parse_file(crate::pipeline::catalogue::SEED)?;
     report.components_added = crate::db::store::seed_components(&tx, &seed).await?;
-    report.odoo_settings_readable = tx
-        .query_one(
-            "SELECT to_regclass('public.ir_config_parameter') IS NOT NULL",
-            &[],
-        )
-        .await
-        .map_err(db("look for ir_config_parameter"))?
-        .get(0);
+    report.odoo_role_powers = odoo_role_powers(&tx, &options.odoo_role).await?;
     tx.commit().await.map_err(db("commit"))?;
     Ok(report)
 }

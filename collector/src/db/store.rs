@@ -506,30 +506,25 @@ pub async fn copy_chunk(
     .map_err(db_err("read journal"))
 }
 
-/// The audit settings in Odoo's `ir_config_parameter`, or `None` when the
-/// table does not exist (Odoo has not initialised this database).
+/// The audit settings as Odoo last handed them over (`egress.setting`, an
+/// inbox Odoo's role may only insert into): never read from Odoo's own
+/// tables, where code planted by Odoo's role would run with our rights.
+/// A key Odoo never set, or removed, is absent (its default applies).
 pub async fn read_settings(
     client: &tokio_postgres::Client,
 ) -> Result<Option<std::collections::BTreeMap<String, String>>> {
-    let keys: Vec<&str> = crate::pipeline::policy::SETTING_KEYS.to_vec();
-    match client
+    let rows = client
         .query(
-            "SELECT key, value FROM public.ir_config_parameter WHERE key = ANY($1)",
-            &[&keys],
+            "SELECT key, value FROM egress.current_setting WHERE value IS NOT NULL",
+            &[],
         )
         .await
-    {
-        Ok(rows) => Ok(Some(
-            rows.iter()
-                .map(|r| (r.get(0), r.get::<_, Option<String>>(1).unwrap_or_default()))
-                .collect(),
-        )),
-        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => Ok(None),
-        Err(source) => Err(Error::Db {
-            stmt: "read audit settings",
-            source,
-        }),
-    }
+        .map_err(db_err("read audit settings"))?;
+    Ok(Some(
+        rows.iter()
+            .map(|r| (r.get(0), r.get::<_, Option<String>>(1).unwrap_or_default()))
+            .collect(),
+    ))
 }
 
 /// The Egress Components catalogue, by name.
@@ -604,13 +599,93 @@ pub async fn read_head(client: &tokio_postgres::Client) -> Result<Option<(i64, V
     Ok(row.map(|r| (r.get(0), r.get(1))))
 }
 
-/// Appends a signed head and mirrors it into Odoo's settings; returns
-/// whether Odoo's `ir_config_parameter` was there to receive the mirror.
+/// Appends one entry written outside the pipeline (the signer's alarms),
+/// under the chain lock every writer takes, after the head; returns its seq.
+pub async fn append_entry(client: &mut tokio_postgres::Client, mut row: JournalRow) -> Result<i64> {
+    let tx = client.transaction().await.map_err(db_err("begin"))?;
+    let head = lock_and_read_head(&tx).await?;
+    let (seq, prev) = match head {
+        None => (0, egress_proto::GENESIS_HASH),
+        Some((seq, hash)) => (
+            seq,
+            hash.try_into().map_err(|_| {
+                Error::Control(format!(
+                    "the journal head (seq {seq}) has a row_hash that is not 32 bytes: run `egress-collector verify`"
+                ))
+            })?,
+        ),
+    };
+    row.seq = seq + 1;
+    let row_hash = row.hash_after(&prev);
+    copy_rows(
+        &tx,
+        &[ChainedRow {
+            row,
+            prev_hash: prev,
+            row_hash,
+        }],
+    )
+    .await?;
+    tx.commit().await.map_err(db_err("commit"))?;
+    Ok(seq + 1)
+}
+
+/// The journal's first and last seq (None: empty).
+pub async fn journal_bounds(client: &impl GenericClient) -> Result<Option<(i64, i64)>> {
+    let row = client
+        .query_one("SELECT min(seq), max(seq) FROM egress.journal", &[])
+        .await
+        .map_err(db_err("read the journal's bounds"))?;
+    Ok(row
+        .get::<_, Option<i64>>(0)
+        .zip(row.get::<_, Option<i64>>(1)))
+}
+
+/// The stored row_hash of row `seq` (None: no such row, or not 32 bytes).
+pub async fn row_hash_at(client: &impl GenericClient, seq: i64) -> Result<Option<[u8; 32]>> {
+    let row = client
+        .query_opt(
+            "SELECT row_hash FROM egress.journal WHERE seq = $1",
+            &[&seq],
+        )
+        .await
+        .map_err(db_err("read a row's hash"))?;
+    Ok(row.and_then(|r| r.get::<_, Vec<u8>>(0).try_into().ok()))
+}
+
+/// The first seq in `(from, to]` whose link to the row before it is broken
+/// (a missing seq, or a prev_hash that is not the previous row's hash),
+/// walked by the server: the chain's links from a signed head to the head
+/// about to be signed. Contents are not re-hashed here: a row edited without
+/// re-hashing keeps its links, and every verifier catches it by its hash.
+pub async fn first_broken_link(
+    client: &impl GenericClient,
+    from: i64,
+    to: i64,
+) -> Result<Option<i64>> {
+    let row = client
+        .query_one(
+            "SELECT min(t.seq) FROM ( \
+                 SELECT j.seq, j.prev_hash, \
+                        lag(j.row_hash) OVER (ORDER BY j.seq) AS before, \
+                        lag(j.seq) OVER (ORDER BY j.seq) AS seq_before \
+                 FROM egress.journal j WHERE j.seq >= $1 AND j.seq <= $2) t \
+             WHERE t.seq > $1 AND (t.seq_before IS NULL OR t.seq <> t.seq_before + 1 \
+                                   OR t.prev_hash IS DISTINCT FROM t.before)",
+            &[&from, &to],
+        )
+        .await
+        .map_err(db_err("check the chain's links"))?;
+    Ok(row.get(0))
+}
+
+/// Appends a signed head (the database refuses one that names no row with
+/// that hash). Odoo shows the latest from `public.network_signed_head`.
 pub async fn record_signed_head(
     client: &tokio_postgres::Client,
     head: &egress_signer::SignedHead,
     collector: &str,
-) -> Result<bool> {
+) -> Result<()> {
     client
         .execute(
             "INSERT INTO egress.signed_head \
@@ -630,11 +705,7 @@ pub async fn record_signed_head(
         )
         .await
         .map_err(db_err("record signed head"))?;
-    let mirrored = client
-        .query_one("SELECT egress.mirror_signed_head($1)", &[&head.to_json()])
-        .await
-        .map_err(db_err("mirror signed head"))?;
-    Ok(mirrored.get(0))
+    Ok(())
 }
 
 /// Every signed head, oldest first. Heads whose stored bytes have the wrong
@@ -757,17 +828,141 @@ pub async fn rows_after(
     rows.iter().map(stored_row).collect()
 }
 
-/// The signed head mirrored into Odoo's settings, if any (and if readable).
-pub async fn mirrored_head(client: &tokio_postgres::Client) -> Option<String> {
-    client
+/// The egress objects a verifier relies on, and what each must be: a
+/// table (`r`) or view (`v`) owned by `egress_owner`, in schema `egress`.
+/// Run as a superuser, a verifier would execute whatever stood in their
+/// place (a view, a function of Odoo's role), so it reads nothing until
+/// these are as `setup` left them.
+pub const VERIFIED_OBJECTS: &[(&str, char)] = &[
+    ("journal", 'r'),
+    ("signed_head", 'r'),
+    ("verify_result", 'r'),
+    ("rollup", 'r'),
+    ("rollup_gap", 'r'),
+    ("rollup_state", 'r'),
+    ("worker_cursor", 'r'),
+];
+
+/// Why the egress schema is not as `setup` left it, one line per object
+/// (empty: as expected). Reads only `pg_catalog`.
+pub async fn egress_objects_problems(client: &impl GenericClient) -> Result<Vec<String>> {
+    let owner = crate::db::setup::OWNER_ROLE;
+    let mut problems = Vec::new();
+    let schema = client
         .query_opt(
-            "SELECT value FROM public.ir_config_parameter WHERE key = 'mit_network_audit.signed_head'",
+            "SELECT pg_catalog.pg_get_userbyid(n.nspowner)::text \
+             FROM pg_catalog.pg_namespace n WHERE n.nspname = 'egress'",
             &[],
         )
         .await
-        .ok()
-        .flatten()
-        .map(|r| r.get(0))
+        .map_err(db_err("look up schema egress"))?;
+    match schema {
+        None => problems.push("schema egress does not exist: run `egress-collector setup`".into()),
+        Some(r) if r.get::<_, String>(0) != owner => problems.push(format!(
+            "schema egress is owned by {}, not {owner}",
+            r.get::<_, String>(0)
+        )),
+        Some(_) => {}
+    }
+    for (name, kind) in VERIFIED_OBJECTS {
+        let row = client
+            .query_opt(
+                "SELECT c.relkind::text, pg_catalog.pg_get_userbyid(c.relowner)::text, \
+                        c.relrowsecurity \
+                 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = 'egress' AND c.relname = $1",
+                &[name],
+            )
+            .await
+            .map_err(db_err("look up the egress objects"))?;
+        let Some(row) = row else {
+            problems.push(format!("egress.{name} does not exist"));
+            continue;
+        };
+        let (found, by, rls): (String, String, bool) = (row.get(0), row.get(1), row.get(2));
+        let what = |k: &str| match k {
+            "r" => "a table",
+            "v" => "a view",
+            "m" => "a materialized view",
+            "f" => "a foreign table",
+            "p" => "a partitioned table",
+            _ => "another kind of relation",
+        };
+        if found != kind.to_string() {
+            problems.push(format!(
+                "egress.{name} is {}, not {}",
+                what(&found),
+                what(&kind.to_string())
+            ));
+        }
+        if by != owner {
+            problems.push(format!("egress.{name} is owned by {by}, not {owner}"));
+        }
+        if rls {
+            problems.push(format!("egress.{name} has row-level security turned on"));
+        }
+    }
+    Ok(problems)
+}
+
+/// The first rollup row that the journal contradicts, in words (None: the
+/// rollups agree). Every call row up to the watermark must be summed: with
+/// nothing pruned (`pruned` false) each rollup row equals the journal's
+/// aggregate; after retention removed rows the rollups keep their sums, so
+/// each must be at least the aggregate of what remains. Zeroed or lowered
+/// sums, and a watermark beyond the journal's head, are caught.
+pub async fn rollup_problem(client: &impl GenericClient, pruned: bool) -> Result<Option<String>> {
+    let row = client
+        .query_opt(
+            "WITH w AS (SELECT s.watermark FROM egress.rollup_state s WHERE s.id), \
+             j AS ( \
+               SELECT (jr.recorded_at AT TIME ZONE 'UTC')::date AS day, \
+                      coalesce(jr.addon, '') AS addon, coalesce(jr.component, '') AS component, \
+                      coalesce(jr.class, 'unknown') AS class, coalesce(jr.channel, '') AS channel, \
+                      coalesce(jr.host, '') AS host, count(*)::bigint AS calls, \
+                      sum(coalesce(jr.bytes_out, 0))::bigint AS bytes_out, \
+                      sum(coalesce(jr.bytes_in, 0))::bigint AS bytes_in \
+               FROM egress.journal jr, w WHERE jr.kind = 'call' AND jr.seq <= w.watermark \
+               GROUP BY 1, 2, 3, 4, 5, 6) \
+             SELECT format('%s %s/%s/%s/%s/%s: the rollups say %s calls (%s bytes out, %s in), \
+                            the journal %s (%s, %s)', \
+                           coalesce(r.day, j.day), coalesce(r.class, j.class), \
+                           coalesce(r.addon, j.addon), coalesce(r.component, j.component), \
+                           coalesce(r.channel, j.channel), coalesce(r.host, j.host), \
+                           coalesce(r.calls, 0), coalesce(r.bytes_out, 0), coalesce(r.bytes_in, 0), \
+                           coalesce(j.calls, 0), coalesce(j.bytes_out, 0), coalesce(j.bytes_in, 0)) \
+             FROM j FULL JOIN egress.rollup r \
+               ON r.day = j.day AND r.addon = j.addon AND r.component = j.component \
+              AND r.class = j.class AND r.channel = j.channel AND r.host = j.host \
+             WHERE coalesce(r.calls, 0) < coalesce(j.calls, 0) \
+                OR coalesce(r.bytes_out, 0) < coalesce(j.bytes_out, 0) \
+                OR coalesce(r.bytes_in, 0) < coalesce(j.bytes_in, 0) \
+                OR (NOT $1 AND (coalesce(r.calls, 0) <> coalesce(j.calls, 0) \
+                    OR coalesce(r.bytes_out, 0) <> coalesce(j.bytes_out, 0) \
+                    OR coalesce(r.bytes_in, 0) <> coalesce(j.bytes_in, 0))) \
+             ORDER BY 1 LIMIT 1",
+            &[&pruned],
+        )
+        .await
+        .map_err(db_err("check the rollups against the journal"))?;
+    if let Some(row) = row {
+        return Ok(Some(row.get(0)));
+    }
+    let beyond = client
+        .query_one(
+            "SELECT s.watermark, (SELECT max(j.seq) FROM egress.journal j) \
+             FROM egress.rollup_state s WHERE s.id",
+            &[],
+        )
+        .await
+        .map_err(db_err("check the rollup watermark"))?;
+    let (mark, head): (i64, Option<i64>) = (beyond.get(0), beyond.get(1));
+    Ok((mark > head.unwrap_or(0)).then(|| {
+        format!(
+            "the rollups claim to sum the journal up to seq {mark}, but it ends at seq {}",
+            head.unwrap_or(0)
+        )
+    }))
 }
 
 /// What one run of `verify` found, as the report's trust chip shows it.

@@ -1,6 +1,7 @@
 //! What each Odoo database asks of the collector: its audit settings (from
-//! `ir_config_parameter`) and its Egress Components catalogue. Loaded and
-//! kept current by the policy watcher; read by attribution and redaction.
+//! Odoo's settings page, handed over through `egress.setting`) and its
+//! Egress Components catalogue. Loaded and kept current by the policy
+//! watcher; read by attribution and redaction.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
@@ -34,7 +35,7 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// From the raw `ir_config_parameter` values (key → value).
+    /// From the raw setting values (key → value), as Odoo handed them over.
     pub fn from_parameters(values: &BTreeMap<String, String>) -> Self {
         let mut settings = Settings::default();
         if let Some(v) = values.get(KEY_ENABLED) {

@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 
 use egress_proto::GENESIS_HASH;
+use egress_signer::headcheck::{self, HeadView, RowAt};
 use egress_signer::SignedHead;
 use egress_vacuum::VacuumDetail;
 
@@ -44,6 +45,12 @@ pub struct ChainCheck {
     /// The `last_seq` of every vacuum entry passed, to name what a missing
     /// prefix lacks.
     vacuum_ends: Vec<i64>,
+    /// A key was pinned, the journal has rows, and no head signed with that
+    /// key matched any of them: nothing is proven (`verify` exits 1).
+    pub nothing_signed: bool,
+    /// Where the rollups contradict the journal (set by the caller, which
+    /// reads them).
+    pub rollups: Option<String>,
 }
 
 /// Where a pruned journal starts, and the vacuum entry that vouches for it.
@@ -75,11 +82,13 @@ impl ChainCheck {
             first_seq: None,
             anchor: None,
             vacuum_ends: Vec::new(),
+            nothing_signed: false,
+            rollups: None,
         }
     }
 
-    /// Signed heads to check (from the table and Odoo's mirror), and the
-    /// key they must carry if the auditor pinned one.
+    /// Signed heads to check (from `egress.signed_head`), and the key they
+    /// must be signed with if the auditor pinned one.
     pub fn with_heads(mut self, heads: Vec<SignedHead>, pinned_key: Option<[u8; 32]>) -> Self {
         for head in heads {
             self.heads.entry(head.seq).or_default().push(head);
@@ -125,38 +134,49 @@ impl ChainCheck {
             return;
         }
         let end = self.head_seq();
-        if let Some((&seq, _)) = self.heads.range(end + 1..).next() {
+        let beyond = self
+            .heads
+            .range(end + 1..)
+            .flat_map(|(_, heads)| heads)
+            .find_map(|head| self.head_problem(head, RowAt::Beyond { last: end }));
+        if let Some(reason) = beyond {
             self.broken = Some(Break {
                 seq: end + 1,
-                reason: format!(
-                    "the journal ends at seq {end} but a head was signed at seq {seq}: \
-                     the log was truncated or altered after that signed head"
-                ),
+                reason,
             });
+            return;
+        }
+        // With a pinned key, a journal that no head signed with it covers
+        // proves nothing: say so rather than OK.
+        if self.pinned_key.is_some() && self.rows > 0 && self.heads_checked == 0 {
+            self.nothing_signed = true;
         }
     }
 
-    /// Checks the heads signed at `seq` against the row that is there.
+    /// Checks the heads signed at `seq` against the row that is there, with
+    /// the rules every verifier shares (`egress_signer::headcheck`).
     fn check_heads(&mut self, seq: i64, row_hash: &[u8]) -> Option<String> {
-        for head in self.heads.get(&seq).into_iter().flatten() {
-            if self.pinned_key.is_some_and(|key| key != head.public_key) {
-                return Some(format!(
-                    "the head signed at seq {seq} was not signed with the pinned public key"
-                ));
-            }
-            if !head.verify_signature(&head.public_key) {
-                return Some(format!(
-                    "the head signed at seq {seq} has an invalid signature: forged or altered"
-                ));
-            }
-            if head.row_hash.as_slice() != row_hash {
-                return Some(format!(
-                    "the row no longer matches the head signed at seq {seq}: the log was altered after it was signed"
-                ));
-            }
-            self.heads_checked += 1;
+        let row = <[u8; 32]>::try_from(row_hash).map_or(RowAt::Missing, RowAt::Hash);
+        let problem = self
+            .heads
+            .get(&seq)
+            .into_iter()
+            .flatten()
+            .find_map(|head| self.head_problem(head, row));
+        if problem.is_none() {
+            self.heads_checked += self.heads.get(&seq).map_or(0, Vec::len);
         }
-        None
+        problem
+    }
+
+    /// One head against its row: signed with the pinned key (else with the
+    /// key it carries, which shows alteration but not who signed), for
+    /// this database, over the hash the row still has.
+    fn head_problem(&self, head: &SignedHead, row: RowAt) -> Option<String> {
+        let key = self.pinned_key.unwrap_or(head.public_key);
+        let database = self.database.as_deref().unwrap_or(&head.database);
+        headcheck::head_problem(database, &HeadView::of(head), &key, None, row)
+            .map(|problem| format!("the head signed at seq {}: {problem}", head.seq))
     }
 
     /// Signed heads below the anchor: their rows were pruned, so they can no
@@ -369,7 +389,7 @@ mod tests {
         forged.row_hash[0] ^= 1;
         let broken = check_with(&rows, vec![forged]).unwrap();
         assert!(
-            broken.reason.contains("invalid signature"),
+            broken.reason.contains("forged or altered"),
             "{}",
             broken.reason
         );

@@ -21,6 +21,9 @@ try:
 except ImportError:  # the addon still installs; the Trust Report says so
     interceptor = None
 
+#: The latest signed head, as Odoo shows it (``get_param``): read from the
+#: egress view ``public.network_signed_head``, never stored in Odoo's table.
+KEY_SIGNED_HEAD = "mit_network_audit.signed_head"
 #: Where the collector's sockets are, when not the defaults.
 KEY_SOCKET = "mit_network_audit.socket"
 KEY_CONTROL = "mit_network_audit.control_socket"
@@ -163,3 +166,66 @@ def setting_changed(env, key, old, new):
             _logger.debug("mit_network_audit: config change not sent", exc_info=True)
 
     env.cr.postcommit.add(send)
+
+
+def hand_over(env, key, value):
+    """Hands a changed audit setting to the collector: one INSERT into the
+    egress inbox ``public.network_egress_setting`` (Odoo's role may only
+    insert there), in the transaction that changes it, so that a change
+    rolled back is not handed over. The collector never reads Odoo's own
+    tables: code planted there would run with its rights (docs/SECURITY.md).
+    Fail-open: without the inbox (setup not run yet) Odoo saves anyway."""
+    if key not in SETTING_KEYS:
+        return
+    try:
+        with env.cr.savepoint(flush=False):
+            env.cr.execute("INSERT INTO public.network_egress_setting (key, value, odoo_uid) "
+                           "VALUES (%s, %s, %s)", [key, value, env.uid or None])
+    except Exception:
+        _logger.warning("mit_network_audit: %s was not handed to the collector "
+                        "(has `egress-collector setup` run on this database?)", key,
+                        exc_info=True)
+
+
+def hand_over_all(env):
+    """Hands over every audit setting whose value differs from the one the
+    collector holds (after an upgrade from a version that read Odoo's table,
+    or a change made with raw SQL). Never raises."""
+    try:
+        cr = env.cr
+        cr.execute("SELECT to_regclass('public.network_egress_setting') IS NOT NULL")
+        if not cr.fetchone()[0]:
+            return
+        cr.execute("""SELECT DISTINCT ON (key) key, value FROM public.network_egress_setting
+                      ORDER BY key, id DESC""")
+        held = dict(cr.fetchall())
+        params = env["ir.config_parameter"].sudo()
+        for key in SETTING_KEYS:
+            value = params.get_param(key) or None
+            if held.get(key) != value and (value is not None or key in held):
+                hand_over(env, key, value)
+    except Exception:
+        _logger.warning("mit_network_audit: settings not handed to the collector", exc_info=True)
+
+
+def signed_head_json(cr):
+    """The latest signed head as the collector's JSON (``SignedHead``), from
+    the egress view; None before the first signature or without the view."""
+    try:
+        cr.execute("SELECT to_regclass('public.network_signed_head') IS NOT NULL")
+        if not cr.fetchone()[0]:
+            return None
+        cr.execute("""SELECT database, seq, encode(row_hash, 'hex'), signed_at_us,
+                             encode(hmac, 'hex'), encode(signature, 'hex'),
+                             encode(public_key, 'hex')
+                      FROM public.network_signed_head ORDER BY id DESC LIMIT 1""")
+        row = cr.fetchone()
+    except Exception:
+        _logger.debug("mit_network_audit: no signed head to show", exc_info=True)
+        return None
+    if row is None:
+        return None
+    import json
+
+    keys = ("database", "seq", "row_hash", "signed_at_us", "hmac", "signature", "public_key")
+    return json.dumps(dict(zip(keys, row)), separators=(",", ":"))

@@ -95,11 +95,46 @@ def read(cr, database, since="7d", now_us=None):
                        WHERE last_seen >= TIMESTAMPTZ 'epoch' + %s::int4 * INTERVAL '1 day'
                        GROUP BY 1 ORDER BY 1""", [day])
         workers = cr.fetchall()
+    cr.execute(f"""SELECT seq, {_US.format('recorded_at')}, kind, detail
+                   FROM public.network_egress_rollup_event WHERE kind = 'alarm'
+                   ORDER BY seq DESC LIMIT 1""")
+    last_alarm = cr.fetchone()
     cr.execute("SELECT key, value FROM ir_config_parameter WHERE key = ANY(%s)",
                [[KEY_ENABLED, KEY_STRICT, KEY_RETENTION]])
     settings = dict(cr.fetchall())
     return assemble(database, groups, gaps, events, last_vacuum, signed_head, verify,
-                    settings, rollup_state, day, now_us, workers)
+                    settings, rollup_state, day, now_us, workers, last_alarm=last_alarm,
+                    boundary_void=boundary_void(cr))
+
+
+def boundary_void(cr):
+    """What Odoo's own role may do that voids the database-level promises
+    (docs/SECURITY.md): read from ``pg_roles`` for the role this cursor runs as."""
+    cr.execute("""SELECT current_user::text, rolsuper, rolcreaterole, rolbypassrls
+                  FROM pg_catalog.pg_roles WHERE rolname = current_user""")
+    row = cr.fetchone()
+    if row is None:
+        return []
+    role, powers = row[0], zip(row[1:], ("is a superuser", "may create roles",
+                                         "bypasses row-level security"))
+    return [f"Odoo's role {role} {what}" for on, what in powers if on]
+
+
+def signing_alarm(event):
+    """The latest ``alarm`` entry, when it is a refusal of the signer (a
+    resume by an operator ends it)."""
+    if event is None:
+        return None
+    try:
+        d = json.loads(event[3] or "")
+    except ValueError:
+        return None
+    if not isinstance(d, dict) or d.get("alarm") != "signing_refused":
+        return None
+    bad = d.get("first_bad_seq")
+    return {"seq": event[0], "at_us": event[1],
+            "first_bad_seq": bad if isinstance(bad, int) else None,
+            "reason": d.get("reason") if isinstance(d.get("reason"), str) else ""}
 
 
 def _totals():
@@ -107,7 +142,8 @@ def _totals():
 
 
 def assemble(database, groups, gaps, events, last_vacuum, signed_head, verify, settings,
-             rollup_state, day, now_us, workers=None, table_rows=TABLE_ROWS):
+             rollup_state, day, now_us, workers=None, table_rows=TABLE_ROWS, last_alarm=None,
+             boundary_void=()):
     """Pure: the report from what ``read`` selected (the rules of
     docs/REPORT_FORMAT.md, in the order of its sections)."""
     summary = {"calls": 0, "bytes_out": 0, "bytes_in": 0, "errors": 0}
@@ -168,6 +204,11 @@ def assemble(database, groups, gaps, events, last_vacuum, signed_head, verify, s
             "watermark": rollup_state[0], "updated_at_us": rollup_state[1]},
         "coverage": None if workers is None else coverage(workers),
     }
+    alarm = signing_alarm(last_alarm)
+    if alarm is not None:
+        trust["signing_alarm"] = alarm
+    if boundary_void:
+        trust["boundary_void"] = list(boundary_void)
     vendor, third_party, unknown = table("vendor"), table("third_party"), table("unknown")
     return {
         "format": FORMAT,
@@ -245,6 +286,14 @@ def verdict(summary, vendor, unknown, trust):
         alerts.append("ALERT: the audit addon made "
                       f"{_plural(trust['self_egress_calls'], 'network call', 'network calls')}"
                       " itself.")
+    alarm = trust.get("signing_alarm")
+    if alarm:
+        alerts.append("ALERT: the signer refused to sign: the journal was rewritten or cut"
+                      + (f" at or before seq {alarm['first_bad_seq']}."
+                         if alarm["first_bad_seq"] is not None else "."))
+    if trust.get("boundary_void"):
+        alerts.append(f"ALERT: {'; '.join(trust['boundary_void'])}: code in Odoo can rewrite "
+                      "unsigned journal rows without a trace.")
     last = trust["last_verify"]
     if last and not last["verified"]:
         alerts.append("ALERT: the last verification found the chain broken"

@@ -4,19 +4,28 @@ from .. import glue
 
 
 class IrConfigParameter(models.Model):
-    """Every change of an audit setting is journaled with who made it: the
-    collector sees the new value in the database too, but only Odoo knows
-    the user."""
+    """Every change of an audit setting is handed to the collector through
+    the egress inbox (in the same transaction) and journaled with who made
+    it: the collector never reads this table, and only Odoo knows the user.
+    ``mit_network_audit.signed_head`` is shown from the egress view of
+    signed heads: the collector no longer writes this table."""
 
     _inherit = "ir.config_parameter"
 
     def _audit_values(self):
         return {p.key: p.value for p in self.sudo() if p.key in glue.SETTING_KEYS}
 
+    @api.model
+    def get_param(self, key, default=False):
+        if key == glue.KEY_SIGNED_HEAD:
+            return glue.signed_head_json(self.env.cr) or default
+        return super().get_param(key, default)
+
     @api.model_create_multi
     def create(self, vals_list):
         records = super().create(vals_list)
         for key, value in records._audit_values().items():
+            glue.hand_over(self.env, key, value)
             glue.setting_changed(self.env, key, None, value)
         return records
 
@@ -25,10 +34,22 @@ class IrConfigParameter(models.Model):
         result = super().write(vals)
         after = self._audit_values()
         for key in set(before) | set(after):
+            if before.get(key) != after.get(key):
+                glue.hand_over(self.env, key, after.get(key))
             glue.setting_changed(self.env, key, before.get(key), after.get(key))
         return result
 
     def unlink(self):
-        for key, value in self._audit_values().items():
+        removed = self._audit_values()
+        for key, value in removed.items():
             glue.setting_changed(self.env, key, value, None)
-        return super().unlink()
+        result = super().unlink()
+        for key in removed:
+            glue.hand_over(self.env, key, None)
+        return result
+
+    def _register_hook(self):
+        # Once per registry load: what the collector holds follows this
+        # table (an upgrade from a version where it read this table itself).
+        glue.hand_over_all(self.env)
+        return super()._register_hook()
