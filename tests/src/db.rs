@@ -126,8 +126,7 @@ impl TestDb {
     }
 
     /// Like `new`, with Odoo's settings table (`ir_config_parameter`) made
-    /// first, as in a real Odoo database: settings then apply and are
-    /// journaled, and signed heads are mirrored.
+    /// first by Odoo's role, as in a real Odoo database.
     pub fn new_odoo(tag: &str) -> TestDb {
         let db = TestDb::create(tag);
         db.create_odoo_settings_table();

@@ -1,4 +1,4 @@
-//! Issue 3 end to end: each database's settings (`ir_config_parameter`) and
+//! Issue 3 end to end: each database's settings (handed over by Odoo) and
 //! Egress Components catalogue take effect within 5 s without a restart,
 //! and every change is a `config_change` row in that database's journal.
 

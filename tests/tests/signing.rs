@@ -1,8 +1,10 @@
 //! Issue 4 end to end: the running collector signs chain heads on a schedule
-//! and on demand, mirrors the latest into Odoo's settings, exports a signed
-//! file that both standalone verifiers accept, and `verify` catches what a
-//! chain alone cannot: a journal truncated after a signed head, a forged
-//! head, and (with an auditor's witness) a rollback with a replayed head.
+//! and on demand (Odoo reads them through its view; nothing is written into
+//! Odoo's settings), exports a signed file that both standalone verifiers
+//! accept, and `verify` catches what a chain alone cannot: a journal
+//! truncated after a signed head and a forged head; the collector refuses
+//! to sign a journal cut after a head it signed, and an auditor's witness
+//! catches the rollback.
 
 use std::path::Path;
 use std::process::{Command, Output};
