@@ -76,20 +76,63 @@ async fn wire_and_wait(
     socket: std::os::unix::net::UnixDatagram,
     own_uid: u32,
 ) -> Result<()> {
-    let stats = Arc::new(Stats::default());
-    let watch = WatchHub::new(1024);
-    let databases = Arc::new(Databases::new(
-        &config.database.url,
-        config.database.pool_size,
-    )?);
-    let collector = host_name();
-    let mailbox = config.ingest.mailbox_batches;
+    let shared = Shared::new(&config)?;
+    let storage = start_storage(&config, &shared);
+    let pipeline = start_pipeline(&config, &shared, &storage, settings, socket);
+    start_control(&config, &shared, &storage, own_uid)?;
+    info!(ingest = %config.ingest.socket.display(), control = %config.control.socket.display(),
+        "Collector ready.");
 
-    // Rollups and vacuum reach each database through the same pools.
-    let pools: egress_rollup::PoolFor = {
-        let databases = databases.clone();
-        Arc::new(move |database: &str| databases.pool(database).map_err(|e| e.to_string()))
-    };
+    wait_for_signal().await?;
+    shut_down(&config, &shared, storage, pipeline).await;
+    Ok(())
+}
+
+/// What every part of the collector is given.
+struct Shared {
+    stats: Arc<Stats>,
+    /// Watchers of appended rows (`egress-collector watch`).
+    watch: WatchHub,
+    /// One connection pool per Odoo database, opened on first use.
+    databases: Arc<Databases>,
+    /// Rollups and vacuum reach each database through the same pools.
+    pools: egress_rollup::PoolFor,
+    /// Batches each stage's mailbox takes (`ingest.mailbox_batches`).
+    mailbox: usize,
+}
+
+impl Shared {
+    fn new(config: &Config) -> Result<Self> {
+        let databases = Arc::new(Databases::new(
+            &config.database.url,
+            config.database.pool_size,
+        )?);
+        let pools: egress_rollup::PoolFor = {
+            let databases = databases.clone();
+            Arc::new(move |database: &str| databases.pool(database).map_err(|e| e.to_string()))
+        };
+        Ok(Shared {
+            stats: Arc::new(Stats::default()),
+            watch: WatchHub::new(1024),
+            databases,
+            pools,
+            mailbox: config.ingest.mailbox_batches,
+        })
+    }
+}
+
+/// The chain's side: the rollups, and the router that starts one appender
+/// per database.
+struct Storage {
+    rollup: actix::Addr<Rollup>,
+    rollup_stats: Arc<egress_rollup::Stats>,
+    router: actix::Addr<Router>,
+}
+
+/// Starts the rollups and the router (appenders start with their
+/// database's first event), and replays what an earlier run spooled.
+fn start_storage(config: &Config, shared: &Shared) -> Storage {
+    let mailbox = shared.mailbox;
     let rollup_stats = Arc::new(egress_rollup::Stats::default());
     let rollup = Rollup::create({
         let options = egress_rollup::Options {
@@ -97,7 +140,7 @@ async fn wire_and_wait(
             check_interval: ROLLUP_CHECK_INTERVAL,
             max_fold_rows: config.rollup.catch_up_rows,
         };
-        let (pools, stats) = (pools.clone(), rollup_stats.clone());
+        let (pools, stats) = (shared.pools.clone(), rollup_stats.clone());
         let known = [config.database.default_db.clone()];
         move |ctx: &mut Context<Rollup>| {
             ctx.set_mailbox_capacity(ROLLUP_MAILBOX);
@@ -111,14 +154,14 @@ async fn wire_and_wait(
     let budget = Budget::new(config.spool.budget(&config.state.dir));
     info!(max_bytes = budget.max(), dir = %config.state.dir.join(spool::SPOOL_DIR).display(), "Spool ready.");
     let spawn_appender = {
-        let (databases, chain, stats, watch, feed, state_dir) = (
-            databases.clone(),
+        let (databases, chain, stats, watch, state_dir) = (
+            shared.databases.clone(),
             config.chain.clone(),
-            stats.clone(),
-            watch.clone(),
-            feed,
+            shared.stats.clone(),
+            shared.watch.clone(),
             config.state.dir.clone(),
         );
+        let collector = host_name();
         Box::new(move |database: &str, router: Recipient<DatabaseState>| {
             let appender = ChainAppender::new(
                 database.to_owned(),
@@ -139,7 +182,7 @@ async fn wire_and_wait(
         })
     };
     let router = Router::create({
-        let (stats, max) = (stats.clone(), config.database.max_databases);
+        let (stats, max) = (shared.stats.clone(), config.database.max_databases);
         move |ctx: &mut Context<Router>| {
             ctx.set_mailbox_capacity(mailbox);
             Router::new(spawn_appender, max, mailbox, stats)
@@ -151,7 +194,33 @@ async fn wire_and_wait(
     if !spooled.is_empty() {
         router.do_send(OpenDatabases(spooled));
     }
+    Storage {
+        rollup,
+        rollup_stats,
+        router,
+    }
+}
 
+/// The stages before the router, on a thread of their own.
+struct Pipeline {
+    /// Ingest, attribution and redaction's thread.
+    arbiter: Arbiter,
+    /// Tells ingest to stop reading; `ingest_finished` says it has, and
+    /// that what it read was handed on.
+    stop_ingest: oneshot::Sender<()>,
+    ingest_finished: oneshot::Receiver<()>,
+}
+
+/// Starts redaction, attribution (with its policy watcher) and ingest on
+/// the socket, each handing on to the one before it was started.
+fn start_pipeline(
+    config: &Config,
+    shared: &Shared,
+    storage: &Storage,
+    settings: IngestSettings,
+    socket: std::os::unix::net::UnixDatagram,
+) -> Pipeline {
+    let mailbox = shared.mailbox;
     // Ingest, attribution and redaction share one thread: ingest reads
     // between their batches (it hands on at most 512 events at a time, a
     // millisecond or two of their work, while at 50,000 events/s the
@@ -164,7 +233,11 @@ async fn wire_and_wait(
     let reported = ReportedChanges::default();
     let salts = Arc::new(Salts::new(config.state.dir.clone()));
     let redaction = Redaction::start_in_arbiter(&pipeline.handle(), {
-        let (router, stats, policies) = (router.clone(), stats.clone(), policies.clone());
+        let (router, stats, policies) = (
+            storage.router.clone(),
+            shared.stats.clone(),
+            policies.clone(),
+        );
         move |ctx| {
             ctx.set_mailbox_capacity(mailbox);
             Redaction::new(
@@ -176,7 +249,8 @@ async fn wire_and_wait(
         }
     });
     let attribution = Attribution::start_in_arbiter(&pipeline.handle(), {
-        let (stats, policies, reported) = (stats.clone(), policies.clone(), reported.clone());
+        let (stats, policies, reported) =
+            (shared.stats.clone(), policies.clone(), reported.clone());
         move |ctx| {
             ctx.set_mailbox_capacity(mailbox);
             let link = Link::to(redaction, "attribution", stats.clone()).with_capacity(mailbox);
@@ -184,7 +258,7 @@ async fn wire_and_wait(
         }
     });
     let watcher = PolicyWatcher::new(
-        databases.clone(),
+        shared.databases.clone(),
         policies,
         reported,
         attribution.clone().recipient(),
@@ -199,8 +273,8 @@ async fn wire_and_wait(
     let (stop_ingest, stop_signal) = oneshot::channel::<()>();
     let (ingest_done, ingest_finished) = oneshot::channel::<()>();
     pipeline.spawn({
-        let link = Link::to(attribution, "ingest", stats.clone()).with_capacity(mailbox);
-        let stats = stats.clone();
+        let link = Link::to(attribution, "ingest", shared.stats.clone()).with_capacity(mailbox);
+        let stats = shared.stats.clone();
         async move {
             ingest::run(socket, settings, link, stats, async {
                 let _ = stop_signal.await;
@@ -209,7 +283,15 @@ async fn wire_and_wait(
             let _ = ingest_done.send(());
         }
     });
+    Pipeline {
+        arbiter: pipeline,
+        stop_ingest,
+        ingest_finished,
+    }
+}
 
+/// Starts head signing, the retention vacuum and the control socket.
+fn start_control(config: &Config, shared: &Shared, storage: &Storage, own_uid: u32) -> Result<()> {
     let mut control_uids: HashSet<u32> = config.control.allow_uids.iter().copied().collect();
     control_uids.insert(own_uid);
     let listener = control::bind(&config.control.socket)?;
@@ -220,14 +302,14 @@ async fn wire_and_wait(
         ))
     })?;
     let signing = Signing {
-        databases: databases.clone(),
+        databases: shared.databases.clone(),
         keys: Arc::new(keys),
-        stats: stats.clone(),
+        stats: shared.stats.clone(),
         collector: host_name(),
     };
     HeadSigner::new(signing.clone(), config.signer.interval()).start();
     let vacuum = {
-        let (stats, default_db) = (stats.clone(), config.database.default_db.clone());
+        let (stats, default_db) = (shared.stats.clone(), config.database.default_db.clone());
         let known: egress_vacuum::DatabasesFn = Arc::new(move || {
             let mut names = stats.database_names();
             if !names.contains(&default_db) {
@@ -240,7 +322,7 @@ async fn wire_and_wait(
             batch_rows: config.vacuum.batch_rows,
             collector: host_name(),
         };
-        let vacuum = Vacuum::new(pools, known, options);
+        let vacuum = Vacuum::new(shared.pools.clone(), known, options);
         let outcomes = vacuum.last_outcomes();
         (vacuum.start(), outcomes)
     };
@@ -248,24 +330,26 @@ async fn wire_and_wait(
         socket: config.control.socket.clone(),
         allow_uids: control_uids,
         export_uids: config.control.export_uids.iter().copied().collect(),
-        stats: stats.clone(),
-        watch,
-        databases,
+        stats: shared.stats.clone(),
+        watch: shared.watch.clone(),
+        databases: shared.databases.clone(),
         default_db: config.database.default_db.clone(),
         signing,
-        rollup: rollup.clone().recipient(),
-        rollup_stats,
+        rollup: storage.rollup.clone().recipient(),
+        rollup_stats: storage.rollup_stats.clone(),
         vacuum: vacuum.0.recipient(),
         vacuum_outcomes: vacuum.1,
     });
     actix_rt::spawn(server.serve(listener));
-    info!(ingest = %config.ingest.socket.display(), control = %config.control.socket.display(),
-        "Collector ready.");
+    Ok(())
+}
 
-    wait_for_signal().await?;
+/// Stops reading, lets what was read reach the journal (within the
+/// deadline), brings the rollups up to date, then stops.
+async fn shut_down(config: &Config, shared: &Shared, storage: Storage, pipeline: Pipeline) {
     info!("Shutting down: no new events; flushing what is held.");
-    let _ = stop_ingest.send(());
-    if tokio::time::timeout(SHUTDOWN_DEADLINE, ingest_finished)
+    let _ = pipeline.stop_ingest.send(());
+    if tokio::time::timeout(SHUTDOWN_DEADLINE, pipeline.ingest_finished)
         .await
         .is_err()
     {
@@ -273,21 +357,21 @@ async fn wire_and_wait(
     }
     // Not needed for correctness (a restart folds from the watermark), but
     // leaves the report current.
-    let flushes: Vec<_> = stats
+    let flushes: Vec<_> = shared
+        .stats
         .database_names()
         .into_iter()
-        .map(|database| rollup.send(FlushRollups { database }))
+        .map(|database| storage.rollup.send(FlushRollups { database }))
         .collect();
     let _ = tokio::time::timeout(
         ROLLUP_FLUSH_DEADLINE,
         futures_util::future::join_all(flushes),
     )
     .await;
-    pipeline.stop();
-    info!(appended = %stats.snapshot()["chain"]["appended"], "Collector stopped.");
+    pipeline.arbiter.stop();
+    info!(appended = %shared.stats.snapshot()["chain"]["appended"], "Collector stopped.");
     let _ = std::fs::remove_file(&config.control.socket);
     actix::System::current().stop();
-    Ok(())
 }
 
 async fn wait_for_signal() -> Result<()> {
