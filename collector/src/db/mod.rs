@@ -12,3 +12,7 @@ pub mod journal_copy;
 pub mod setup;
 pub mod startup;
 pub mod store;
+
+/// The role that owns the egress schema and cannot log in: `setup` creates
+/// it, and `store` checks that every egress object still belongs to it.
+pub const OWNER_ROLE: &str = "egress_owner";

@@ -10,7 +10,7 @@ use tokio_postgres::{Client, NoTls};
 
 use crate::error::{Error, Result};
 
-pub const OWNER_ROLE: &str = "egress_owner";
+pub use crate::db::OWNER_ROLE;
 
 /// (version, name, SQL), applied in order, each once.
 const MIGRATIONS: &[(i32, &str, &str)] = &[

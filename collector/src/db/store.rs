@@ -846,7 +846,7 @@ pub const VERIFIED_OBJECTS: &[(&str, char)] = &[
 /// Why the egress schema is not as `setup` left it, one line per object
 /// (empty: as expected). Reads only `pg_catalog`.
 pub async fn egress_objects_problems(client: &impl GenericClient) -> Result<Vec<String>> {
-    let owner = crate::db::setup::OWNER_ROLE;
+    let owner = crate::db::OWNER_ROLE;
     let mut problems = Vec::new();
     let schema = client
         .query_opt(
