@@ -21,7 +21,9 @@ const SETTLE: Duration = Duration::from_secs(120);
 #[test]
 fn a_paced_load_is_journaled_exactly_once() {
     let _serial = serial();
-    require_dgram_qlen(512);
+    if !require_dgram_qlen(512, "ingest::a_paced_load_is_journaled_exactly_once") {
+        return;
+    }
     let db = TestDb::new("paced");
     let collector = Collector::start(db.name());
 
