@@ -85,8 +85,12 @@ fn render(s: &Value) -> String {
             n(&r["messages_dropped"])
         );
         for (db, d) in r["databases"].as_object().cloned().unwrap_or_default() {
+            let behind = match (d["watermark"].as_i64(), d["head"].as_i64()) {
+                (Some(w), Some(h)) if w < h => " (catching up: committed rows reach the rollups every rollup.flush_interval_ms)",
+                _ => "",
+            };
             out += &format!(
-                "  {db:<20} watermark {} of head {}  from deltas {}  from the journal {}{}\n",
+                "  {db:<20} watermark {} of head {}{behind}  from deltas {}  from the journal {}{}\n",
                 d["watermark"],
                 d["head"],
                 n(&d["applied_rows"]),
@@ -105,6 +109,6 @@ fn render(s: &Value) -> String {
             n(&v["removed"])
         );
     }
-    out += &format!("watchers     {}\n", n(&s["watchers"]));
+    out += &format!("watchers     {} connected\n", n(&s["watchers"]));
     out
 }
