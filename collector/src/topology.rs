@@ -46,6 +46,9 @@ const ROLLUP_FLUSH_DEADLINE: Duration = Duration::from_secs(5);
 /// Runs the service until SIGTERM or SIGINT.
 pub fn run(config: Config) -> Result<()> {
     config.validate()?;
+    if let Some(group) = &config.ingest.socket_group {
+        ingest::socket_gid(group)?;
+    }
     prepare_state_dir(&config)?;
     // Before anything is bound: a second collector must not take over the
     // first one's sockets or spool.

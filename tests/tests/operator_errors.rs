@@ -283,3 +283,27 @@ fn verify_counts_signed_heads_in_words_that_agree() {
         "{heads} heads: {verified}"
     );
 }
+
+#[test]
+fn run_names_a_missing_socket_group_before_creating_anything() {
+    let dir = Scratch::new("nogroup");
+    let state = dir.join("state");
+    let (code, err) = failure(&collector(&[
+        "run",
+        "--socket",
+        &dir.join("ingest.sock").display().to_string(),
+        "--control",
+        &dir.join("control.sock").display().to_string(),
+        "--state-dir",
+        &state.display().to_string(),
+        "--socket-group",
+        "egress_no_such_group",
+    ]));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("ingest.socket_group \"egress_no_such_group\" does not exist"),
+        "{err}"
+    );
+    assert!(err.contains("--socket-group"), "{err}");
+    assert!(!state.exists(), "nothing is created before the check");
+}

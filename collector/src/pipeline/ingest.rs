@@ -48,6 +48,21 @@ pub struct IngestSettings {
     pub backlog_limit: usize,
 }
 
+/// The gid of `ingest.socket_group`, checked at start before anything is
+/// created, so that a wrong name leaves nothing behind.
+pub fn socket_gid(group: &str) -> Result<nix::unistd::Gid> {
+    nix::unistd::Group::from_name(group)
+        .ok()
+        .flatten()
+        .map(|g| g.gid)
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "ingest.socket_group {group:?} does not exist: give the group Odoo runs as \
+                 (`id -gn odoo`) with --socket-group, or create it"
+            ))
+        })
+}
+
 /// Creates the socket: removes a stale one, binds, sets mode and group, and
 /// asks the kernel for sender credentials on every datagram.
 pub fn bind(settings: &IngestSettings) -> Result<std::os::unix::net::UnixDatagram> {
@@ -64,11 +79,7 @@ pub fn bind(settings: &IngestSettings) -> Result<std::os::unix::net::UnixDatagra
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(settings.mode))
         .map_err(socket_err)?;
     if let Some(group) = &settings.group {
-        let gid = nix::unistd::Group::from_name(group)
-            .ok()
-            .flatten()
-            .ok_or_else(|| Error::Config(format!("ingest.socket_group {group:?} does not exist: give the group Odoo runs as (`id -gn odoo`) with --socket-group, or create it")))?
-            .gid;
+        let gid = socket_gid(group)?;
         nix::unistd::chown(path, None, Some(gid))
             .map_err(|e| socket_err(std::io::Error::from(e)))?;
     }
