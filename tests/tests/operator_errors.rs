@@ -153,7 +153,10 @@ fn verify_on_a_database_without_setup_suggests_setup() {
         &db.superuser_url(),
     ]));
     assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("has no egress journal"), "{err}");
+    assert!(
+        err.contains(&format!("database \"{}\" has no egress schema", db.name())),
+        "{err}"
+    );
     assert!(
         err.contains("egress-collector setup --database-url") && err.contains(db.name()),
         "{err}"

@@ -107,6 +107,13 @@ async fn check(
     // Nothing is read from a relation until every one relied on is as
     // `setup` left it: run as a superuser, a view or function of Odoo's
     // role in their place would run with the verifier's rights.
+    if !store::egress_schema_exists(&client).await? {
+        let name = database.get_dbname().unwrap_or("(default)");
+        anyhow::bail!(
+            "database {name:?} has no egress schema: {}",
+            egress_collector::db::startup::setup_hint(name)
+        );
+    }
     let problems = store::egress_objects_problems(&client).await?;
     if !problems.is_empty() {
         anyhow::bail!(

@@ -843,6 +843,18 @@ pub const VERIFIED_OBJECTS: &[(&str, char)] = &[
     ("worker_cursor", 'r'),
 ];
 
+/// Whether the schema `egress` exists at all (`setup` was run here).
+pub async fn egress_schema_exists(client: &impl GenericClient) -> Result<bool> {
+    let row = client
+        .query_opt(
+            "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = 'egress'",
+            &[],
+        )
+        .await
+        .map_err(db_err("look up schema egress"))?;
+    Ok(row.is_some())
+}
+
 /// Why the egress schema is not as `setup` left it, one line per object
 /// (empty: as expected). Reads only `pg_catalog`.
 pub async fn egress_objects_problems(client: &impl GenericClient) -> Result<Vec<String>> {
