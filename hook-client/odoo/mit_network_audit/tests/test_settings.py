@@ -5,7 +5,7 @@ from egress_hook import interceptor
 from odoo.tests import TransactionCase, tagged
 
 from .. import glue
-from .common import max_seq, runner_env, wait_rows
+from .common import max_seq, runner_env, send_calls, sign_now, wait_rows
 
 
 @tagged("post_install", "-at_install")
@@ -66,3 +66,29 @@ class TestSettings(TransactionCase):
         self.assertEqual(strict[0]["new"], "True")
         self.assertEqual(strict[0]["user"], self.admin.login)
         self.assertEqual(strict[0]["reported_by"], "odoo")
+
+    def test_settings_are_handed_to_the_collector_in_the_same_transaction(self):
+        # The collector reads the egress inbox, never ir_config_parameter
+        # (docs/SECURITY.md): every change lands there, with Odoo's role as
+        # its author, in the transaction that makes it.
+        self.save(network_audit_strict=True, network_audit_retention_days=12)
+        self.env.cr.execute("""SELECT DISTINCT ON (key) key, value, db_user
+                               FROM public.network_egress_setting ORDER BY key, id DESC""")
+        held = {key: (value, who) for key, value, who in self.env.cr.fetchall()}
+        self.env.cr.execute("SELECT session_user::text")
+        me = self.env.cr.fetchone()[0]
+        self.assertEqual(held[glue.KEY_STRICT], ("True", me))
+        self.assertEqual(held[glue.KEY_RETENTION], ("12", me))
+
+    def test_the_signed_head_is_shown_from_the_egress_view(self):
+        runner_env(self)
+        db = self.env.cr.dbname
+        before = max_seq(db)
+        send_calls(db, [{"host": "head.example", "addon": "egress_head_test"}])
+        wait_rows(db, "SELECT seq FROM public.network_egress_log WHERE seq > %s", (before,))
+        head = sign_now(db)
+        shown = self.env["ir.config_parameter"].sudo().get_param(glue.KEY_SIGNED_HEAD)
+        self.assertEqual(json.loads(shown), head)
+        self.env.cr.execute("SELECT count(*) FROM ir_config_parameter WHERE key = %s",
+                            [glue.KEY_SIGNED_HEAD])
+        self.assertEqual(self.env.cr.fetchone()[0], 0, "the collector writes no Odoo table")
