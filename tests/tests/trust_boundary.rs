@@ -674,3 +674,48 @@ fn setup_and_the_trust_report_say_when_odoos_role_is_a_superuser() {
         .batch(&format!("ALTER ROLE {role} NOCREATEROLE"))
         .unwrap();
 }
+
+#[test]
+fn verify_reads_nothing_from_egress_objects_not_as_setup_left_them() {
+    let _serial = serial();
+    let db = TestDb::new_odoo("tb_objects");
+    let collector = Collector::start(db.name());
+    send_calls(&collector, &db, 3);
+    let role = db.odoo_role().to_owned();
+    // A view in place of a table, and a table handed to Odoo's role: each
+    // could run code of whoever made it when a superuser verifies.
+    for (change, undo, named) in [
+        (
+            "ALTER TABLE egress.signed_head RENAME TO signed_head_real; \
+             CREATE VIEW egress.signed_head AS SELECT * FROM egress.signed_head_real"
+                .to_owned(),
+            "DROP VIEW egress.signed_head; \
+             ALTER TABLE egress.signed_head_real RENAME TO signed_head"
+                .to_owned(),
+            "egress.signed_head is a view, not a table",
+        ),
+        (
+            format!("ALTER TABLE egress.rollup OWNER TO {role}"),
+            "ALTER TABLE egress.rollup OWNER TO egress_owner".to_owned(),
+            "egress.rollup is owned by",
+        ),
+        (
+            "ALTER TABLE egress.journal ENABLE ROW LEVEL SECURITY".to_owned(),
+            "ALTER TABLE egress.journal DISABLE ROW LEVEL SECURITY".to_owned(),
+            "egress.journal has row-level security turned on",
+        ),
+    ] {
+        db.sql().batch(&change).unwrap();
+        let outcome = verify(&db.superuser_url());
+        assert_eq!(outcome.code, Some(2), "{outcome}");
+        assert!(
+            outcome
+                .stderr
+                .contains("not as `egress-collector setup` left it")
+                && outcome.stderr.contains(named),
+            "{outcome}"
+        );
+        db.sql().batch(&undo).unwrap();
+    }
+    assert!(verify(&db.superuser_url()).verified());
+}

@@ -869,7 +869,10 @@ pub async fn egress_objects_problems(client: &impl GenericClient) -> Result<Vec<
         .await
         .map_err(db_err("look up schema egress"))?;
     match schema {
-        None => problems.push("schema egress does not exist: run `egress-collector setup`".into()),
+        None => {
+            problems.push("schema egress does not exist".into());
+            return Ok(problems);
+        }
         Some(r) if r.get::<_, String>(0) != owner => problems.push(format!(
             "schema egress is owned by {}, not {owner}",
             r.get::<_, String>(0)
