@@ -318,6 +318,38 @@ impl Collector {
         line.split_whitespace().nth(1)?.parse().ok()
     }
 
+    /// Sends `n` HTTPS calls of the `mail` addon to api.openai.com (paths
+    /// `/v1/item/<i>`, 100 bytes out) for `db` through a real hook client,
+    /// one at a time (the kernel's queue is short), and waits until every
+    /// one is journaled.
+    pub fn send_calls(&self, db: &crate::TestDb, n: i64) {
+        let hook = egress_hook::HookClient::new(self.socket());
+        let before = db.call_rows();
+        for i in 0..n {
+            hook.send_call(egress_hook::Call {
+                database: db.name().into(),
+                channel: "http".into(),
+                host: "api.openai.com".into(),
+                port: 443,
+                path: format!("/v1/item/{i}"),
+                bytes_out: 100,
+                stack: vec![egress_hook::StackFrame {
+                    file: "/odoo/addons/mail/models/mail_mail.py".into(),
+                    function: "send".into(),
+                    line: 1,
+                }],
+                ..egress_hook::Call::default()
+            });
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let rows = crate::wait_until(
+            Duration::from_secs(30),
+            || db.call_rows(),
+            |v| *v >= before + n,
+        );
+        assert_eq!(rows, before + n, "every call is journaled");
+    }
+
     /// `egress-collector <args> --control <ours>`, e.g. `["sign-now", "--db", x]`.
     pub fn cli(&self, args: &[&str]) -> Output {
         let mut cmd = Command::new(bins::collector());
@@ -594,4 +626,13 @@ fn pipe_lines(pipe: impl std::io::Read + Send + 'static) -> Receiver<String> {
         }
     });
     rx
+}
+
+/// A finished command's stdout then its stderr, for assertions and messages.
+pub fn output_text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }

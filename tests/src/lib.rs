@@ -7,7 +7,8 @@
 //!   setup` and dropped afterwards, and `Sql`, a blocking SQL client.
 //! - `collector`: `Collector`, the real service process (start, SIGTERM, kill -9,
 //!   restart), its `status`, `verify` and `watch` subcommands, and any other
-//!   through its control socket (`cli`).
+//!   through its control socket (`cli`); `send_calls` through a real hook
+//!   until journaled, and `output_text` of a finished command.
 //! - `loadgen`: runs `egress-loadgen` and parses its report.
 //! - `rollups`: the rollup invariant (rollups = the journal's aggregate, row
 //!   by row, in SQL) and the rollup watermark.
@@ -25,7 +26,7 @@ pub mod rollups;
 pub mod scratch;
 pub mod wait;
 
-pub use collector::{verify, Collector, CollectorBuilder, Status, Verify, Watch};
+pub use collector::{output_text, verify, Collector, CollectorBuilder, Status, Verify, Watch};
 pub use datagram::DatagramSender;
 pub use db::{Sql, TestDb};
 pub use loadgen::{Loadgen, LoadgenReport, RunningLoadgen};

@@ -4,22 +4,13 @@
 //! any other uid nothing.
 
 use std::os::unix::fs::PermissionsExt;
-use std::process::Output;
 
 use std::time::Duration;
 
-use egress_tests::{serial, wait_until, Collector, Loadgen, Scratch, TestDb};
+use egress_tests::{output_text, serial, wait_until, Collector, Loadgen, Scratch, TestDb};
 
 /// `nobody`.
 const ODOO_UID: u32 = 65534;
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// A scratch directory the other uid may write (the export lands there).
 fn writable_scratch(tag: &str) -> Scratch {
@@ -53,12 +44,20 @@ fn an_export_uid_may_export_sign_and_read_the_key_but_not_prune_watch_or_read_st
     let as_odoo = |args: &[&str]| collector.cli_as_uid(ODOO_UID, &dir, args);
 
     let signed = as_odoo(&["sign-now", "--db", db.name()]);
-    assert!(signed.status.success(), "sign-now: {}", text(&signed));
+    assert!(
+        signed.status.success(),
+        "sign-now: {}",
+        output_text(&signed)
+    );
     let key = as_odoo(&["pubkey", "--db", db.name()]);
-    assert!(key.status.success(), "pubkey: {}", text(&key));
+    assert!(key.status.success(), "pubkey: {}", output_text(&key));
     let file = dir.join("export.json");
     let exported = as_odoo(&["export", "--db", db.name(), "-o", file.to_str().unwrap()]);
-    assert!(exported.status.success(), "export: {}", text(&exported));
+    assert!(
+        exported.status.success(),
+        "export: {}",
+        output_text(&exported)
+    );
     let export: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&file).expect("read the export")).expect("JSON");
     assert_eq!(export["format"], "egress-audit-export");
@@ -79,7 +78,7 @@ fn an_export_uid_may_export_sign_and_read_the_key_but_not_prune_watch_or_read_st
         vec!["report", "--db", db.name(), "--json"],
     ] {
         let refused = as_odoo(&args);
-        let said = text(&refused);
+        let said = output_text(&refused);
         assert!(!refused.status.success(), "{args:?} was allowed: {said}");
         assert!(
             said.contains("control.export_uids") && said.contains(args[0]),
@@ -88,9 +87,9 @@ fn an_export_uid_may_export_sign_and_read_the_key_but_not_prune_watch_or_read_st
     }
     let watch = as_odoo(&["watch", "--since", "5"]);
     assert!(
-        !watch.status.success() && text(&watch).contains("control.export_uids"),
+        !watch.status.success() && output_text(&watch).contains("control.export_uids"),
         "watch: {}",
-        text(&watch)
+        output_text(&watch)
     );
     assert_eq!(
         db.sql()
@@ -102,7 +101,11 @@ fn an_export_uid_may_export_sign_and_read_the_key_but_not_prune_watch_or_read_st
 
     // The same requests from root (always allowed) still work.
     let status = collector.cli(&["status", "--json"]);
-    assert!(status.status.success(), "status as root: {}", text(&status));
+    assert!(
+        status.status.success(),
+        "status as root: {}",
+        output_text(&status)
+    );
 }
 
 #[test]
@@ -117,7 +120,7 @@ fn an_allow_uid_may_prune_and_any_other_uid_nothing() {
         vec!["status", "--json"],
     ] {
         let refused = collector.cli_as_uid(ODOO_UID, &dir, &args);
-        let said = text(&refused);
+        let said = output_text(&refused);
         assert!(!refused.status.success(), "{args:?} was allowed: {said}");
         assert!(
             said.contains("may not use the control socket"),
@@ -131,7 +134,11 @@ fn an_allow_uid_may_prune_and_any_other_uid_nothing() {
         .arg(&ODOO_UID.to_string())
         .start();
     let status = collector.cli_as_uid(ODOO_UID, &dir, &["status", "--json"]);
-    assert!(status.status.success(), "status: {}", text(&status));
+    assert!(status.status.success(), "status: {}", output_text(&status));
     let vacuum = collector.cli_as_uid(ODOO_UID, &dir, &["vacuum-now", "--db", db.name()]);
-    assert!(vacuum.status.success(), "vacuum-now: {}", text(&vacuum));
+    assert!(
+        vacuum.status.success(),
+        "vacuum-now: {}",
+        output_text(&vacuum)
+    );
 }

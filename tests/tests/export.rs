@@ -12,15 +12,7 @@ use std::time::Duration;
 
 use egress_hook::{Call, HookClient};
 use egress_tests::bins::bin_dir;
-use egress_tests::{serial, wait_until, Collector, Loadgen, Scratch, TestDb};
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use egress_tests::{output_text, serial, wait_until, Collector, Loadgen, Scratch, TestDb};
 
 fn send_calls(collector: &Collector, db: &TestDb, paths: &[&str]) {
     let hook = HookClient::new(collector.socket());
@@ -73,7 +65,7 @@ fn egress_verify(file: &Path, pubkey: &str) -> Output {
 
 fn pubkey(collector: &Collector, db: &TestDb) -> String {
     let out = collector.cli(&["pubkey", "--db", db.name()]);
-    assert!(out.status.success(), "pubkey: {}", text(&out));
+    assert!(out.status.success(), "pubkey: {}", output_text(&out));
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
@@ -165,7 +157,11 @@ fn a_journal_of_many_chunks_streams_the_bytes_of_the_reference_and_verifies() {
             extra.extend(["--to", to]);
         }
         let out = export(&collector, &db, &file, &extra);
-        assert!(out.status.success(), "export {extra:?}: {}", text(&out));
+        assert!(
+            out.status.success(),
+            "export {extra:?}: {}",
+            output_text(&out)
+        );
         let written = std::fs::read_to_string(&file).unwrap();
         assert!(
             written == reference(&collector, &db, &written, from, to),
@@ -176,7 +172,7 @@ fn a_journal_of_many_chunks_streams_the_bytes_of_the_reference_and_verifies() {
             verified.status.code(),
             Some(0),
             "egress-verify of export {extra:?}: {}",
-            text(&verified)
+            output_text(&verified)
         );
     }
 }
@@ -275,7 +271,12 @@ fn rows_appended_during_an_export_are_not_in_it_and_do_not_change_its_range() {
     // be beyond `to` and make the export look truncated.
     assert!(field(&written, "latest_head")["seq"].as_i64().unwrap() <= head_before);
     let verified = egress_verify(&file, &pubkey(&collector, &db));
-    assert_eq!(verified.status.code(), Some(0), "{}", text(&verified));
+    assert_eq!(
+        verified.status.code(),
+        Some(0),
+        "{}",
+        output_text(&verified)
+    );
 }
 
 fn export_connections(db: &TestDb) -> i64 {
@@ -332,9 +333,14 @@ fn a_client_that_goes_away_or_a_database_that_fails_part_way_leaves_the_collecto
     send_calls(&collector, &db, &["/v1/after"]);
     let file = dir.join("export.json");
     let out = export(&collector, &db, &file, &[]);
-    assert!(out.status.success(), "export: {}", text(&out));
+    assert!(out.status.success(), "export: {}", output_text(&out));
     let verified = egress_verify(&file, &pubkey(&collector, &db));
-    assert_eq!(verified.status.code(), Some(0), "{}", text(&verified));
+    assert_eq!(
+        verified.status.code(),
+        Some(0),
+        "{}",
+        output_text(&verified)
+    );
     assert!(collector.is_running());
     let refused = dir.join("refused.json");
     let out = collector.cli(&[
@@ -344,7 +350,7 @@ fn a_client_that_goes_away_or_a_database_that_fails_part_way_leaves_the_collecto
         "-o",
         refused.to_str().unwrap(),
     ]);
-    assert!(!out.status.success(), "{}", text(&out));
+    assert!(!out.status.success(), "{}", output_text(&out));
     assert!(!refused.exists());
     assert_eq!(
         std::fs::read_dir(dir.path()).unwrap().count(),

@@ -6,12 +6,11 @@
 //! journal, and shows the verdict, tables and trust chips; Odoo's role
 //! reads the rollups through its view and nothing else.
 
-use std::process::Output;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use egress_hook::{Call, HookClient, StackFrame};
 use egress_tests::rollups::{mismatches, rollup_rows, wait_caught_up, watermark};
-use egress_tests::{serial, verify, wait_until, Collector, Loadgen, TestDb};
+use egress_tests::{output_text, serial, verify, wait_until, Collector, Loadgen, TestDb};
 use serde_json::Value;
 
 /// A small deterministic generator: the seed is printed, so a failing run
@@ -40,14 +39,6 @@ impl Rng {
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
     }
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn call(db: &TestDb, host: &str, file: &str) -> Call {
@@ -98,7 +89,7 @@ fn report_json(db: &TestDb, from_journal: bool) -> Value {
         cmd.arg("--from-journal");
     }
     let out = cmd.output().expect("spawn egress-collector report");
-    assert!(out.status.success(), "report: {}", text(&out));
+    assert!(out.status.success(), "report: {}", output_text(&out));
     serde_json::from_slice(&out.stdout).expect("report --json prints JSON")
 }
 
@@ -181,7 +172,7 @@ fn rollups_equal_the_journal_aggregate_after_random_loads_restarts_and_kills() {
     ));
     wait_calls(&dbs[1], before + 1);
     let asked = collector.cli(&["report", "--db", dbs[2].name()]);
-    assert!(asked.status.success(), "report: {}", text(&asked));
+    assert!(asked.status.success(), "report: {}", output_text(&asked));
     for db in &dbs {
         assert!(
             wait_caught_up(db, Duration::from_secs(60)),
@@ -297,12 +288,16 @@ fn the_report_shows_the_verdict_tables_and_trust_chips() {
         |n| *n >= 2,
     );
     let signed = collector.cli(&["sign-now", "--db", db.name()]);
-    assert!(signed.status.success(), "sign-now: {}", text(&signed));
+    assert!(
+        signed.status.success(),
+        "sign-now: {}",
+        output_text(&signed)
+    );
     let checked = verify(&db.superuser_url());
     assert!(checked.verified(), "{checked}");
 
     let out = collector.cli(&["report", "--db", db.name(), "--json"]);
-    assert!(out.status.success(), "report: {}", text(&out));
+    assert!(out.status.success(), "report: {}", output_text(&out));
     let r: Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(r["format"], "egress-audit-report");
     assert_eq!(r["version"], 1);

@@ -10,31 +10,8 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use egress_hook::{Call, HookClient};
 use egress_tests::bins::bin_dir;
-use egress_tests::{serial, verify, wait_until, Collector, Scratch, TestDb};
-
-fn send_calls(collector: &Collector, db: &TestDb, n: i64) {
-    let hook = HookClient::new(collector.socket());
-    let before = db.call_rows();
-    for i in 0..n {
-        hook.send_call(Call {
-            database: db.name().into(),
-            channel: "http".into(),
-            host: "api.openai.com".into(),
-            port: 443,
-            path: format!("/v1/item/{i}"),
-            ..Call::default()
-        });
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    let rows = wait_until(
-        Duration::from_secs(30),
-        || db.call_rows(),
-        |v| *v >= before + n,
-    );
-    assert_eq!(rows, before + n);
-}
+use egress_tests::{output_text, serial, verify, wait_until, Collector, Scratch, TestDb};
 
 fn collector_cli(collector: &Collector, args: &[&str]) -> Output {
     Command::new(bin_dir().join("egress-collector"))
@@ -63,14 +40,6 @@ fn verify_export_py(file: &Path, extra: &[&str]) -> Output {
         .expect("spawn python3")
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 /// As a superuser who switches the append-only triggers off: the attacker.
 fn tamper(db: &TestDb, sql: &str) {
     db.sql()
@@ -92,7 +61,7 @@ fn heads_are_signed_on_schedule_and_on_demand_and_shown_to_odoo() {
         .arg("--sign-interval-secs")
         .arg("1")
         .start();
-    send_calls(&collector, &db, 5);
+    collector.send_calls(&db, 5);
     let scheduled = wait_until(
         Duration::from_secs(10),
         || db.sql().int("SELECT count(*) FROM egress.signed_head"),
@@ -100,9 +69,9 @@ fn heads_are_signed_on_schedule_and_on_demand_and_shown_to_odoo() {
     );
     assert!(scheduled >= 2, "scheduled signing wrote {scheduled} heads");
 
-    send_calls(&collector, &db, 3);
+    collector.send_calls(&db, 3);
     let out = collector_cli(&collector, &["sign-now", "--db", db.name()]);
-    assert!(out.status.success(), "sign-now: {}", text(&out));
+    assert!(out.status.success(), "sign-now: {}", output_text(&out));
     let head_seq = db.sql().int("SELECT max(seq) FROM egress.journal");
     assert_eq!(
         db.sql().int("SELECT max(seq) FROM egress.signed_head"),
@@ -141,7 +110,7 @@ fn exports_pass_both_standalone_verifiers_and_verify_catches_truncation_and_forg
     let db = TestDb::odoo_shaped("export");
     let collector = Collector::start(db.name());
     let dir = Scratch::new("export");
-    send_calls(&collector, &db, 20);
+    collector.send_calls(&db, 20);
     assert!(collector_cli(&collector, &["sign-now", "--db", db.name()])
         .status
         .success());
@@ -153,7 +122,7 @@ fn exports_pass_both_standalone_verifiers_and_verify_catches_truncation_and_forg
         &collector,
         &["export", "--db", db.name(), "-o", file.to_str().unwrap()],
     );
-    assert!(out.status.success(), "export: {}", text(&out));
+    assert!(out.status.success(), "export: {}", output_text(&out));
     let witness = dir.join("witness.json");
     let rust = egress_verify(
         &file,
@@ -163,14 +132,14 @@ fn exports_pass_both_standalone_verifiers_and_verify_catches_truncation_and_forg
         rust.status.code(),
         Some(0),
         "egress-verify: {}",
-        text(&rust)
+        output_text(&rust)
     );
     let python = verify_export_py(&file, &["--pubkey", &pubkey]);
     assert_eq!(
         python.status.code(),
         Some(0),
         "verify_export.py: {}",
-        text(&python)
+        output_text(&python)
     );
 
     // A partial export from an anchor verifies too.
@@ -232,11 +201,15 @@ fn exports_pass_both_standalone_verifiers_and_verify_catches_truncation_and_forg
         &format!("DELETE FROM egress.signed_head WHERE seq > {}", end - 3),
     );
     let refused = collector_cli(&collector, &["sign-now", "--db", db.name()]);
-    assert!(!refused.status.success(), "sign-now: {}", text(&refused));
     assert!(
-        text(&refused).contains(&format!("first bad seq {end}")),
+        !refused.status.success(),
+        "sign-now: {}",
+        output_text(&refused)
+    );
+    assert!(
+        output_text(&refused).contains(&format!("first bad seq {end}")),
         "sign-now names the head it signed that is gone: {}",
-        text(&refused)
+        output_text(&refused)
     );
     let rolled_back = dir.join("rolled-back.json");
     assert!(collector_cli(
@@ -255,5 +228,10 @@ fn exports_pass_both_standalone_verifiers_and_verify_catches_truncation_and_forg
         &rolled_back,
         &["--pubkey", &pubkey, "--witness", witness.to_str().unwrap()],
     );
-    assert_eq!(caught.status.code(), Some(1), "witness: {}", text(&caught));
+    assert_eq!(
+        caught.status.code(),
+        Some(1),
+        "witness: {}",
+        output_text(&caught)
+    );
 }

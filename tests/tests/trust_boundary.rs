@@ -7,46 +7,14 @@
 //! rights it runs with; each test asserts it never ran as an egress role or
 //! a superuser, that nothing in `egress` changed, and what verify says.
 
-use std::process::Output;
 use std::time::Duration;
 
-use egress_hook::{Call, HookClient};
 use egress_tests::db::{conninfo, describe};
 use egress_tests::rollups::{mismatches, wait_caught_up};
-use egress_tests::{serial, verify, wait_until, Collector, Sql, TestDb};
+use egress_tests::{output_text, serial, verify, wait_until, Collector, Sql, TestDb};
 
 const STRICT: &str = "mit_network_audit.strict_redaction";
 const RETENTION: &str = "mit_network_audit.retention_days";
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn send_calls(collector: &Collector, db: &TestDb, n: i64) {
-    let hook = HookClient::new(collector.socket());
-    let before = db.call_rows();
-    for i in 0..n {
-        hook.send_call(Call {
-            database: db.name().into(),
-            channel: "http".into(),
-            host: "api.example.com".into(),
-            port: 443,
-            path: format!("/v1/item/{i}"),
-            ..Call::default()
-        });
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    let rows = wait_until(
-        Duration::from_secs(30),
-        || db.call_rows(),
-        |v| *v >= before + n,
-    );
-    assert_eq!(rows, before + n);
-}
 
 /// What the egress side is made of and who may do what with it, and Odoo's
 /// role's powers: none of it may change while the attacks run.
@@ -91,9 +59,13 @@ impl Scene {
     fn new(tag: &str) -> Scene {
         let db = TestDb::new_odoo(tag);
         let collector = Collector::start(db.name());
-        send_calls(&collector, &db, 5);
+        collector.send_calls(&db, 5);
         let signed = collector.cli(&["sign-now", "--db", db.name()]);
-        assert!(signed.status.success(), "sign-now: {}", text(&signed));
+        assert!(
+            signed.status.success(),
+            "sign-now: {}",
+            output_text(&signed)
+        );
         let pubkey = collector.cli(&["pubkey", "--db", db.name()]);
         let pubkey = String::from_utf8_lossy(&pubkey.stdout).trim().to_owned();
         assert!(wait_caught_up(&db, Duration::from_secs(30)));
@@ -189,12 +161,12 @@ impl Scene {
         ] {
             let out = c.cli(&args);
             if !out.status.success() {
-                failures.push(format!("{args:?}: {}", text(&out)));
+                failures.push(format!("{args:?}: {}", output_text(&out)));
             }
         }
         let again = db.run_setup();
         if !again.status.success() {
-            failures.push(format!("setup again: {}", text(&again)));
+            failures.push(format!("setup again: {}", output_text(&again)));
         }
         wait_caught_up(db, Duration::from_secs(30));
         let as_collector = verify(&conninfo("egress_collector", db.name()));
@@ -504,11 +476,11 @@ fn the_signer_refuses_a_rewritten_journal_until_an_operator_resumes() {
     let _serial = serial();
     let db = TestDb::new_odoo("tb_resign");
     let collector = Collector::start(db.name());
-    send_calls(&collector, &db, 10);
+    collector.send_calls(&db, 10);
     let first = collector.cli(&["sign-now", "--db", db.name()]);
-    assert!(first.status.success(), "sign-now: {}", text(&first));
+    assert!(first.status.success(), "sign-now: {}", output_text(&first));
     let first_head = db.head_seq();
-    send_calls(&collector, &db, 5);
+    collector.send_calls(&db, 5);
     assert!(collector
         .cli(&["sign-now", "--db", db.name()])
         .status
@@ -525,9 +497,9 @@ fn the_signer_refuses_a_rewritten_journal_until_an_operator_resumes() {
         "sign-now signed a rewritten journal"
     );
     assert!(
-        text(&refused).contains(&format!("first bad seq {first_head}")),
+        output_text(&refused).contains(&format!("first bad seq {first_head}")),
         "sign-now names the first head it signed that no longer holds: {}",
-        text(&refused)
+        output_text(&refused)
     );
     assert_eq!(db.sql().int("SELECT count(*) FROM egress.signed_head"), 0);
     let journaled = alarms(&db);
@@ -536,7 +508,11 @@ fn the_signer_refuses_a_rewritten_journal_until_an_operator_resumes() {
     assert_eq!(journaled[0]["first_bad_seq"], first_head);
     assert!(collector.log_text().contains("Refused to sign"));
     let status = collector.cli(&["status"]);
-    assert!(text(&status).contains("ALARM"), "{}", text(&status));
+    assert!(
+        output_text(&status).contains("ALARM"),
+        "{}",
+        output_text(&status)
+    );
 
     let pinned = egress_tests::collector::verify_with(&db.superuser_url(), &["--pubkey", &pubkey]);
     assert_eq!(pinned.code, Some(1), "{pinned}");
@@ -555,9 +531,9 @@ fn the_signer_refuses_a_rewritten_journal_until_an_operator_resumes() {
     );
     let shown = collector.cli(&["report", "--db", db.name()]);
     assert!(
-        text(&shown).contains("signing       ALARM"),
+        output_text(&shown).contains("signing       ALARM"),
         "{}",
-        text(&shown)
+        output_text(&shown)
     );
 
     // Still refused, and journaled once.
@@ -576,7 +552,7 @@ fn the_signer_refuses_a_rewritten_journal_until_an_operator_resumes() {
         "--reason",
         "restored from backup after incident 42",
     ]);
-    assert!(resumed.status.success(), "{}", text(&resumed));
+    assert!(resumed.status.success(), "{}", output_text(&resumed));
     let journaled = alarms(&db);
     assert_eq!(journaled.len(), 2);
     assert_eq!(journaled[1]["alarm"], "signing_resumed");
@@ -585,7 +561,7 @@ fn the_signer_refuses_a_rewritten_journal_until_an_operator_resumes() {
         "restored from backup after incident 42"
     );
     let signed = collector.cli(&["sign-now", "--db", db.name()]);
-    assert!(signed.status.success(), "{}", text(&signed));
+    assert!(signed.status.success(), "{}", output_text(&signed));
     let report = collector.cli(&["report", "--db", db.name(), "--json"]);
     let report: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
     assert!(report["trust"]["signing_alarm"].is_null(), "{report}");
@@ -596,7 +572,7 @@ fn the_collectors_role_prunes_and_signs_only_through_checks() {
     let _serial = serial();
     let db = TestDb::new_odoo("tb_least");
     let collector = Collector::start(db.name());
-    send_calls(&collector, &db, 10);
+    collector.send_calls(&db, 10);
     assert!(collector
         .cli(&["sign-now", "--db", db.name()])
         .status
@@ -634,14 +610,18 @@ fn setup_and_the_trust_report_say_when_odoos_role_is_a_superuser() {
     let db = TestDb::new_odoo("tb_super");
     let role = db.odoo_role().to_owned();
     let quiet = db.run_setup();
-    assert!(!text(&quiet).contains("WARNING"), "{}", text(&quiet));
+    assert!(
+        !output_text(&quiet).contains("WARNING"),
+        "{}",
+        output_text(&quiet)
+    );
     for power in ["SUPERUSER", "NOSUPERUSER CREATEROLE"] {
         db.sql()
             .batch(&format!("ALTER ROLE {role} {power}"))
             .unwrap();
         let warned = db.run_setup();
         assert!(warned.status.success());
-        let said = text(&warned);
+        let said = output_text(&warned);
         let expected = if power == "SUPERUSER" {
             "is a superuser"
         } else {
@@ -654,7 +634,7 @@ fn setup_and_the_trust_report_say_when_odoos_role_is_a_superuser() {
         );
     }
     let collector = Collector::start(db.name());
-    send_calls(&collector, &db, 1);
+    collector.send_calls(&db, 1);
     assert!(wait_caught_up(&db, Duration::from_secs(30)));
     let report = collector.cli(&["report", "--db", db.name(), "--json"]);
     let report: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
@@ -666,9 +646,9 @@ fn setup_and_the_trust_report_say_when_odoos_role_is_a_superuser() {
     assert!(report["verdict"].to_string().contains("ALERT"), "{report}");
     let shown = collector.cli(&["report", "--db", db.name()]);
     assert!(
-        text(&shown).contains("boundary      VOID"),
+        output_text(&shown).contains("boundary      VOID"),
         "{}",
-        text(&shown)
+        output_text(&shown)
     );
     db.sql()
         .batch(&format!("ALTER ROLE {role} NOCREATEROLE"))

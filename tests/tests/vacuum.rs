@@ -9,13 +9,12 @@
 //! moves the vacuum's "now" forward instead of waiting days (the entry
 //! records that it did). The chain is never faked.
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use egress_hook::{Call, HookClient, StackFrame};
 use egress_tests::db::{conninfo, describe};
 use egress_tests::rollups::wait_caught_up;
-use egress_tests::{serial, verify, wait_until, Collector, Loadgen, Sql, TestDb};
+use egress_tests::{output_text, serial, verify, wait_until, Collector, Loadgen, Sql, TestDb};
 use serde_json::Value;
 
 const DAY_US: i64 = 86_400_000_000;
@@ -28,46 +27,9 @@ fn now_us() -> i64 {
         .as_micros() as i64
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// `n` calls, one by one (the kernel's queue is short), until journaled.
-fn send_calls(collector: &Collector, db: &TestDb, n: i64) {
-    let hook = HookClient::new(collector.socket());
-    let before = db.call_rows();
-    for i in 0..n {
-        hook.send_call(Call {
-            database: db.name().into(),
-            channel: "http".into(),
-            host: "api.openai.com".into(),
-            port: 443,
-            path: format!("/v1/item/{i}"),
-            bytes_out: 100,
-            stack: vec![StackFrame {
-                file: "/odoo/addons/mail/models/mail_mail.py".into(),
-                function: "send".into(),
-                line: 1,
-            }],
-            ..Call::default()
-        });
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    let rows = wait_until(
-        Duration::from_secs(30),
-        || db.call_rows(),
-        |v| *v >= before + n,
-    );
-    assert_eq!(rows, before + n, "every call is journaled");
-}
-
 fn sign_now(collector: &Collector, db: &TestDb) -> i64 {
     let out = collector.cli(&["sign-now", "--db", db.name()]);
-    assert!(out.status.success(), "sign-now: {}", text(&out));
+    assert!(out.status.success(), "sign-now: {}", output_text(&out));
     db.sql().int("SELECT max(seq) FROM egress.signed_head")
 }
 
@@ -75,7 +37,7 @@ fn sign_now(collector: &Collector, db: &TestDb) -> i64 {
 fn vacuum_now(collector: &Collector, db: &TestDb, at_us: i64) -> Value {
     let at = at_us.to_string();
     let out = collector.cli(&["vacuum-now", "--db", db.name(), "--now-us", &at, "--json"]);
-    assert!(out.status.success(), "vacuum-now: {}", text(&out));
+    assert!(out.status.success(), "vacuum-now: {}", output_text(&out));
     serde_json::from_slice(&out.stdout).expect("vacuum-now --json prints JSON")
 }
 
@@ -140,13 +102,13 @@ fn retention_prunes_exactly_the_old_rows_below_the_signed_head_and_verify_starts
 
     // Old rows, then (after the cutoff to come) newer rows, then the signed
     // head, then rows after it.
-    send_calls(&collector, &db, 40);
+    collector.send_calls(&db, 40);
     std::thread::sleep(Duration::from_millis(1200));
     let cutoff_us = now_us();
     std::thread::sleep(Duration::from_millis(1200));
-    send_calls(&collector, &db, 30);
+    collector.send_calls(&db, 30);
     let signed = sign_now(&collector, &db);
-    send_calls(&collector, &db, 10);
+    collector.send_calls(&db, 10);
     assert!(wait_caught_up(&db, Duration::from_secs(30)));
     let totals_before = rollup_totals(&db);
     // What must go: the prefix recorded before the cutoff.
@@ -216,7 +178,7 @@ fn retention_prunes_exactly_the_old_rows_below_the_signed_head_and_verify_starts
 
     // The rollups outlive the rows: the same sums, plus the vacuum events.
     let out = collector.cli(&["report", "--db", db.name(), "--json"]);
-    assert!(out.status.success(), "report: {}", text(&out));
+    assert!(out.status.success(), "report: {}", output_text(&out));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(rollup_totals(&db), totals_before);
     assert_eq!(report["summary"]["calls"], 80);
@@ -249,7 +211,7 @@ fn only_the_prune_function_deletes_and_only_with_its_entry() {
     let _serial = serial();
     let db = TestDb::new_odoo("vacuum_perms");
     let collector = Collector::start(db.name());
-    send_calls(&collector, &db, 20);
+    collector.send_calls(&db, 20);
     sign_now(&collector, &db);
     assert!(wait_caught_up(&db, Duration::from_secs(30)));
     let rows = db.rows();
