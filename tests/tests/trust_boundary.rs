@@ -660,7 +660,7 @@ fn verify_reads_nothing_from_egress_objects_not_as_setup_left_them() {
     let _serial = serial();
     let db = TestDb::new_odoo("tb_objects");
     let collector = Collector::start(db.name());
-    send_calls(&collector, &db, 3);
+    collector.send_calls(&db, 3);
     let role = db.odoo_role().to_owned();
     // A view in place of a table, and a table handed to Odoo's role: each
     // could run code of whoever made it when a superuser verifies.
