@@ -10,6 +10,9 @@ use tokio_postgres::NoTls;
 
 use crate::error::{Error, Result};
 
+/// PostgreSQL's port when the URL names none.
+const DEFAULT_PORT: u16 = 5432;
+
 pub struct Databases {
     template: String,
     pool_size: usize,
@@ -56,15 +59,26 @@ impl Databases {
         })
     }
 
-    /// The TCP hosts of the database URL (none for a Unix socket): the
-    /// database host is `local`, whatever its name (DESIGN §4).
-    pub fn tcp_hosts(&self) -> Vec<String> {
+    /// The TCP hosts of the database URL with their ports (none for a Unix
+    /// socket): the database's own endpoint is `local`, whatever its name
+    /// (DESIGN §4); another port of that host is another service.
+    pub fn tcp_endpoints(&self) -> Vec<(String, u16)> {
         config_for(&self.template, "sample")
             .map(|c| {
+                // One port for every host, one per host, or none (5432).
+                let ports = c.get_ports();
                 c.get_hosts()
                     .iter()
-                    .filter_map(|h| match h {
-                        tokio_postgres::config::Host::Tcp(name) => Some(name.clone()),
+                    .enumerate()
+                    .filter_map(|(i, h)| match h {
+                        tokio_postgres::config::Host::Tcp(name) => {
+                            let port = match ports {
+                                [] => DEFAULT_PORT,
+                                [one] => *one,
+                                many => many.get(i).copied().unwrap_or(DEFAULT_PORT),
+                            };
+                            Some((name.clone(), port))
+                        }
                         _ => None,
                     })
                     .collect()
@@ -151,11 +165,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn knows_its_tcp_hosts_but_not_sockets() {
+    fn knows_its_tcp_endpoints_but_not_sockets() {
         let tcp = Databases::new("host=db.internal.example,10.0.0.7 dbname={db}", 1).unwrap();
-        assert_eq!(tcp.tcp_hosts(), ["db.internal.example", "10.0.0.7"]);
+        let endpoints = |e: &[(&str, u16)]| -> Vec<(String, u16)> {
+            e.iter().map(|(h, p)| (h.to_string(), *p)).collect()
+        };
+        assert_eq!(
+            tcp.tcp_endpoints(),
+            endpoints(&[("db.internal.example", 5432), ("10.0.0.7", 5432)])
+        );
+        let ports = Databases::new("host=a,b port=5433,6432 dbname={db}", 1).unwrap();
+        assert_eq!(
+            ports.tcp_endpoints(),
+            endpoints(&[("a", 5433), ("b", 6432)])
+        );
+        let url = Databases::new("postgres://egress@127.0.0.1:6543/{db}", 1).unwrap();
+        assert_eq!(url.tcp_endpoints(), endpoints(&[("127.0.0.1", 6543)]));
         let socket = Databases::new("host=/var/run/postgresql dbname={db}", 1).unwrap();
-        assert!(socket.tcp_hosts().is_empty());
+        assert!(socket.tcp_endpoints().is_empty());
     }
 
     #[test]

@@ -118,25 +118,33 @@ pub struct Classified {
     pub class: Class,
 }
 
-/// The collector's own database host(s) as a `local` component: never
-/// egress of Odoo's, whatever its name or address.
-pub fn database_host_component(hosts: &[String]) -> Option<Component> {
-    if hosts.is_empty() {
+/// The collector's own database endpoint(s) as a `local` component: never
+/// egress of Odoo's, whatever its name or address. Only the database's own
+/// port(s): an SMTP relay or an API on the same host is another component.
+pub fn database_host_component(endpoints: &[(String, u16)]) -> Option<Component> {
+    if endpoints.is_empty() {
         return None;
     }
-    let (ips, names): (Vec<&String>, Vec<&String>) =
-        hosts.iter().partition(|h| h.parse::<IpAddr>().is_ok());
+    let mut hosts = Vec::new();
+    let mut cidrs = Vec::new();
+    let mut ports = Vec::new();
+    for (host, port) in endpoints {
+        match host.parse::<IpAddr>() {
+            Ok(ip) => cidrs.push(format!("{ip}/{}", if ip.is_ipv6() { 128 } else { 32 })),
+            Err(_) => hosts.push(host.clone()),
+        }
+        if !ports.contains(port) {
+            ports.push(*port);
+        }
+    }
     Some(Component {
         name: "PostgreSQL database host".into(),
         owner: "This deployment".into(),
         purpose: "The database server of this Odoo and of the audit journal.".into(),
         class: Class::Local,
-        hosts: names.into_iter().cloned().collect(),
-        cidrs: ips
-            .into_iter()
-            .map(|ip| format!("{ip}/{}", if ip.contains(':') { 128 } else { 32 }))
-            .collect(),
-        ports: vec![],
+        hosts,
+        cidrs,
+        ports,
     })
 }
 
@@ -374,8 +382,8 @@ mod tests {
     fn the_database_host_is_local_whatever_its_name() {
         let mut components = parse_file(SEED).unwrap();
         components.extend(database_host_component(&[
-            "mydb.abc.eu-west-1.rds.amazonaws.com".into(),
-            "203.0.113.50".into(),
+            ("mydb.abc.eu-west-1.rds.amazonaws.com".into(), 5432),
+            ("203.0.113.50".into(), 5432),
         ]));
         let catalogue = Catalogue::new(components);
         assert_eq!(
@@ -391,6 +399,30 @@ mod tests {
             Class::Local
         );
         assert!(database_host_component(&[]).is_none());
+    }
+
+    /// Host and port: only the database's own port is the database.
+    #[test]
+    fn another_port_of_the_database_host_is_another_component() {
+        let mut components = parse_file(SEED).unwrap();
+        components.extend(database_host_component(&[
+            ("127.0.0.1".into(), 5432),
+            ("db.internal.example".into(), 6432),
+        ]));
+        let catalogue = Catalogue::new(components);
+        let classify = |host: &str, port| {
+            let c = catalogue.classify(host, host.parse().ok(), port);
+            (c.component, c.class)
+        };
+        let db = Some("PostgreSQL database host".to_string());
+        assert_eq!(classify("127.0.0.1", 5432), (db.clone(), Class::Local));
+        assert_eq!(classify("db.internal.example", 6432), (db, Class::Local));
+        // An SMTP server on the database's host is loopback, not the database.
+        assert_eq!(
+            classify("127.0.0.1", 2525),
+            (Some("Loopback".to_string()), Class::Local)
+        );
+        assert_eq!(classify("db.internal.example", 25).0, None);
     }
 
     #[test]

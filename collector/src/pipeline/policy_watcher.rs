@@ -232,10 +232,10 @@ impl Handler<WatchDatabase> for PolicyWatcher {
     }
 }
 
-/// A database's catalogue plus the collector's own database host.
+/// A database's catalogue plus the collector's own database endpoint.
 fn with_database_host(databases: &Databases, mut components: Vec<Component>) -> Vec<Component> {
     components.extend(crate::pipeline::catalogue::database_host_component(
-        &databases.tcp_hosts(),
+        &databases.tcp_endpoints(),
     ));
     components
 }
