@@ -21,8 +21,8 @@
 # loaded from Apps (--load=base,web) and server-wide
 # (--load=base,web,mit_network_audit).
 # odoo-bin can exit 0 when tests fail, so each pass's log is read: any ERROR
-# or CRITICAL line, or a test summary other than "0 failed, 0 error(s)",
-# fails the run.
+# or CRITICAL line, any traceback (printed or logged, a thread's included),
+# or a test summary other than "0 failed, 0 error(s)", fails the run.
 set -euo pipefail
 
 if [ -z "${ODOO_BIN:-}" ]; then
@@ -87,6 +87,13 @@ check_log() {
     read -r failed _ errors _ _ tests _ <<<"$summary"
     if grep -aiE 'mit_network_audit.*skip' "$log"; then
         echo "FAILED ($name): a test was skipped (log: $log)"
+        return 1
+    fi
+    # A traceback anywhere fails the run, logged or not: an exception in a
+    # thread (threading.excepthook) prints one with no ERROR line at all.
+    if grep -aq 'Traceback (most recent call last)' "$log"; then
+        grep -aB 2 -A 30 'Traceback (most recent call last)' "$log" | head -n 120
+        echo "FAILED ($name): a traceback in the output (log: $log)"
         return 1
     fi
     if grep -aqE '^[0-9-]+ [0-9:,]+ [0-9]+ (ERROR|CRITICAL) ' "$log" || [ "$failed" != 0 ] \

@@ -1,6 +1,7 @@
-//! Attribution actor: maps a call's stack frames to Odoo addons, using the
-//! addons paths each worker announced in `Hello` and falling back to a path
-//! heuristic for workers not yet heard from, and classifies its destination
+//! Attribution actor: maps a call's stack frames to Odoo addons, using where
+//! each worker announced in `Hello` that its core, addons and libraries live
+//! (falling back to a path heuristic for what it did not announce), and
+//! classifies its destination
 //! with the database's Egress Components catalogue. The logic is `attribute`.
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -11,7 +12,7 @@ use std::time::Instant;
 use actix::{Actor, AsyncContext, Context, Handler, Message, Recipient, ResponseFuture};
 
 use crate::pipeline::catalogue::{Catalogue, Class, Classified};
-use crate::pipeline::origin::{origin_of, Origin};
+use crate::pipeline::origin::{origin_of, Layout, Origin};
 use crate::pipeline::policy::{Policy, PolicyMap};
 use crate::pipeline::policy_watcher::{PolicyReady, ReportedChanges, WatchDatabase};
 
@@ -38,10 +39,14 @@ fn audit_pass_through(file: &str) -> bool {
 /// them is the one attributed, when there is one.
 const PLUMBING_ADDONS: &[&str] = &["base", "web", "mail", "bus", "iap"];
 
+/// Plumbing addons whose frames mostly start work rather than do it (the
+/// cron runner, server actions, HTTP dispatch and controllers).
+const DISPATCH_ADDONS: &[&str] = &["base", "web"];
+
 pub struct Attribution {
-    /// worker id → addons paths from its latest `Hello` (bounded per uid,
-    /// forgotten when silent: `peers`).
-    addons_paths: PeerTable<Vec<String>>,
+    /// worker id → where its code lives, from its latest `Hello` (bounded
+    /// per uid, forgotten when silent: `peers`).
+    layouts: PeerTable<Layout>,
     next: Link<AttributedCall>,
     stats: Arc<Stats>,
     policies: PolicyMap,
@@ -61,7 +66,7 @@ const MAX_CACHED_ORIGINS: usize = 16_384;
 
 /// Each worker's frames already classified: `origin_of` splits and scans
 /// every path, and the same files come back in every call. Per worker,
-/// since an origin depends on the worker's addons paths.
+/// since an origin depends on the worker's layout.
 #[derive(Default)]
 struct OriginCache {
     workers: HashMap<u64, HashMap<String, Origin>>,
@@ -76,7 +81,7 @@ impl OriginCache {
         &'a mut self,
         worker: u64,
         stack: &[StackFrame],
-        addons_paths: Option<&[String]>,
+        layout: Option<&Layout>,
     ) -> Vec<&'a Origin> {
         if self.entries >= MAX_CACHED_ORIGINS {
             self.workers.clear();
@@ -85,7 +90,7 @@ impl OriginCache {
         let known = self.workers.entry(worker).or_default();
         for frame in stack {
             if !known.contains_key(&frame.file) {
-                known.insert(frame.file.clone(), origin_of(&frame.file, addons_paths));
+                known.insert(frame.file.clone(), origin_of(&frame.file, layout));
                 self.entries += 1;
             }
         }
@@ -107,7 +112,7 @@ impl Attribution {
         reported: ReportedChanges,
     ) -> Self {
         Attribution {
-            addons_paths: PeerTable::default(),
+            layouts: PeerTable::default(),
             next,
             stats,
             policies,
@@ -138,12 +143,12 @@ impl Attribution {
     fn process(&mut self, item: Item<RawCall>, out: &mut Vec<Item<AttributedCall>>) {
         match item {
             Item::Hello(sender, mut hello) => {
-                let paths = std::mem::take(&mut hello.addons_paths);
-                // Its frames' origins depend on its paths: learn them again.
+                let layout = Layout::from_announced(&std::mem::take(&mut hello.addons_paths));
+                // Its frames' origins depend on its layout: learn them again.
                 self.origins.forget(hello.worker_id);
                 if self
-                    .addons_paths
-                    .insert(hello.worker_id, sender.uid, paths, Instant::now())
+                    .layouts
+                    .insert(hello.worker_id, sender.uid, layout, Instant::now())
                 {
                     self.stats.workers_seen.fetch_add(1, Relaxed);
                 }
@@ -151,12 +156,12 @@ impl Attribution {
                 out.push(Item::Hello(sender, hello));
             }
             Item::Call(raw) => {
-                let paths = self.addons_paths.get(raw.call.worker_id).map(Vec::as_slice);
+                let layout = self.layouts.get(raw.call.worker_id);
                 let policy = self.policies.get(&raw.call.database);
                 let catalogue = policy.as_deref().map(|p| &p.catalogue);
                 let origins = self
                     .origins
-                    .classify(raw.call.worker_id, &raw.call.stack, paths);
+                    .classify(raw.call.worker_id, &raw.call.stack, layout);
                 let call = attribute_from(raw, &origins, catalogue);
                 if call.self_egress {
                     self.stats.self_egress.fetch_add(1, Relaxed);
@@ -275,18 +280,18 @@ impl Handler<Drain> for Attribution {
     }
 }
 
-/// Attributes one call. `addons_paths` are the worker's, when known; the
-/// catalogue is the call's database's.
+/// Attributes one call. `layout` is what the worker announced, when it
+/// did; the catalogue is the call's database's.
 pub fn attribute(
     raw: RawCall,
-    addons_paths: Option<&[String]>,
+    layout: Option<&Layout>,
     catalogue: Option<&Catalogue>,
 ) -> AttributedCall {
     let origins: Vec<Origin> = raw
         .call
         .stack
         .iter()
-        .map(|frame| origin_of(&frame.file, addons_paths))
+        .map(|frame| origin_of(&frame.file, layout))
         .collect();
     let origins: Vec<&Origin> = origins.iter().collect();
     attribute_from(raw, &origins, catalogue)
@@ -320,13 +325,18 @@ fn attribute_from(
         }
     }
     // The innermost addon that is not plumbing. With only plumbing, the
-    // outermost plumbing addon other than `base`, whose frames are mostly
-    // dispatch (cron, HTTP, mail server): mail's queue sending through base
-    // is mail's call. `base` alone is base's.
+    // innermost plumbing addon other than `base` and `web`, whose frames are
+    // mostly dispatch (cron, server actions, HTTP, the mail server): mail's
+    // queue sending through base is mail's call, whether the cron or a web
+    // button started it. `base` alone (its mail server's test button) is
+    // base's.
     let addon = path
         .iter()
         .find(|(_, plumbing)| !plumbing)
-        .or_else(|| path.iter().rev().find(|(a, _)| a != "base"))
+        .or_else(|| {
+            path.iter()
+                .find(|(a, _)| !DISPATCH_ADDONS.contains(&a.as_str()))
+        })
         .or_else(|| path.first())
         .map(|(a, _)| a.clone());
     let addon_path: Vec<String> = path.into_iter().map(|(a, _)| a).collect();
@@ -408,7 +418,7 @@ mod tests {
         )
         .call
         .stack;
-        let paths = ["/srv/custom".to_string()];
+        let paths = Layout::from_announced(&["/srv/custom".to_string()]);
         let mut cache = OriginCache::default();
         for _ in 0..2 {
             let cached: Vec<Origin> = cache
@@ -523,12 +533,220 @@ mod tests {
 
     #[test]
     fn uses_the_workers_addons_paths_first() {
-        let paths = vec!["/srv/custom".to_string()];
+        let paths = Layout::from_announced(&["/srv/custom".to_string()]);
         let call = attribute(
             raw(&["/srv/custom/ai_connector/chat.py"], "x"),
             Some(&paths),
             None,
         );
         assert_eq!(call.addon.as_deref(), Some("ai_connector"));
+    }
+
+    /// The examples of docs/ATTRIBUTION.md §2 "When core wraps the call":
+    /// stacks as a worker of a checkout in `/srv/src-18` sends them, with
+    /// the layout it announced, and the same stacks from a worker not heard
+    /// from (the guess must agree).
+    #[test]
+    fn wrapped_calls_are_the_innermost_addon_s() {
+        const SRC: &str = "/srv/src-18";
+        let announced: Vec<String> = [
+            "/srv/src-18/odoo/addons",
+            "/srv/src-18/addons",
+            "/srv/extra",
+            "odoo:/srv/src-18/odoo",
+            "stdlib:/usr/lib/python3.11",
+            "lib:/srv/venv/lib/python3.11/site-packages",
+        ]
+        .map(String::from)
+        .to_vec();
+        let layout = Layout::from_announced(&announced);
+        let f = |p: &str| format!("{SRC}/{p}");
+        let lib = |p: &str| format!("/srv/venv/lib/python3.11/site-packages/{p}");
+        let smtplib = "/usr/lib/python3.11/smtplib.py".to_string();
+        let requests = [
+            lib("urllib3/connectionpool.py"),
+            lib("requests/adapters.py"),
+            lib("requests/sessions.py"),
+        ];
+        let caller = "/srv/extra/egress_test_caller/models/caller.py".to_string();
+        let dispatch_http = "/srv/extra/mit_network_audit/dispatch/ir_http.py".to_string();
+        let dispatch_cron = "/srv/extra/mit_network_audit/dispatch/ir_cron.py".to_string();
+        let http_dispatch = [
+            f("odoo/http.py"),
+            f("odoo/addons/base/models/ir_http.py"),
+            dispatch_http.clone(),
+            f("odoo/http.py"),
+            f("odoo/service/server.py"),
+        ];
+        let server_action = [
+            "ir.actions.server(12,)".to_string(),
+            f("odoo/tools/safe_eval.py"),
+            f("odoo/addons/base/models/ir_actions.py"),
+        ];
+        let cron = [
+            f("odoo/addons/base/models/ir_cron.py"),
+            dispatch_cron,
+            f("odoo/addons/base/models/ir_cron.py"),
+            f("odoo/service/server.py"),
+        ];
+        let mail_send = [
+            smtplib.clone(),
+            f("odoo/addons/base/models/ir_mail_server.py"),
+            f("addons/mail/models/mail_mail.py"),
+        ];
+        let cases: Vec<(&str, Vec<String>, &str, &[&str])> = vec![
+            (
+                "Odoo's test wrapper around requests, in a route",
+                [
+                    &requests[..],
+                    &[
+                        f("odoo/tests/common.py"),
+                        lib("requests/api.py"),
+                        caller.clone(),
+                    ],
+                    &["/srv/extra/egress_test_caller/controllers/main.py".to_string()],
+                    &http_dispatch,
+                ]
+                .concat(),
+                "egress_test_caller",
+                &["egress_test_caller", "base"],
+            ),
+            (
+                "a server action calling an addon's method",
+                [
+                    &[
+                        smtplib.clone(),
+                        f("odoo/addons/base/models/ir_mail_server.py"),
+                        caller.clone(),
+                    ][..],
+                    &server_action,
+                    &[f("addons/web/controllers/action.py")],
+                    &http_dispatch,
+                ]
+                .concat(),
+                "egress_test_caller",
+                &["base", "egress_test_caller", "base", "web", "base"],
+            ),
+            (
+                "a server action's own code sending with the mail server",
+                [
+                    &[
+                        smtplib.clone(),
+                        f("odoo/addons/base/models/ir_mail_server.py"),
+                    ][..],
+                    &server_action,
+                    &[f("addons/web/controllers/action.py")],
+                    &http_dispatch,
+                ]
+                .concat(),
+                "base",
+                &["base", "web", "base"],
+            ),
+            (
+                "a cron job calling an addon's method",
+                [
+                    &[
+                        smtplib.clone(),
+                        f("odoo/addons/base/models/ir_mail_server.py"),
+                        caller.clone(),
+                    ][..],
+                    &server_action,
+                    &cron,
+                ]
+                .concat(),
+                "egress_test_caller",
+                &["base", "egress_test_caller", "base"],
+            ),
+            (
+                "the mail server's test button (ir.mail_server.send_email's connection)",
+                [
+                    &[
+                        smtplib.clone(),
+                        f("odoo/addons/base/models/ir_mail_server.py"),
+                        f("odoo/api.py"),
+                        f("odoo/service/model.py"),
+                        f("addons/web/controllers/dataset.py"),
+                    ][..],
+                    &http_dispatch,
+                ]
+                .concat(),
+                "base",
+                &["base", "web", "base"],
+            ),
+            (
+                "mail.mail's queue, from its cron",
+                [
+                    &mail_send[..],
+                    &[f("addons/mail/models/mail_mail.py")],
+                    &server_action,
+                    &cron,
+                ]
+                .concat(),
+                "mail",
+                &["base", "mail", "base"],
+            ),
+            (
+                "mail.mail sent at once for an addon's message, in a route",
+                [
+                    &mail_send[..],
+                    &[
+                        f("addons/mail/models/mail_thread.py"),
+                        "/srv/extra/helpdesk_x/models/ticket.py".to_string(),
+                        "/srv/extra/helpdesk_x/controllers/portal.py".to_string(),
+                    ],
+                    &http_dispatch,
+                ]
+                .concat(),
+                "helpdesk_x",
+                &["base", "mail", "helpdesk_x", "base"],
+            ),
+            (
+                "a queue_job job",
+                [
+                    &requests[..],
+                    &[
+                        "/srv/extra/shop_sync/models/sync.py".to_string(),
+                        "/srv/extra/queue_job/job.py".to_string(),
+                        "/srv/extra/mit_network_audit/dispatch/queue_job.py".to_string(),
+                        "/srv/extra/queue_job/controllers/main.py".to_string(),
+                    ],
+                    &http_dispatch,
+                ]
+                .concat(),
+                "shop_sync",
+                &["shop_sync", "queue_job", "base"],
+            ),
+            (
+                "odoo-bin shell calling an addon's method",
+                [
+                    &requests[..],
+                    &[
+                        lib("requests/api.py"),
+                        caller.clone(),
+                        "<string>".to_string(),
+                        f("odoo/cli/shell.py"),
+                        f("odoo/cli/command.py"),
+                    ],
+                ]
+                .concat(),
+                "egress_test_caller",
+                &["egress_test_caller"],
+            ),
+        ];
+        for (what, files, addon, path) in cases {
+            let files: Vec<&str> = files.iter().map(String::as_str).collect();
+            for layout in [Some(&layout), None] {
+                let call = attribute(raw(&files, "127.0.0.1"), layout, None);
+                assert_eq!(call.addon.as_deref(), Some(addon), "{what} ({layout:?})");
+                assert_eq!(call.addon_path, path, "{what} ({layout:?})");
+                assert!(!call.self_egress, "{what}");
+                // Every frame of the core package is the core's.
+                for (file, origin) in files.iter().zip(&call.frame_origins) {
+                    if file.starts_with("/srv/src-18/odoo/") && !file.contains("/odoo/addons/") {
+                        assert_eq!(origin, "odoo", "{what}: {file}");
+                    }
+                }
+            }
+        }
     }
 }

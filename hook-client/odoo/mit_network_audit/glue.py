@@ -76,6 +76,9 @@ def setup(source):
                 return False
             interceptor.set_worker_info(odoo_version=release.version,
                                         addons_paths=addons_paths())
+            from .dispatch import shell
+
+            shell.wrap_shell()
             state.update(installed_by=source, installs=state["installs"] + 1, error=None)
             _logger.info("mit_network_audit: network audit installed (%s, %s sender)",
                          source, interceptor.stats().get("mode", "?"))
@@ -103,6 +106,16 @@ def enter(env, trigger_kind, trigger_name):
     except Exception:
         _logger.debug("mit_network_audit: context not set", exc_info=True)
         return None
+
+
+def current_trigger_kind():
+    """The trigger of the work running now (``""`` when none)."""
+    if interceptor is None:
+        return ""
+    try:
+        return interceptor.current_context().trigger_kind
+    except Exception:
+        return ""
 
 
 def leave(token):

@@ -21,6 +21,8 @@ import sys
 import threading
 import time
 
+from . import _layout
+
 # The package's own directory: its frames are left out of stacks.
 _OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
@@ -339,8 +341,10 @@ def send_hello(client, pid=None, now=None):
         state.hello_pid = pid or os.getpid()
         state.hello_at = now or time.monotonic()
         odoo_version, addons_paths, databases = state.worker_info
+        # Where Odoo's core, addons and libraries live, so that the collector
+        # knows a frame's origin instead of guessing it from folder names.
         client.send_hello((odoo_version, sys.version.split()[0],
-                           list(addons_paths), list(databases)))
+                           _layout.announced(addons_paths), list(databases)))
         client.report_drops()
     except Exception:
         count_error()
