@@ -43,6 +43,10 @@ pub struct Report {
     pub vendor: Table,
     pub third_party: Table,
     pub unknown: Table,
+    /// Loopback, private networks, this deployment's own services. Added
+    /// in version 1 (absent from earlier documents: read as empty).
+    #[serde(default)]
+    pub local: Table,
     pub trust: Trust,
 }
 
@@ -357,6 +361,7 @@ pub fn assemble(
     let vendor = table("vendor");
     let third_party = table("third_party");
     let unknown = table("unknown");
+    let local = table("local");
 
     let mut gaps = Gaps::default();
     for (reason, entries, events) in &data.gaps {
@@ -428,6 +433,7 @@ pub fn assemble(
         vendor,
         third_party,
         unknown,
+        local,
         trust,
     }
 }
@@ -648,6 +654,23 @@ mod tests {
             Some("smtp.gmail.com")
         );
         assert_eq!(r.classes["local"].calls, 5);
+        // Local calls are counted and listed: every call is in a table.
+        assert_eq!(r.local.rows[0].host.as_deref(), Some("localhost"));
+        assert_eq!(r.local.totals.calls, 5);
+        let listed: i64 = [&r.vendor, &r.third_party, &r.unknown, &r.local]
+            .iter()
+            .map(|t| t.totals.calls)
+            .sum();
+        assert_eq!(listed, r.summary.calls);
+    }
+
+    #[test]
+    fn a_document_without_the_local_table_reads_as_empty() {
+        let r = report(ReportData::default());
+        let mut doc = serde_json::to_value(&r).unwrap();
+        doc.as_object_mut().unwrap().remove("local");
+        let read: Report = serde_json::from_value(doc).unwrap();
+        assert_eq!(read.local, Table::default());
     }
 
     #[test]

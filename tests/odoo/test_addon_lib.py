@@ -148,6 +148,17 @@ def test_periods(text, expected):
     assert report.parse_since(text) == expected
 
 
+def test_every_call_is_in_one_table_local_included():
+    doc = assemble([group("vendor", "lic.example", "maildesk", 2),
+                    group("local", "127.0.0.1", "egress_test_caller", 3),
+                    group("local", "10.0.0.5", "base", 1),
+                    group("third_party", "api.openai.com", "ai", 7)])
+    assert [r["host"] for r in doc["local"]["rows"]] == ["127.0.0.1", "10.0.0.5"]
+    assert doc["local"]["totals"]["calls"] == 4
+    listed = sum(doc[t]["totals"]["calls"] for t in ("vendor", "third_party", "unknown", "local"))
+    assert listed == doc["summary"]["calls"] == 13
+
+
 # ---- The journal's field list: every copy in the addon follows proto's table.
 
 def column_types():

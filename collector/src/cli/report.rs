@@ -236,6 +236,12 @@ fn render(r: &Report) -> String {
     if r.unknown.totals.calls > 0 {
         table(&mut out, "Unknown destinations", &r.unknown);
     }
+    // Counted in the totals above, so listed too: nothing is left out.
+    table(
+        &mut out,
+        "Local (loopback, private networks, this database)",
+        &r.local,
+    );
     let t = &r.trust;
     out.push_str("\nTrust\n");
     out.push_str(&format!(

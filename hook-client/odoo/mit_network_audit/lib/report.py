@@ -223,6 +223,7 @@ def assemble(database, groups, gaps, events, last_vacuum, signed_head, verify, s
         "vendor": vendor,
         "third_party": third_party,
         "unknown": unknown,
+        "local": table("local"),
         "trust": trust,
     }
 

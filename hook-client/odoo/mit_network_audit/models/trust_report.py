@@ -39,20 +39,26 @@ class TrustReport(models.AbstractModel):
         doc = None
         if status["setup_done"]:
             doc = report.read(self.env.cr, self.env.cr.dbname, since)
-            addons = self._bytes_per_addon(doc["period"]["since_us"] // report.DAY_US)
-        return {"report": doc, "status": status, "addons": addons if doc else []}
+            addons, more = self._bytes_per_addon(doc["period"]["since_us"] // report.DAY_US)
+        return {"report": doc, "status": status, "addons": addons if doc else [],
+                "addons_more": more if doc else 0}
 
     @api.model
     def _bytes_per_addon(self, first_day, limit=15):
-        """The byte bars: the busiest addons of the period, from the rollups."""
+        """The byte bars: the busiest addons of the period over every class
+        (local included), from the rollups; and how many more addons there
+        are beyond ``limit``."""
         self.env.cr.execute("""
-            SELECT addon, sum(calls)::int8, sum(bytes_out)::int8, sum(bytes_in)::int8
+            SELECT addon, sum(calls)::int8, sum(bytes_out)::int8, sum(bytes_in)::int8,
+                   count(*) OVER ()
             FROM public.network_egress_rollup
-            WHERE day >= DATE '1970-01-01' + %s::int4 AND class <> 'local'
+            WHERE day >= DATE '1970-01-01' + %s::int4
             GROUP BY addon ORDER BY sum(bytes_out) + sum(bytes_in) DESC, addon LIMIT %s""",
             [first_day, limit])
-        return [{"addon": a, "calls": c, "bytes_out": o, "bytes_in": i}
-                for a, c, o, i in self.env.cr.fetchall()]
+        rows = self.env.cr.fetchall()
+        bars = [{"addon": a, "calls": c, "bytes_out": o, "bytes_in": i}
+                for a, c, o, i, _ in rows]
+        return bars, (rows[0][4] - len(rows)) if rows else 0
 
     @api.model
     def _status(self):

@@ -51,18 +51,21 @@ class TestTrustReport(TransactionCase):
             {"host": THIRD_PARTY_HOST, "addon": ai, "bytes_out": 5000, "bytes_in": 9000},
             # The audit addon's own code calling out: the self-egress alarm.
             {"host": "exfil.example.net", "addon": audit, "bytes_out": 64, "bytes_in": 0},
+            # A local call (a relay on this host): counted, and listed too.
+            {"host": "127.0.0.1", "addon": ai, "port": 2525, "channel": "smtp",
+             "bytes_out": 700, "bytes_in": 70},
         ])
         rows = wait_rows(self.db, "SELECT seq, addon, class, self_egress FROM "
                          "public.network_egress_log WHERE seq > %s AND kind = 'call' AND "
-                         "addon IN %s", (before, (maildesk, ai, audit)), count=6)
-        self.assertEqual(len(rows), 6, rows)
+                         "addon IN %s", (before, (maildesk, ai, audit)), count=7)
+        self.assertEqual(len(rows), 7, rows)
         return maildesk, ai, rows
 
     def test_report_matches_the_journal_and_the_collector(self):
         maildesk, ai, rows = self.send_known_journal()
-        self.assertEqual({r[1]: (r[2], r[3]) for r in rows},
-                         {maildesk: ("vendor", False), ai: ("third_party", False),
-                          "mit_network_audit": ("unknown", True)})
+        self.assertEqual({(r[1], r[2], r[3]) for r in rows},
+                         {(maildesk, "vendor", False), (ai, "third_party", False),
+                          (ai, "local", False), ("mit_network_audit", "unknown", True)})
         expected = report_json(self.db)  # brings the rollups up to the head
         got = self.fresh("get_report", "7d")
         self.assertEqual(got["status"]["problems"], [])
@@ -79,7 +82,17 @@ class TestTrustReport(TransactionCase):
         self.assertEqual(doc["verdict"]["level"], "alert")
         self.assertRegex(doc["verdict"]["headline"],
                          r"^ALERT: the audit addon made \d+ network calls? itself\.$")
-        self.assertIn(ai, [a["addon"] for a in got["addons"]])
+        local = [r for r in doc["local"]["rows"] if r["addon"] == ai]
+        self.assertEqual([(r["host"], r["component"], r["calls"], r["bytes_out"])
+                          for r in local], [("127.0.0.1", "Loopback", 1, 700)])
+        # Every call of the summary is in one of the four tables.
+        self.assertEqual(sum(doc[t]["totals"]["calls"]
+                             for t in ("vendor", "third_party", "unknown", "local")),
+                         doc["summary"]["calls"])
+        # Bytes per addon covers every class: the local call's bytes count.
+        bar = next(a for a in got["addons"] if a["addon"] == ai)
+        self.assertEqual((bar["calls"], bar["bytes_out"], bar["bytes_in"]),
+                         (4, 15700, 27070))
         # The same document as `egress-collector report --json`, but for
         # what depends on the instant it was made.
         for report in (doc, expected):

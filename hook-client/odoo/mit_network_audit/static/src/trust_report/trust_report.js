@@ -12,6 +12,8 @@ const CLASS_LABELS = {
     local: "Local",
     unknown: "Unknown",
 };
+// As the log's "Errors" filter and the rollups' error count.
+const ERROR_DOMAIN = ["|", ["error_class", "!=", false], ["status", ">=", 400]];
 const CLASS_COLORS = {
     vendor: "#7c3aed",
     third_party: "#0ea5e9",
@@ -82,6 +84,9 @@ export class TrustReport extends Component {
             verify: null,
             verifying: false,
             progress: 0,
+            // Local calls (loopback, private networks, this database) are
+            // listed, folded until asked for.
+            showLocal: false,
         });
         this.formatBytes = formatBytes;
         this.formatAge = formatAge;
@@ -113,6 +118,22 @@ export class TrustReport extends Component {
 
     get arcs() {
         return donutArcs(this.report && this.report.classes);
+    }
+
+    /** The tables, in order: [class, title, table, folded]. */
+    get tables() {
+        const r = this.report;
+        return [
+            ["vendor", "MIT-bound", r.vendor, false],
+            ["third_party", "Third party (providers you chose)", r.third_party, false],
+            ["unknown", "Unknown destinations", r.unknown, false],
+            [
+                "local",
+                "Local (loopback, private networks, this database)",
+                r.local || { rows: [], more_rows: 0, totals: { calls: 0 } },
+                !this.state.showLocal,
+            ],
+        ];
     }
 
     get addonBars() {
@@ -178,8 +199,34 @@ export class TrustReport extends Component {
         return trust ? trust.capture.changes.concat(trust.strict_mode.changes) : [];
     }
 
-    openLog(cls, row) {
-        const domain = [["kind", "=", "call"]];
+    /** The period's first instant as Odoo writes a UTC datetime in a domain. */
+    get periodStart() {
+        const since = this.report ? this.report.period.since_us : 0;
+        return new Date(since / 1000).toISOString().slice(0, 19).replace("T", " ");
+    }
+
+    /**
+     * Opens the log rows behind a number of the report: the period's rows
+     * of `kind`, narrowed by `domain`, grouped by `groupBy` when given.
+     */
+    openRows(name, domain = [], { kind = "call", groupBy = null } = {}) {
+        this.action.doAction({
+            type: "ir.actions.act_window",
+            name,
+            res_model: "network.egress_log",
+            views: [
+                [false, "list"],
+                [false, "form"],
+            ],
+            domain: [["kind", "=", kind], ["recorded_at", ">=", this.periodStart], ...domain],
+            context: groupBy ? { group_by: [groupBy] } : {},
+            target: "current",
+        });
+    }
+
+    /** A table's rows: its class, and a row's component, host and addon. */
+    openLog(cls, row, extra = []) {
+        const domain = [];
         if (cls) {
             domain.push(["egress_class", "=", cls]);
         }
@@ -188,30 +235,36 @@ export class TrustReport extends Component {
                 domain.push([field, "=", row[field] || false]);
             }
         }
-        this.action.doAction({
-            type: "ir.actions.act_window",
-            name: "Network Egress Log",
-            res_model: "network.egress_log",
-            views: [
-                [false, "list"],
-                [false, "form"],
-            ],
-            domain,
-            target: "current",
-        });
+        this.openRows("Network Egress Log", domain.concat(extra));
+    }
+
+    openErrors(cls, row) {
+        this.openLog(cls, row, ERROR_DOMAIN);
+    }
+
+    /** The summary cards: every call of the period, or the ones behind a card. */
+    openCard(card) {
+        if (card === "Errors") {
+            this.openRows("Calls with errors", ERROR_DOMAIN);
+        } else if (card === "Destinations") {
+            this.openRows("Calls by destination", [], { groupBy: "host" });
+        } else if (card === "Addons") {
+            this.openRows("Calls by addon", [], { groupBy: "addon" });
+        } else {
+            this.openRows("Network Egress Log");
+        }
+    }
+
+    openAddon(addon) {
+        this.openRows(`Calls of ${addon || "no addon"}`, [["addon", "=", addon || false]]);
     }
 
     openSelfEgress() {
-        this.action.doAction({
-            type: "ir.actions.act_window",
-            name: "Self-egress",
-            res_model: "network.egress_log",
-            views: [
-                [false, "list"],
-                [false, "form"],
-            ],
-            domain: [["self_egress", "=", true]],
-        });
+        this.openRows("Self-egress", [["self_egress", "=", true]]);
+    }
+
+    openGaps() {
+        this.openRows("Gaps", [], { kind: "gap" });
     }
 
     openExport() {
