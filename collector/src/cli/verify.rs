@@ -115,16 +115,6 @@ async fn check(
         );
     }
     let problems = store::egress_objects_problems(&client).await?;
-    if problems
-        .iter()
-        .any(|p| p.starts_with("schema egress does not exist"))
-    {
-        let name = database.get_dbname().unwrap_or_default();
-        anyhow::bail!(
-            "database {name:?} has no egress journal (schema egress does not exist): {}",
-            egress_collector::db::startup::setup_hint(name)
-        );
-    }
     if !problems.is_empty() {
         anyhow::bail!(
             "the egress schema is not as `egress-collector setup` left it ({}); \
