@@ -7,6 +7,23 @@ use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use egress_proto::{encode, Call, Message};
+
+/// A framed `Call` from `worker_id` with `seq` for `database`: an HTTPS
+/// call to api.example.com, the least a call needs.
+pub fn call_frame(database: &str, worker_id: u64, seq: u64) -> Vec<u8> {
+    encode(&Message::Call(Call {
+        worker_id,
+        seq,
+        database: database.into(),
+        channel: "http".into(),
+        host: "api.example.com".into(),
+        port: 443,
+        ..Call::default()
+    }))
+    .expect("a call frame")
+}
+
 pub struct DatagramSender {
     socket: UnixDatagram,
     target: PathBuf,

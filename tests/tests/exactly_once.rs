@@ -5,23 +5,11 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use egress_proto::{encode, Call, DropCount, Drops, Message};
+use egress_proto::{encode, DropCount, Drops, Message};
+use egress_tests::datagram::call_frame;
 use egress_tests::{bins, serial, verify, wait_until, Collector, DatagramSender, TestDb};
 
 const WORKER: u64 = 77;
-
-fn call(db: &str, seq: u64) -> Vec<u8> {
-    encode(&Message::Call(Call {
-        worker_id: WORKER,
-        seq,
-        database: db.into(),
-        channel: "http".into(),
-        host: "api.example.com".into(),
-        port: 443,
-        ..Call::default()
-    }))
-    .unwrap()
-}
 
 #[test]
 fn a_second_run_on_the_same_paths_exits_at_once_naming_the_first() {
@@ -50,13 +38,13 @@ fn a_second_run_on_the_same_paths_exits_at_once_naming_the_first() {
     assert!(started.elapsed() < Duration::from_secs(20), "at once");
     // The first one still owns its sockets and journals.
     let mut tx = DatagramSender::new(collector.socket());
-    tx.send(&call(db.name(), 1));
+    tx.send(&call_frame(db.name(), WORKER, 1));
     let calls = wait_until(Duration::from_secs(30), || db.call_rows(), |n| *n >= 1);
     assert_eq!(calls, 1);
     // A dead collector's lock and stale socket never block a restart.
     collector.kill9();
     collector.launch();
-    tx.send(&call(db.name(), 2));
+    tx.send(&call_frame(db.name(), WORKER, 2));
     let calls = wait_until(Duration::from_secs(30), || db.call_rows(), |n| *n >= 2);
     assert_eq!(calls, 2);
 }
@@ -75,7 +63,7 @@ fn replayed_and_backward_seqs_are_counted_not_stored_even_after_a_restart() {
     let mut collector = Collector::start(db.name());
     let mut tx = DatagramSender::new(collector.socket());
     for seq in [1, 2, 3, 3, 2, 4] {
-        tx.send(&call(db.name(), seq));
+        tx.send(&call_frame(db.name(), WORKER, seq));
     }
     let dups = wait_until(
         Duration::from_secs(30),
@@ -99,9 +87,9 @@ fn replayed_and_backward_seqs_are_counted_not_stored_even_after_a_restart() {
     // The stored cursor refuses a replay of what the last run journaled.
     collector.restart();
     let mut tx = DatagramSender::new(collector.socket());
-    tx.send(&call(db.name(), 4));
-    tx.send(&call(db.name(), 1));
-    tx.send(&call(db.name(), 5));
+    tx.send(&call_frame(db.name(), WORKER, 4));
+    tx.send(&call_frame(db.name(), WORKER, 1));
+    tx.send(&call_frame(db.name(), WORKER, 5));
     let calls = wait_until(Duration::from_secs(30), || db.call_rows(), |n| *n >= 5);
     assert_eq!(calls, 5);
     let dups = wait_until(
@@ -119,9 +107,9 @@ fn u64_extremes_never_make_a_negative_count_nor_wrap_a_seq() {
     let db = TestDb::new("extremes");
     let collector = Collector::start(db.name());
     let mut tx = DatagramSender::new(collector.socket());
-    tx.send(&call(db.name(), 1));
-    tx.send(&call(db.name(), u64::MAX));
-    tx.send(&call(db.name(), u64::MAX));
+    tx.send(&call_frame(db.name(), WORKER, 1));
+    tx.send(&call_frame(db.name(), WORKER, u64::MAX));
+    tx.send(&call_frame(db.name(), WORKER, u64::MAX));
     tx.send(
         &encode(&Message::Drops(Drops {
             worker_id: WORKER,

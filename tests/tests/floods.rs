@@ -5,21 +5,9 @@
 
 use std::time::Duration;
 
-use egress_proto::{encode, Call, Hello, Message};
+use egress_proto::{encode, Hello, Message};
+use egress_tests::datagram::call_frame;
 use egress_tests::{serial, wait_until, Collector, DatagramSender, TestDb};
-
-fn call(db: &str, worker_id: u64, seq: u64) -> Vec<u8> {
-    encode(&Message::Call(Call {
-        worker_id,
-        seq,
-        database: db.into(),
-        channel: "http".into(),
-        host: "api.example.com".into(),
-        port: 443,
-        ..Call::default()
-    }))
-    .unwrap()
-}
 
 #[test]
 fn a_flood_of_unknown_databases_does_not_lock_out_a_real_one() {
@@ -29,7 +17,7 @@ fn a_flood_of_unknown_databases_does_not_lock_out_a_real_one() {
     let mut tx = DatagramSender::new(collector.socket());
     let prefix = format!("egress_nx_{}", std::process::id());
     for i in 0..300u64 {
-        tx.send(&call(&format!("{prefix}_{i}"), 1_000 + i, 1));
+        tx.send(&call_frame(&format!("{prefix}_{i}"), 1_000 + i, 1));
     }
     // Each made-up name took a slot only until its database said it does
     // not exist (at most half the slots at once); every call is counted.
@@ -52,7 +40,7 @@ fn a_flood_of_unknown_databases_does_not_lock_out_a_real_one() {
     assert!(unknown.len() <= 257, "a bounded map: {status}");
     // The real database is served, and everything it was sent is journaled.
     for seq in 1..=200 {
-        tx.send(&call(db.name(), 7, seq));
+        tx.send(&call_frame(db.name(), 7, seq));
     }
     let calls = wait_until(Duration::from_secs(60), || db.call_rows(), |n| *n >= 200);
     assert_eq!(calls, 200, "status: {}", collector.status());
@@ -104,7 +92,7 @@ fn a_hello_flood_stays_under_the_memory_bound() {
         "resident memory {rss} KiB after 25,000 Hellos of 1,000 paths (bound {HELLO_FLOOD_BOUND_KIB} KiB)"
     );
     // A real worker is still attributed and journaled.
-    tx.send(&call(db.name(), 9, 1));
+    tx.send(&call_frame(db.name(), 9, 1));
     let calls = wait_until(Duration::from_secs(30), || db.call_rows(), |n| *n >= 1);
     assert_eq!(calls, 1);
 }
