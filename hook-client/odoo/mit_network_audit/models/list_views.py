@@ -13,18 +13,18 @@ LIST_VIEWS = {
             <field name="seq" options="{'enable_formatting': false}" width="60px"/>
             <field name="recorded_at" width="140px"/>
             <field name="kind" optional="hide"/>
-            <field name="addon" width="170px"/>
+            <field name="addon" width="160px"/>
             <field name="trigger_kind" string="Trigger" width="90px"/>
-            <field name="trigger_name" width="200px" optional="show"/>
-            <field name="channel" width="60px"/>
+            <field name="trigger_name" width="170px" optional="show"/>
+            <field name="channel" width="55px"/>
             <field name="method" optional="hide"/>
-            <field name="host" width="150px"/>
-            <field name="port" options="{'enable_formatting': false}" width="60px" optional="show"/>
+            <field name="host" width="110px"/>
+            <field name="port" options="{'enable_formatting': false}" width="55px" optional="show"/>
             <field name="path" optional="hide"/>
-            <field name="status" options="{'enable_formatting': false}" width="60px" optional="show"/>
-            <field name="bytes_out" sum="Bytes out" width="80px"/>
-            <field name="bytes_in" sum="Bytes in" width="80px"/>
-            <field name="component" width="170px" optional="show"/>
+            <field name="status" options="{'enable_formatting': false}" width="55px" optional="hide"/>
+            <field name="bytes_out" sum="Bytes out" width="70px"/>
+            <field name="bytes_in" sum="Bytes in" width="70px"/>
+            <field name="component" width="160px" optional="show"/>
             <field name="egress_class" width="90px"/>
             <field name="gap_count" optional="hide" sum="Events lost"/>
             <field name="gap_reason" optional="hide"/>
