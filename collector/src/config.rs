@@ -22,6 +22,7 @@ pub struct Config {
     pub vacuum: VacuumConfig,
     pub state: StateConfig,
     pub spool: SpoolConfig,
+    pub forensic: ForensicConfig,
     pub log: LogConfig,
 }
 
@@ -158,6 +159,59 @@ impl SpoolConfig {
             self.max_bytes
         } else {
             auto_spool_bytes(state_dir)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ForensicConfig {
+    /// Longest time forensic capture may be switched on for at once
+    /// (`forensic enable --for`), like 7d, 48h or 30m.
+    pub max_duration: String,
+    /// Bytes of each body (request, response) captured at most; beyond it a
+    /// body is truncated and flagged, with the SHA-256 of the whole.
+    pub max_body_bytes: u64,
+    /// Directory where workers read whether capture is on (`<db>.json`,
+    /// world-readable, written by the collector only). Empty: `forensic/`
+    /// beside the ingest socket.
+    pub share_dir: PathBuf,
+    /// Uids that may switch and read forensic capture on the control socket
+    /// on behalf of an Odoo user (Odoo's, for the Forensic page). Empty: only
+    /// the operator (control.allow_uids) can.
+    pub odoo_uids: Vec<u32>,
+}
+
+const fn default_forensic_max_body_bytes() -> u64 {
+    64 * 1024
+}
+
+impl Default for ForensicConfig {
+    fn default() -> Self {
+        ForensicConfig {
+            max_duration: "7d".into(),
+            max_body_bytes: default_forensic_max_body_bytes(),
+            share_dir: PathBuf::new(),
+            odoo_uids: Vec::new(),
+        }
+    }
+}
+
+impl ForensicConfig {
+    pub fn max_duration(&self) -> Result<Duration> {
+        crate::forensic::parse_duration(&self.max_duration)
+            .map_err(|e| Error::Config(format!("forensic.max_duration: {e}")))
+    }
+
+    /// `share_dir`, or `forensic/` beside the ingest socket.
+    pub fn share_dir(&self, ingest_socket: &std::path::Path) -> PathBuf {
+        if self.share_dir.as_os_str().is_empty() {
+            ingest_socket
+                .parent()
+                .unwrap_or(std::path::Path::new("/"))
+                .join("forensic")
+        } else {
+            self.share_dir.clone()
         }
     }
 }
@@ -409,6 +463,10 @@ impl Config {
         }
         if !(100..=60_000).contains(&self.rollup.flush_interval_ms) {
             return fail("rollup.flush_interval_ms must be between 100 and 60000".into());
+        }
+        self.forensic.max_duration()?;
+        if !(1..=16 << 20).contains(&self.forensic.max_body_bytes) {
+            return fail("forensic.max_body_bytes must be between 1 and 16777216".into());
         }
         if self.rollup.catch_up_rows < 1 {
             return fail("rollup.catch_up_rows must be at least 1".into());

@@ -9,6 +9,7 @@
 //! - `db/`: connection pools, setup and migrations, every SQL statement.
 //! - `proof/`: head signing, signed export, chain verification.
 //! - `control/`: the control socket and the watch fan-out.
+//! - `forensic/`: forensic body capture: scope, sealing, intake, reads.
 //! - `instance`: the lock that keeps one collector per state directory and
 //!   socket.
 //! - `config`, `stats`, `error`, `allocator`, and `topology` (all wiring,
@@ -20,6 +21,7 @@ pub mod config;
 pub mod control;
 pub mod db;
 pub mod error;
+pub mod forensic;
 pub mod instance;
 pub mod pipeline;
 pub mod proof;

@@ -17,6 +17,7 @@ use crate::control::server::{self as control, ControlServer};
 use crate::control::watch_hub::WatchHub;
 use crate::db::databases::Databases;
 use crate::error::{Error, Result};
+use crate::forensic::{spawn_intake, Forensic};
 use crate::instance::InstanceLock;
 use crate::pipeline::attribution::{Attribution, UseWatcher};
 use crate::pipeline::ingest::{self, IngestSettings};
@@ -67,6 +68,7 @@ pub fn run(config: Config) -> Result<()> {
         allow_uids,
         default_db: config.database.default_db.clone(),
         backlog_limit: config.chain.queue_max / 2,
+        forensic: None,
     };
     let socket = ingest::bind(&settings)?;
     let system = actix::System::new();
@@ -102,6 +104,8 @@ struct Shared {
     pools: egress_rollup::PoolFor,
     /// Batches each stage's mailbox takes (`ingest.mailbox_batches`).
     mailbox: usize,
+    /// Forensic capture: fed by ingest, switched and read by the control socket.
+    forensic: Arc<Forensic>,
 }
 
 impl Shared {
@@ -114,12 +118,20 @@ impl Shared {
             let databases = databases.clone();
             Arc::new(move |database: &str| databases.pool(database).map_err(|e| e.to_string()))
         };
+        let forensic = Forensic::new(
+            databases.clone(),
+            config.forensic.clone(),
+            config.state.dir.clone(),
+            config.forensic.share_dir(&config.ingest.socket),
+            host_name(),
+        );
         Ok(Shared {
             stats: Arc::new(Stats::default()),
             watch: WatchHub::new(1024),
             databases,
             pools,
             mailbox: config.ingest.mailbox_batches,
+            forensic,
         })
     }
 }
@@ -220,7 +232,7 @@ fn start_pipeline(
     config: &Config,
     shared: &Shared,
     storage: &Storage,
-    settings: IngestSettings,
+    mut settings: IngestSettings,
     socket: std::os::unix::net::UnixDatagram,
 ) -> Pipeline {
     let mailbox = shared.mailbox;
@@ -270,6 +282,11 @@ fn start_pipeline(
     )
     .start();
     attribution.do_send(UseWatcher(watcher.recipient()));
+
+    // Forensic capture: its intake (fed by ingest, chunks only while capture
+    // is on) and the sweep that ends a capture whose time is up.
+    settings.forensic = Some(spawn_intake(shared.forensic.clone()));
+    actix_rt::spawn(shared.forensic.clone().run_expiry());
 
     // Ingest owns the socket, on the pipeline's thread (above), apart from
     // the appenders, so a slow database never delays reading.
@@ -342,6 +359,8 @@ fn start_control(config: &Config, shared: &Shared, storage: &Storage, own_uid: u
         rollup_stats: storage.rollup_stats.clone(),
         vacuum: vacuum.0.recipient(),
         vacuum_outcomes: vacuum.1,
+        forensic: shared.forensic.clone(),
+        forensic_uids: config.forensic.odoo_uids.iter().copied().collect(),
     });
     actix_rt::spawn(server.serve(listener));
     Ok(())

@@ -147,6 +147,9 @@ fn fit(message: &mut Message, limits: &Limits) {
         Message::ConfigChange(change) => fit_change(change, limits),
         // Drops are split into several messages by the sender instead.
         Message::Drops(_) => {}
+        // Chunked to fit by `ForensicBody::chunks`; the database is capped
+        // with the call's.
+        Message::ForensicBody(body) => truncate(&mut body.database, DATABASE_MAX),
     }
 }
 

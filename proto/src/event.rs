@@ -1,5 +1,6 @@
-//! The messages a hook sends to the collector. No type here has a body field:
-//! a payload travels only as its SHA-256 digest (DESIGN §1.2).
+//! The messages a hook sends to the collector. No type here but
+//! `ForensicBody` has a body field: a payload travels only as its SHA-256
+//! digest (DESIGN §1.2), unless forensic capture is on for the call.
 //!
 //! Field order is part of the wire format (bincode encodes fields in
 //! declaration order): append new fields only behind a new format version.
@@ -134,4 +135,76 @@ pub struct ConfigChange {
     pub new_value: Option<String>,
     pub user_login: String,
     pub uid: Option<i64>,
+}
+
+/// Bytes of body carried by one `ForensicBody` datagram at most: with the
+/// other fields (and a database name of 255 bytes) it stays well under
+/// `MAX_DATAGRAM_SIZE` (docs/WIRE_FORMAT.md §4).
+pub const FORENSIC_CHUNK: usize = 15 * 1024;
+
+/// The parts of a call whose body forensic capture copies.
+pub const FORENSIC_PARTS: &[&str] = &["request", "response"];
+
+/// One chunk of a body copied by forensic capture (DESIGN §7), sent only
+/// while capture is on for the call's database and the call is in its
+/// scope. It names the call by (worker, database, seq): sent right after
+/// the `Call` it belongs to was accepted, so `seq` is that call's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ForensicBody {
+    pub worker_id: u64,
+    pub database: String,
+    /// `Call.seq` of the call this body belongs to.
+    pub seq: u64,
+    /// `request` or `response` (`FORENSIC_PARTS`).
+    pub part: String,
+    /// Length of the whole body, before the cap.
+    pub total_len: u64,
+    /// Bytes captured: `min(total_len, cap)`; the chunks carry exactly these.
+    pub captured_len: u64,
+    /// The body was longer than the cap: only its beginning is carried.
+    pub truncated: bool,
+    /// SHA-256 of the whole body (`total_len` bytes), cap or not.
+    pub sha256: [u8; 32],
+    /// Where this chunk starts in the captured bytes.
+    pub offset: u64,
+    /// At most `FORENSIC_CHUNK` bytes.
+    pub data: Vec<u8>,
+}
+
+impl ForensicBody {
+    /// The datagrams' worth of `captured` (already capped), chunk by chunk,
+    /// in order; an empty body is one chunk with no data.
+    #[allow(clippy::too_many_arguments)]
+    pub fn chunks(
+        worker_id: u64,
+        database: &str,
+        seq: u64,
+        part: &str,
+        total_len: u64,
+        truncated: bool,
+        sha256: [u8; 32],
+        captured: &[u8],
+    ) -> Vec<ForensicBody> {
+        let mut out = Vec::with_capacity(captured.len() / FORENSIC_CHUNK + 1);
+        let mut offset = 0;
+        loop {
+            let end = (offset + FORENSIC_CHUNK).min(captured.len());
+            out.push(ForensicBody {
+                worker_id,
+                database: database.to_owned(),
+                seq,
+                part: part.to_owned(),
+                total_len,
+                captured_len: captured.len() as u64,
+                truncated,
+                sha256,
+                offset: offset as u64,
+                data: captured[offset..end].to_vec(),
+            });
+            offset = end;
+            if offset >= captured.len() {
+                return out;
+            }
+        }
+    }
 }

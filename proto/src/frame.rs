@@ -5,7 +5,7 @@
 use bincode::Options;
 use serde::{de::DeserializeOwned, Serialize};
 
-use crate::{Call, ConfigChange, Drops, Error, Hello};
+use crate::{Call, ConfigChange, Drops, Error, ForensicBody, Hello};
 
 /// "EG": first two bytes of every datagram.
 pub const MAGIC: [u8; 2] = *b"EG";
@@ -24,6 +24,7 @@ pub enum MessageKind {
     Call = 2,
     Drops = 3,
     ConfigChange = 4,
+    ForensicBody = 5,
 }
 
 impl MessageKind {
@@ -33,6 +34,7 @@ impl MessageKind {
             2 => Ok(MessageKind::Call),
             3 => Ok(MessageKind::Drops),
             4 => Ok(MessageKind::ConfigChange),
+            5 => Ok(MessageKind::ForensicBody),
             other => Err(Error::UnknownKind(other)),
         }
     }
@@ -48,6 +50,7 @@ pub enum Message {
     Call(Call),
     Drops(Drops),
     ConfigChange(ConfigChange),
+    ForensicBody(ForensicBody),
 }
 
 impl Message {
@@ -57,6 +60,7 @@ impl Message {
             Message::Call(_) => MessageKind::Call,
             Message::Drops(_) => MessageKind::Drops,
             Message::ConfigChange(_) => MessageKind::ConfigChange,
+            Message::ForensicBody(_) => MessageKind::ForensicBody,
         }
     }
 }
@@ -82,6 +86,7 @@ pub fn encode(message: &Message) -> Result<Vec<u8>, Error> {
         Message::Call(m) => codec().serialize_into(&mut out, m),
         Message::Drops(m) => codec().serialize_into(&mut out, m),
         Message::ConfigChange(m) => codec().serialize_into(&mut out, m),
+        Message::ForensicBody(m) => codec().serialize_into(&mut out, m),
     };
     written.map_err(|e| Error::Encode {
         max: MAX_DATAGRAM_SIZE,
@@ -157,6 +162,7 @@ pub fn decode(datagram: &[u8]) -> Result<Message, Error> {
         MessageKind::Call => Message::Call(payload_of(kind, payload)?),
         MessageKind::Drops => Message::Drops(payload_of(kind, payload)?),
         MessageKind::ConfigChange => Message::ConfigChange(payload_of(kind, payload)?),
+        MessageKind::ForensicBody => Message::ForensicBody(payload_of(kind, payload)?),
     };
     Ok(message)
 }
@@ -209,6 +215,11 @@ mod tests {
                 key: "k".into(),
                 ..ConfigChange::default()
             }),
+            Message::ForensicBody(ForensicBody {
+                part: "request".into(),
+                data: vec![1, 2, 3],
+                ..ForensicBody::default()
+            }),
         ];
         for message in messages {
             let bytes = encode(&message).unwrap();
@@ -260,6 +271,31 @@ mod tests {
     }
 
     #[test]
+    fn the_largest_forensic_chunk_fits_with_the_longest_database() {
+        let chunks = ForensicBody::chunks(
+            u64::MAX,
+            &"d".repeat(255),
+            u64::MAX,
+            "response",
+            u64::MAX,
+            true,
+            [0xff; 32],
+            &vec![7u8; 3 * crate::event::FORENSIC_CHUNK + 1],
+        );
+        assert_eq!(chunks.len(), 4);
+        assert_eq!(chunks[3].data.len(), 1);
+        assert_eq!(chunks[3].offset, 3 * crate::event::FORENSIC_CHUNK as u64);
+        for chunk in chunks {
+            let bytes = encode(&Message::ForensicBody(chunk.clone())).unwrap();
+            assert!(bytes.len() <= MAX_DATAGRAM_SIZE);
+            assert_eq!(decode(&bytes).unwrap(), Message::ForensicBody(chunk));
+        }
+        let empty = ForensicBody::chunks(1, "d", 1, "request", 0, false, [0; 32], &[]);
+        assert_eq!(empty.len(), 1);
+        assert!(empty[0].data.is_empty());
+    }
+
+    #[test]
     fn random_bytes_never_panic() {
         // A small xorshift so the test is deterministic without a dependency.
         let mut state = 0x9E37_79B9_7F4A_7C15u64;
@@ -270,7 +306,7 @@ mod tests {
             let len = (state % 300) as usize;
             let mut bytes: Vec<u8> = (0..len).map(|i| (state >> (i % 56)) as u8).collect();
             if len > 4 && state.is_multiple_of(2) {
-                bytes[..4].copy_from_slice(&[b'E', b'G', FORMAT_VERSION, (state % 5) as u8]);
+                bytes[..4].copy_from_slice(&[b'E', b'G', FORMAT_VERSION, (state % 6) as u8]);
             }
             let _ = decode(&bytes);
         }

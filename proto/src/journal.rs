@@ -39,6 +39,12 @@ pub enum EntryKind {
     /// The signer refused to sign a head inconsistent with one it signed
     /// before, or an operator resumed signing; `detail` says which.
     Alarm,
+    /// Forensic body capture was enabled, changed, disabled or expired;
+    /// `detail` says by whom, for which scope and until when.
+    ForensicCapture,
+    /// A captured body was read; `detail` names the call's seq and the
+    /// reader. Committed before the body is released.
+    ForensicRead,
 }
 
 impl EntryKind {
@@ -50,6 +56,8 @@ impl EntryKind {
             EntryKind::Vacuum => "vacuum",
             EntryKind::Duplicate => "duplicate",
             EntryKind::Alarm => "alarm",
+            EntryKind::ForensicCapture => "forensic_capture",
+            EntryKind::ForensicRead => "forensic_read",
         }
     }
 
@@ -61,6 +69,8 @@ impl EntryKind {
             "vacuum" => Some(EntryKind::Vacuum),
             "duplicate" => Some(EntryKind::Duplicate),
             "alarm" => Some(EntryKind::Alarm),
+            "forensic_capture" => Some(EntryKind::ForensicCapture),
+            "forensic_read" => Some(EntryKind::ForensicRead),
             _ => None,
         }
     }
@@ -72,7 +82,8 @@ impl EntryKind {
 pub struct JournalRow {
     pub seq: i64,
     pub database: String,
-    /// `call`, `gap`, `config_change`, `vacuum`, `duplicate` or `alarm` (`EntryKind`).
+    /// `call`, `gap`, `config_change`, `vacuum`, `duplicate`, `alarm`,
+    /// `forensic_capture` or `forensic_read` (`EntryKind`).
     pub kind: String,
     /// Microseconds since the Unix epoch, when the collector appended the row.
     pub recorded_at_us: i64,

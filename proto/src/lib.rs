@@ -4,7 +4,8 @@
 //! - `frame`: the datagram frame (magic, format version, message kind) and the
 //!   one place where bincode encodes and decodes, with its size limit (also
 //!   the payloads of the collector's spool records).
-//! - `event`: the messages a hook sends (`Hello`, `Call`, `Drops`, `ConfigChange`).
+//! - `event`: the messages a hook sends (`Hello`, `Call`, `Drops`, `ConfigChange`,
+//!   and `ForensicBody` while forensic capture is on).
 //! - `journal`: the journal row, its canonical encoding and the chain hash.
 //! - `fields`: the journal row's one field table (name, column, SQL type,
 //!   canonical kind), which every other copy of the field list follows.
@@ -26,7 +27,10 @@ pub mod settings;
 pub mod time;
 
 pub use error::Error;
-pub use event::{Call, ConfigChange, DropCount, Drops, Hello, SeqCursor, StackFrame, Trigger};
+pub use event::{
+    Call, ConfigChange, DropCount, Drops, ForensicBody, Hello, SeqCursor, StackFrame, Trigger,
+    FORENSIC_CHUNK, FORENSIC_PARTS,
+};
 pub use frame::{
     decode, decode_record, encode, encode_record, Message, MessageKind, FORMAT_VERSION, MAGIC,
     MAX_DATAGRAM_SIZE, MAX_RECORD_SIZE,

@@ -4,8 +4,8 @@
 //! rewrites them; do that only when the format version changes.
 
 use egress_proto::{
-    decode, encode, Call, ConfigChange, DropCount, Drops, Hello, JournalRow, Message, SeqCursor,
-    StackFrame, Trigger, GENESIS_HASH,
+    decode, encode, Call, ConfigChange, DropCount, Drops, ForensicBody, Hello, JournalRow, Message,
+    SeqCursor, StackFrame, Trigger, GENESIS_HASH,
 };
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -137,6 +137,32 @@ fn messages() -> Vec<(&'static str, Message)> {
                 uid: Some(2),
             }),
         ),
+        (
+            "forensic_body",
+            Message::ForensicBody(ForensicBody {
+                worker_id: 0x0123_4567_89ab_cdef,
+                database: "prod_db".into(),
+                seq: 42,
+                part: "request".into(),
+                total_len: 70_000,
+                captured_len: 65_536,
+                truncated: true,
+                sha256: [0xcd; 32],
+                offset: 61_440,
+                data: b"{\"prompt\": \"caf\xc3\xa9\"}\x00\xff".to_vec(),
+            }),
+        ),
+        (
+            "forensic_body_empty",
+            Message::ForensicBody(ForensicBody {
+                worker_id: 1,
+                database: "soci\u{e9}t\u{e9}".into(),
+                seq: 1,
+                part: "response".into(),
+                sha256: [0xe3; 32],
+                ..ForensicBody::default()
+            }),
+        ),
     ]
 }
 
@@ -146,6 +172,7 @@ fn message_json(message: &Message) -> Value {
         Message::Call(m) => json!({"kind": "call", "message": m}),
         Message::Drops(m) => json!({"kind": "drops", "message": m}),
         Message::ConfigChange(m) => json!({"kind": "config_change", "message": m}),
+        Message::ForensicBody(m) => json!({"kind": "forensic_body", "message": m}),
     }
 }
 

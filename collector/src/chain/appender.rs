@@ -840,7 +840,7 @@ async fn upsert_workers(
     }
 }
 
-fn head_hash(head: Option<(i64, Vec<u8>)>) -> Result<Option<(i64, [u8; 32])>> {
+pub(crate) fn head_hash(head: Option<(i64, Vec<u8>)>) -> Result<Option<(i64, [u8; 32])>> {
     let Some((seq, hash)) = head else {
         return Ok(None);
     };

@@ -4,6 +4,7 @@
 //! command failed; 2 `verify` could not check.
 
 mod export;
+mod forensic;
 mod pubkey;
 mod report;
 mod run;
@@ -57,6 +58,9 @@ enum Command {
     Report(report::ReportArgs),
     /// Have the running collector prune a database's journal to its retention now.
     VacuumNow(vacuum_now::VacuumNowArgs),
+    /// Forensic body capture: enable, disable, status, read (every switch
+    /// and every read is journaled).
+    Forensic(forensic::ForensicArgs),
 }
 
 /// Parses the command line, with each `run` flag's default in its help.
@@ -80,6 +84,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Export(args) => export::main(args),
         Command::Report(args) => report::main(args),
         Command::VacuumNow(args) => vacuum_now::main(args),
+        Command::Forensic(args) => forensic::main(args),
     }
 }
 

@@ -95,6 +95,22 @@ pub struct RunArgs {
     /// [spool] max_bytes: most bytes spooled while a database cannot be written.
     #[arg(long, env = "EGRESS_SPOOL_MAX_BYTES")]
     spool_max_bytes: Option<u64>,
+    /// [forensic] max_duration: longest forensic capture (like 7d, 48h, 30m).
+    #[arg(long, env = "EGRESS_FORENSIC_MAX_DURATION")]
+    forensic_max_duration: Option<String>,
+    /// [forensic] max_body_bytes: bytes of each body captured at most.
+    #[arg(long, env = "EGRESS_FORENSIC_MAX_BODY_BYTES")]
+    forensic_max_body_bytes: Option<u64>,
+    /// [forensic] share_dir: where workers read whether capture is on.
+    #[arg(long, env = "EGRESS_FORENSIC_SHARE_DIR")]
+    forensic_share_dir: Option<PathBuf>,
+    /// [forensic] odoo_uids: uid that may use forensic capture for Odoo users (repeat).
+    #[arg(
+        long = "forensic-odoo-uid",
+        env = "EGRESS_FORENSIC_ODOO_UIDS",
+        value_delimiter = ','
+    )]
+    forensic_odoo_uids: Option<Vec<u32>>,
     /// [log] level: error, warn, info, debug, or a tracing filter.
     #[arg(long, env = "EGRESS_LOG")]
     log_level: Option<String>,
@@ -177,6 +193,10 @@ fn load(args: RunArgs) -> anyhow::Result<Config> {
         vacuum_batch_rows => vacuum.batch_rows;
         state_dir => state.dir;
         spool_max_bytes => spool.max_bytes;
+        forensic_max_duration => forensic.max_duration;
+        forensic_max_body_bytes => forensic.max_body_bytes;
+        forensic_share_dir => forensic.share_dir;
+        forensic_odoo_uids => forensic.odoo_uids;
         log_level => log.level;
     }
     if args.socket_group.is_some() {

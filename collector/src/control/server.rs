@@ -25,6 +25,7 @@ use crate::control::watch_hub::WatchHub;
 use crate::db::databases::{valid_database_name, Databases};
 use crate::db::store::{self, StoredRow};
 use crate::error::{Error, Result};
+use crate::forensic::{parse_duration, Actor, Forensic, Scope};
 use crate::pipeline::stage::ChainedRow;
 use crate::proof::export::{self, ExportFailure, ExportRequest};
 use crate::stats::Stats;
@@ -80,6 +81,45 @@ pub enum Request {
         db: String,
         now_us: Option<i64>,
     },
+    /// Switch forensic capture on (or change it) for `db`: a scope (at
+    /// least one of host, addon, channel) for `duration` (`2h`, `7d`, ...).
+    ForensicEnable {
+        db: String,
+        host: Option<String>,
+        addon: Option<String>,
+        channel: Option<String>,
+        duration: String,
+        #[serde(flatten)]
+        odoo: OdooUser,
+    },
+    ForensicDisable {
+        db: String,
+        #[serde(flatten)]
+        odoo: OdooUser,
+    },
+    ForensicStatus {
+        db: String,
+        #[serde(flatten)]
+        odoo: OdooUser,
+    },
+    /// The captured bodies of journal row `seq`, released once the read is
+    /// journaled.
+    ForensicRead {
+        db: String,
+        seq: i64,
+        #[serde(flatten)]
+        odoo: OdooUser,
+    },
+}
+
+/// The Odoo user a forensic request speaks for (the Forensic page), absent
+/// for the operator's CLI.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct OdooUser {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub odoo_uid: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub odoo_user: Option<String>,
 }
 
 fn first_seq() -> i64 {
@@ -110,6 +150,21 @@ impl Request {
             Request::Watch { .. } => "watch",
             Request::Report { .. } => "report",
             Request::VacuumNow { .. } => "vacuum-now",
+            Request::ForensicEnable { .. } => "forensic enable",
+            Request::ForensicDisable { .. } => "forensic disable",
+            Request::ForensicStatus { .. } => "forensic status",
+            Request::ForensicRead { .. } => "forensic read",
+        }
+    }
+
+    /// The Odoo user of a forensic request, when it names one.
+    fn odoo_user(&self) -> Option<&OdooUser> {
+        match self {
+            Request::ForensicEnable { odoo, .. }
+            | Request::ForensicDisable { odoo, .. }
+            | Request::ForensicStatus { odoo, .. }
+            | Request::ForensicRead { odoo, .. } => Some(odoo),
+            _ => None,
         }
     }
 }
@@ -118,7 +173,11 @@ impl Request {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Access {
     Everything,
-    ExportsOnly,
+    /// `control.export_uids` and/or `forensic.odoo_uids`, not `allow_uids`.
+    Limited {
+        exports: bool,
+        forensic: bool,
+    },
 }
 
 pub struct ControlServer {
@@ -134,6 +193,9 @@ pub struct ControlServer {
     pub rollup_stats: Arc<egress_rollup::Stats>,
     pub vacuum: Recipient<RunVacuum>,
     pub vacuum_outcomes: Arc<std::sync::Mutex<BTreeMap<String, egress_vacuum::Outcome>>>,
+    pub forensic: Arc<Forensic>,
+    /// `forensic.odoo_uids`: forensic requests on behalf of an Odoo user only.
+    pub forensic_uids: HashSet<u32>,
 }
 
 /// A request is one short JSON line; a longer one is cut there and refused
@@ -179,7 +241,8 @@ impl ControlServer {
     }
 
     async fn handle(&self, stream: UnixStream) -> std::io::Result<()> {
-        let uid = stream.peer_cred()?.uid();
+        let cred = stream.peer_cred()?;
+        let (uid, pid) = (cred.uid(), cred.pid().unwrap_or(0));
         let (read, mut write) = stream.into_split();
         // The request is read before any refusal: a peer whose request is
         // still unread when the connection closes gets EPIPE for its write,
@@ -192,18 +255,37 @@ impl ControlServer {
             return write_line(&mut write, &refusal).await;
         };
         let request = serde_json::from_str::<Request>(&line);
-        if let Ok(request) = &request {
-            if access == Access::ExportsOnly && !request.open_to_exporters() {
+        if let (Ok(request), Access::Limited { exports, forensic }) = (&request, access) {
+            let for_odoo_user = request
+                .odoo_user()
+                .is_some_and(|odoo| odoo.odoo_uid.is_some() && odoo.odoo_user.is_some());
+            let allowed = (exports && request.open_to_exporters()) || (forensic && for_odoo_user);
+            if !allowed {
                 warn!(
                     uid,
                     command = request.command(),
-                    "Control request refused: uid in control.export_uids only."
+                    "Control request refused: uid in control.export_uids or forensic.odoo_uids only."
                 );
-                let refusal = json!({"type": "error", "message": format!(
-                    "uid {uid} may only ask for export, pubkey and sign-now (control.export_uids); `{}` needs control.allow_uids",
-                    request.command()
-                )});
+                let message = if forensic && request.odoo_user().is_some() {
+                    format!("uid {uid} may ask `{}` only on behalf of an Odoo user (odoo_uid and odoo_user) (forensic.odoo_uids)", request.command())
+                } else if exports {
+                    format!(
+                        "uid {uid} may only ask for export, pubkey and sign-now (control.export_uids); `{}` needs control.allow_uids",
+                        request.command()
+                    )
+                } else {
+                    format!(
+                        "uid {uid} may only ask for forensic requests on behalf of an Odoo user (forensic.odoo_uids); `{}` needs control.allow_uids",
+                        request.command()
+                    )
+                };
+                let refusal = json!({"type": "error", "message": message});
                 return write_line(&mut write, &refusal).await;
+            }
+        }
+        if let Ok(request) = &request {
+            if let Some(reply) = self.forensic_request(request, uid, pid).await {
+                return write_line(&mut write, &reply).await;
             }
         }
         match request {
@@ -279,6 +361,13 @@ impl ControlServer {
                 };
                 self.export(&mut write, &request).await
             }
+            // Answered by `forensic_request` above.
+            Ok(
+                Request::ForensicEnable { .. }
+                | Request::ForensicDisable { .. }
+                | Request::ForensicStatus { .. }
+                | Request::ForensicRead { .. },
+            ) => Ok(()),
             Err(e) => {
                 write_line(
                     &mut write,
@@ -444,13 +533,76 @@ impl ControlServer {
     }
 
     fn access(&self, uid: u32) -> Option<Access> {
+        let exports = self.export_uids.contains(&uid);
+        let forensic = self.forensic_uids.contains(&uid);
         if uid == 0 || self.allow_uids.contains(&uid) {
             Some(Access::Everything)
-        } else if self.export_uids.contains(&uid) {
-            Some(Access::ExportsOnly)
+        } else if exports || forensic {
+            Some(Access::Limited { exports, forensic })
         } else {
             None
         }
+    }
+
+    /// The reply to a forensic request; `None` for any other request.
+    async fn forensic_request(&self, request: &Request, uid: u32, pid: i32) -> Option<Value> {
+        let odoo = request.odoo_user()?.clone();
+        let actor = Actor {
+            pid: i64::from(pid),
+            uid: i64::from(uid),
+            odoo_uid: odoo.odoo_uid,
+            odoo_user: odoo.odoo_user,
+        };
+        let error = |e: Error| json!({"type": "error", "message": e.to_string()});
+        let forensic = &self.forensic;
+        Some(match request {
+            Request::ForensicEnable {
+                db,
+                host,
+                addon,
+                channel,
+                duration,
+                ..
+            } => {
+                let scope = Scope::new(host.clone(), addon.clone(), channel.clone());
+                match parse_duration(duration) {
+                    Err(e) => json!({"type": "error", "message": format!("--for {e}")}),
+                    Ok(duration) => match forensic.enable(db, scope, duration, &actor).await {
+                        Ok(state) => {
+                            json!({"type": "forensic_state", "database": db, "state": state})
+                        }
+                        Err(e) => error(e),
+                    },
+                }
+            }
+            Request::ForensicDisable { db, .. } => {
+                match forensic.disable(db, &actor, "disable").await {
+                    Ok(state) => json!({"type": "forensic_state", "database": db, "state": state}),
+                    Err(e) => error(e),
+                }
+            }
+            Request::ForensicStatus { db, .. } => match forensic.status(db).await {
+                Ok(state) => json!({
+                    "type": "forensic_state",
+                    "database": db,
+                    "state": state,
+                    "now_us": crate::db::store::to_micros(std::time::SystemTime::now()),
+                    "max_duration": forensic.config().max_duration,
+                    "max_body_bytes": forensic.config().max_body_bytes,
+                    "intake": {
+                        "chunks": forensic.intake.chunks.load(std::sync::atomic::Ordering::Relaxed),
+                        "stored": forensic.intake.stored.load(std::sync::atomic::Ordering::Relaxed),
+                        "refused": forensic.intake.refused.load(std::sync::atomic::Ordering::Relaxed),
+                    },
+                }),
+                Err(e) => error(e),
+            },
+            Request::ForensicRead { db, seq, .. } => match forensic.read(db, *seq, &actor).await {
+                Ok(read) => json!({"type": "forensic_body", "read": read}),
+                Err(e) => error(e),
+            },
+            _ => return None,
+        })
     }
 
     fn checked(&self, database: &str) -> Result<()> {

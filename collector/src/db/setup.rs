@@ -49,6 +49,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "trust_boundary",
         include_str!("../../migrations/0007_trust_boundary.sql"),
     ),
+    (
+        17,
+        "forensic",
+        include_str!("../../migrations/0017_forensic.sql"),
+    ),
 ];
 
 /// Serialises concurrent `setup` runs on one database.
@@ -232,6 +237,9 @@ pub async fn setup(options: &SetupOptions) -> Result<SetupReport> {
          GRANT USAGE ON SEQUENCE egress.worker_seen_id_seq TO {collector};
          GRANT SELECT ON public.network_egress_worker, public.network_egress_rollup_state
              TO {odoo};
+         GRANT SELECT, INSERT, UPDATE ON egress.forensic_state TO {collector};
+         GRANT SELECT, INSERT ON egress.forensic_body TO {collector};
+         GRANT SELECT ON public.network_forensic_state TO {odoo};
          -- Earlier versions read and wrote Odoo's settings table with
          -- egress rights; those rights go (REVOKE runs nothing of Odoo's).
          DO $$ BEGIN

@@ -46,6 +46,8 @@ pub struct IngestSettings {
     /// Events the appenders may hold beyond a batch behind a healthy
     /// database before ingest stops reading (`chain.queue_max` / 2).
     pub backlog_limit: usize,
+    /// Where `ForensicBody` chunks go (the forensic intake); none: refused.
+    pub forensic: Option<crate::forensic::IntakeSender>,
 }
 
 /// The gid of `ingest.socket_group`, checked at start before anything is
@@ -226,7 +228,7 @@ impl Buffers {
                         match accept(&buf[..len.min(buf.len())], truncated, sender, settings) {
                             Ok(item) => {
                                 stats.accepted.fetch_add(1, Relaxed);
-                                items.push(item);
+                                items.extend(item);
                             }
                             Err(reason) => {
                                 debug!(reason, "Datagram rejected.");
@@ -300,13 +302,15 @@ fn receive(
     Ok(())
 }
 
-/// Checks and decodes one datagram; the error is the reject reason.
+/// Checks and decodes one datagram; the error is the reject reason. A
+/// forensic chunk is handed to the forensic intake here (`None`), never to
+/// the pipeline: it has no place in the spool or the journal.
 fn accept(
     bytes: &[u8],
     truncated: bool,
     sender: Option<Sender>,
     settings: &IngestSettings,
-) -> Result<Item<RawCall>, &'static str> {
+) -> Result<Option<Item<RawCall>>, &'static str> {
     let sender = sender.ok_or("no_credentials")?;
     if !settings.allow_uids.contains(&(sender.uid as u32)) {
         return Err("uid_not_allowed");
@@ -327,12 +331,12 @@ fn accept(
     match decode(bytes).map_err(|e| e.reason())? {
         Message::Call(mut call) => {
             normalise(&mut call.database)?;
-            Ok(Item::Call(RawCall { call, sender }))
+            Ok(Some(Item::Call(RawCall { call, sender })))
         }
         Message::Hello(mut hello) => {
             // Cut at once: a flood of large Hellos must not be carried on.
             crate::pipeline::peers::bound_hello(&mut hello);
-            Ok(Item::Hello(sender, hello))
+            Ok(Some(Item::Hello(sender, hello)))
         }
         Message::Drops(mut drops) => {
             // One bad entry must not cost the others: the sender cleared its
@@ -343,11 +347,19 @@ fn accept(
             drops
                 .cursors
                 .retain_mut(|cursor| normalise(&mut cursor.database).is_ok());
-            Ok(Item::Drops(sender, drops))
+            Ok(Some(Item::Drops(sender, drops)))
         }
         Message::ConfigChange(mut change) => {
             normalise(&mut change.database)?;
-            Ok(Item::ConfigChange(sender, change))
+            Ok(Some(Item::ConfigChange(sender, change)))
+        }
+        Message::ForensicBody(mut body) => {
+            normalise(&mut body.database)?;
+            let intake = settings.forensic.as_ref().ok_or("forensic_off")?;
+            intake
+                .try_send((sender, body))
+                .map_err(|_| "forensic_full")?;
+            Ok(None)
         }
     }
 }
@@ -365,6 +377,7 @@ mod tests {
             allow_uids: HashSet::from([1000]),
             default_db: "odoo".into(),
             backlog_limit: 50_000,
+            forensic: None,
         }
     }
 
@@ -395,7 +408,10 @@ mod tests {
     #[test]
     fn fills_the_default_database_and_refuses_bad_names() {
         let frame = encode(&Message::Call(Call::default())).unwrap();
-        match accept(&frame, false, ALLOWED, &settings()).unwrap() {
+        match accept(&frame, false, ALLOWED, &settings())
+            .unwrap()
+            .unwrap()
+        {
             Item::Call(raw) => assert_eq!(raw.call.database, "odoo"),
             other => panic!("unexpected {other:?}"),
         }
@@ -424,7 +440,10 @@ mod tests {
             cursors: vec![],
         };
         let frame = encode(&Message::Drops(drops)).unwrap();
-        match accept(&frame, false, ALLOWED, &settings()).unwrap() {
+        match accept(&frame, false, ALLOWED, &settings())
+            .unwrap()
+            .unwrap()
+        {
             Item::Drops(_, kept) => assert_eq!(kept.counts, vec![entry("good")]),
             other => panic!("unexpected {other:?}"),
         }

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use hmac::{Hmac, Mac};
@@ -48,39 +48,45 @@ impl Salts {
     }
 
     fn load_or_create(&self, database: &str) -> Result<[u8; 32]> {
-        let path = self.dir.join(format!("{database}.salt"));
-        let err = |source| Error::State {
-            path: path.clone(),
-            source,
-        };
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)
-            .map_err(err)?;
-        // create_new: two collectors racing cannot both write a salt.
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-        {
-            Ok(mut file) => {
-                let salt = random_bytes().map_err(err)?;
-                file.write_all(&salt)
-                    .and_then(|_| file.sync_all())
-                    .map_err(err)?;
-                Ok(salt)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let mut salt = [0u8; 32];
-                std::fs::File::open(&path)
-                    .and_then(|mut f| f.read_exact(&mut salt))
-                    .map_err(err)?;
-                Ok(salt)
-            }
-            Err(e) => Err(err(e)),
+        secret_file(&self.dir, &format!("{database}.salt"))
+    }
+}
+
+/// The 32 secret bytes in `dir/name`, generated on first use: the directory
+/// is made 0700 and the file 0600, and two collectors racing cannot both
+/// write one (salts, forensic keys).
+pub fn secret_file(dir: &Path, name: &str) -> Result<[u8; 32]> {
+    let path = dir.join(name);
+    let err = |source| Error::State {
+        path: path.clone(),
+        source,
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(err)?;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+    {
+        Ok(mut file) => {
+            let secret = random_bytes().map_err(err)?;
+            file.write_all(&secret)
+                .and_then(|_| file.sync_all())
+                .map_err(err)?;
+            Ok(secret)
         }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let mut secret = [0u8; 32];
+            std::fs::File::open(&path)
+                .and_then(|mut f| f.read_exact(&mut secret))
+                .map_err(err)?;
+            Ok(secret)
+        }
+        Err(e) => Err(err(e)),
     }
 }
 

@@ -53,6 +53,11 @@ def test_python_encoder_matches_the_golden_vectors(vector):
         data = _wire.encode_drops(m["worker_id"],
                                   [(c["database"], c["reason"], c["count"]) for c in m["counts"]],
                                   [(c["database"], c["last_seq"]) for c in m["cursors"]])
+    elif kind == "forensic_body":
+        data = _wire.encode_forensic_body(
+            m["worker_id"], m["database"], m["seq"], m["part"], m["total_len"],
+            m["captured_len"], m["truncated"], bytes(m["sha256"]), m["offset"],
+            bytes(m["data"]))
     else:
         data = _wire.encode_config_change(m["worker_id"], change_fields(m))
     assert data.hex() == vector["hex"]
@@ -79,8 +84,10 @@ def test_the_native_module_is_built():
     assert egress_hook.native_available(), egress_hook._native_error
 
 
-@pytest.mark.parametrize("vector", [v for v in VECTORS if v["kind"] != "drops"],
-                         ids=[v["name"] for v in VECTORS if v["kind"] != "drops"])
+SENT = [v for v in VECTORS if v["kind"] not in ("drops", "forensic_body")]
+
+
+@pytest.mark.parametrize("vector", SENT, ids=[v["name"] for v in SENT])
 def test_both_senders_send_the_golden_bytes(vector, kind, receiver):
     m = vector["message"]
     client = make(kind, receiver.path)

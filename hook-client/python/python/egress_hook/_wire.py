@@ -20,13 +20,15 @@ KIND_HELLO = 1
 KIND_CALL = 2
 KIND_DROPS = 3
 KIND_CONFIG_CHANGE = 4
+KIND_FORENSIC_BODY = 5
 MAX_DATAGRAM_SIZE = 16 * 1024
 #: Database names are capped once and never shrunk further (fit.rs).
 DATABASE_MAX = 255
 
 _HEADER = {
     kind: MAGIC + bytes((FORMAT_VERSION, kind))
-    for kind in (KIND_HELLO, KIND_CALL, KIND_DROPS, KIND_CONFIG_CHANGE)
+    for kind in (KIND_HELLO, KIND_CALL, KIND_DROPS, KIND_CONFIG_CHANGE,
+                 KIND_FORENSIC_BODY)
 }
 
 # (text, path, items, item, frames, frame_text), as fit.rs LEVELS.
@@ -317,3 +319,39 @@ def encode_drops(worker_id, counts, cursors):
     if len(data) > MAX_DATAGRAM_SIZE:
         raise EncodeError("drops report does not fit in one datagram")
     return data
+
+
+#: Body bytes per ``ForensicBody`` datagram at most (``FORENSIC_CHUNK``).
+FORENSIC_CHUNK = 15 * 1024
+_FORENSIC_TAIL = struct.Struct("<QQ?")
+
+
+def encode_forensic_body(worker_id, database, seq, part, total_len, captured_len,
+                         truncated, sha256, offset, data):
+    """The datagram of one ``ForensicBody`` chunk (docs/WIRE_FORMAT.md §4)."""
+    if len(data) > FORENSIC_CHUNK or len(sha256) != 32:
+        raise EncodeError("forensic chunk over FORENSIC_CHUNK bytes")
+    parts = [_HEADER[KIND_FORENSIC_BODY], _Q(worker_id)]
+    _str(parts, database, DATABASE_MAX)
+    parts.append(_Q(seq))
+    _str(parts, part)
+    parts.append(_FORENSIC_TAIL.pack(total_len, captured_len, bool(truncated)))
+    parts.append(bytes(sha256))
+    parts.append(_QQ(offset, len(data)))
+    parts.append(bytes(data))
+    return b"".join(parts)
+
+
+def forensic_datagrams(worker_id, database, seq, part, total_len, truncated, sha256,
+                       captured):
+    """Every chunk of one captured body, in order (``ForensicBody::chunks``):
+    an empty body is one chunk with no data."""
+    out = []
+    offset = 0
+    while True:
+        chunk = captured[offset:offset + FORENSIC_CHUNK]
+        out.append(encode_forensic_body(worker_id, database, seq, part, total_len,
+                                        len(captured), truncated, sha256, offset, chunk))
+        offset += len(chunk)
+        if offset >= len(captured):
+            return out
