@@ -175,6 +175,30 @@ impl HookClient {
         guarded(|| worker.outbox.push(Queued { call, frames }));
     }
 
+    /// Sends one call now, like `send_call`, and when the kernel accepted
+    /// it, the bodies forensic capture copied from it, as `ForensicBody`
+    /// chunks naming that call's sequence number (docs/WIRE_FORMAT.md §4).
+    /// A body chunk that cannot be sent is counted with the other messages
+    /// (`stats`), never as a lost call. Only ever called while capture is
+    /// on for the call (the Python interceptor decides).
+    pub fn send_call_with_bodies(&self, mut call: Call, bodies: Vec<CapturedBody>) {
+        let worker = self.worker();
+        fit::truncate(&mut call.database, fit::DATABASE_MAX);
+        let every = self.options.drops_report_interval;
+        guarded(|| {
+            let mut state = worker.outbox.drained();
+            let database = call.database.clone();
+            let before = state.last_seq(&database);
+            state.send_call(call, &self.path, every, false);
+            match state.last_seq(&database) {
+                Some(seq) if Some(seq) != before => {
+                    state.send_bodies(&database, seq, bodies, &self.path, every)
+                }
+                _ => {}
+            }
+        });
+    }
+
     /// Sends every queued call now, on this thread.
     pub fn flush(&self) {
         let worker = self.worker();
@@ -327,6 +351,20 @@ fn now_us() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+/// One body copied by forensic capture, capped by the interceptor.
+#[derive(Debug, Clone, Default)]
+pub struct CapturedBody {
+    /// `request` or `response`.
+    pub part: String,
+    /// Length of the whole body.
+    pub total_len: u64,
+    /// `data` is only the beginning of the body.
+    pub truncated: bool,
+    /// SHA-256 of the whole body.
+    pub sha256: [u8; 32],
+    pub data: Vec<u8>,
 }
 
 /// A random, non-zero worker id. The fallback mixes in the pid and the clock

@@ -23,7 +23,7 @@ mod reason;
 mod sender;
 mod state;
 
-pub use client::{HookClient, HookOptions, HookStats};
+pub use client::{CapturedBody, HookClient, HookOptions, HookStats};
 pub use egress_proto::{Call, ConfigChange, Hello, StackFrame, Trigger, MAX_DATAGRAM_SIZE};
 pub use reason::DropReason;
 

@@ -12,9 +12,12 @@ use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use egress_proto::{encode, Call, ConfigChange, DropCount, Drops, Hello, Message, SeqCursor};
+use egress_proto::{
+    encode, Call, ConfigChange, DropCount, Drops, ForensicBody, Hello, Message, SeqCursor,
+};
 use nix::sys::socket::{setsockopt, sockopt};
 
+use crate::client::CapturedBody;
 use crate::fit;
 use crate::reason::DropReason;
 
@@ -120,6 +123,43 @@ impl State {
             Err(reason) => self.count_call_drop(call.database, reason),
         }
         None
+    }
+
+    /// The last sequence number the kernel accepted for `database`.
+    pub fn last_seq(&self, database: &str) -> Option<u64> {
+        self.last_seq.get(database).copied()
+    }
+
+    /// Sends the chunks of each body of call `seq`, in order; a body whose
+    /// chunk is refused sends no further chunk (the collector would drop
+    /// the incomplete body anyway).
+    pub fn send_bodies(
+        &mut self,
+        database: &str,
+        seq: u64,
+        bodies: Vec<CapturedBody>,
+        path: &Path,
+        every: Duration,
+    ) {
+        for body in bodies {
+            let chunks = ForensicBody::chunks(
+                self.worker_id,
+                database,
+                seq,
+                &body.part,
+                body.total_len,
+                body.truncated,
+                body.sha256,
+                &body.data,
+            );
+            for chunk in chunks {
+                let before = self.totals.other_dropped;
+                self.send_other(Message::ForensicBody(chunk), None, path, every);
+                if self.totals.other_dropped != before {
+                    break;
+                }
+            }
+        }
     }
 
     pub fn send_hello(&mut self, mut hello: Hello, path: &Path, every: Duration) {

@@ -23,7 +23,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use egress_hook::{Call, ConfigChange, Hello, HookClient, HookOptions, StackFrame, Trigger};
+use egress_hook::{
+    Call, CapturedBody, ConfigChange, Hello, HookClient, HookOptions, StackFrame, Trigger,
+};
 use pyo3::conversion::FromPyObjectOwned;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
@@ -231,6 +233,38 @@ impl Client {
                 call.stack = frames.iter().map(|f| StackFrame::clone(f)).collect();
             }
             self.inner.send_call(call);
+            Some(())
+        })
+    }
+
+    /// `send_call`, then the bodies forensic capture copied from the call,
+    /// naming its sequence number: `bodies` is a list of `(part, total_len,
+    /// truncated, sha256, data)` tuples (`egress_hook::HookClient::
+    /// send_call_with_bodies`). Called off the audited call's thread.
+    fn send_call_forensic(&self, fields: &Bound<'_, PyAny>, bodies: &Bound<'_, PyAny>) {
+        shielded((), || {
+            let (mut call, frames) = read_call(fields)?;
+            if !frames.is_empty() {
+                call.stack = frames.iter().map(|f| StackFrame::clone(f)).collect();
+            }
+            let mut captured = Vec::new();
+            for item in bodies.try_iter().ok()? {
+                let (part, total_len, truncated, sha256, data): (
+                    String,
+                    u64,
+                    bool,
+                    Bound<'_, PyBytes>,
+                    Bound<'_, PyBytes>,
+                ) = item.ok()?.extract().ok()?;
+                captured.push(CapturedBody {
+                    part,
+                    total_len,
+                    truncated,
+                    sha256: <[u8; 32]>::try_from(sha256.as_bytes()).ok()?,
+                    data: data.as_bytes().to_vec(),
+                });
+            }
+            self.inner.send_call_with_bodies(call, captured);
             Some(())
         })
     }

@@ -223,38 +223,75 @@ class PythonClient:
         if sent != len(data):
             raise _Failed(SEND_ERROR)
 
+    def _target(self, fields):
+        """The worker and the database name as the wire carries it."""
+        worker = self._current()
+        database = fields[0]
+        # 63 characters are at most 252 bytes: no cut, no copy (the
+        # common case; PostgreSQL names are at most 63 bytes).
+        if not (type(database) is str and len(database) <= 63):
+            database = _wire.utf8(database, _wire.DATABASE_MAX).decode("utf-8")
+            fields = (database,) + tuple(fields[1:])
+        return worker, database, fields
+
     def send_call(self, fields):
         """``fields``: the ``Call`` fields after ``worker_id`` and ``seq``, in
         wire order, the trigger flattened into ``kind, name, uid``."""
         try:
-            worker = self._current()
-            database = fields[0]
-            # 63 characters are at most 252 bytes: no cut, no copy (the
-            # common case; PostgreSQL names are at most 63 bytes).
-            if not (type(database) is str and len(database) <= 63):
-                database = _wire.utf8(database, _wire.DATABASE_MAX).decode("utf-8")
-                fields = (database,) + tuple(fields[1:])
+            worker, database, fields = self._target(fields)
         except Exception:
             return
         with worker.lock:
+            self._send_call(worker, database, fields)
+
+    def _send_call(self, worker, database, fields):
+        """Sends under ``worker.lock``; the sequence number the kernel
+        accepted, or None."""
+        try:
+            seq = min(worker.last_seq.get(database, 0) + 1, _SEQ_MAX)
             try:
-                seq = min(worker.last_seq.get(database, 0) + 1, _SEQ_MAX)
-                try:
-                    data = _wire.encode_call(worker.worker_id, seq, fields)
-                except _wire.EncodeError:
-                    raise _Failed(TOO_LARGE) from None
-                except Exception:
-                    raise _Failed(SEND_ERROR) from None
-                self._transmit(worker, data)
-            except _Failed as failed:
-                self._count_call_drop(worker, database, failed.reason)
-                return
+                data = _wire.encode_call(worker.worker_id, seq, fields)
+            except _wire.EncodeError:
+                raise _Failed(TOO_LARGE) from None
             except Exception:
-                self._count_call_drop(worker, database, SEND_ERROR)
+                raise _Failed(SEND_ERROR) from None
+            self._transmit(worker, data)
+        except _Failed as failed:
+            self._count_call_drop(worker, database, failed.reason)
+            return None
+        except Exception:
+            self._count_call_drop(worker, database, SEND_ERROR)
+            return None
+        worker.last_seq[database] = seq
+        worker.sent += 1
+        self._report_if_due(worker)
+        return seq
+
+    def send_call_forensic(self, fields, bodies):
+        """``send_call``, then, when the kernel accepted the call, the bodies
+        forensic capture copied from it as ``ForensicBody`` chunks naming its
+        sequence number (under the same lock, so no other call can take it
+        in between). ``bodies``: ``(part, total_len, truncated, sha256,
+        data)`` tuples. A refused chunk is counted with the other messages
+        and ends its body (the collector drops an incomplete one)."""
+        try:
+            worker, database, fields = self._target(fields)
+        except Exception:
+            return
+        with worker.lock:
+            seq = self._send_call(worker, database, fields)
+            if seq is None:
                 return
-            worker.last_seq[database] = seq
-            worker.sent += 1
-            self._report_if_due(worker)
+            for part, total_len, truncated, sha256, data in bodies:
+                try:
+                    datagrams = _wire.forensic_datagrams(
+                        worker.worker_id, database, seq, part, total_len, truncated,
+                        sha256, data)
+                    for datagram in datagrams:
+                        self._transmit(worker, datagram)
+                        worker.other_sent += 1
+                except Exception:
+                    worker.other_dropped += 1
 
     def _count_call_drop(self, worker, database, reason):
         worker.dropped += 1

@@ -10,7 +10,9 @@ Layout:
   and ``xmlrpc.client`` too);
 - ``_mail``: ``smtplib``, ``imaplib``, ``poplib`` sessions;
 - ``_net``: raw ``socket`` connections and UDP, ``getaddrinfo`` (``dns``),
-  TLS wrapping, and the byte counting every channel relies on.
+  TLS wrapping, and the byte counting every channel relies on;
+- ``_forensic``: forensic body capture, off unless the collector's state
+  file for the database says otherwise.
 
 Public API (stable, see the package README): ``install``, ``uninstall``,
 ``installed``, ``settings``, ``set_context``, ``reset_context``,
@@ -26,7 +28,7 @@ import os
 import threading
 import time
 
-from . import _core, _http, _mail, _net
+from . import _core, _forensic, _http, _mail, _net
 from ._core import (CHANNELS, Context, current_context, reset_context,
                     set_context, settings, state)
 
@@ -69,6 +71,8 @@ def install(socket=None, database=None, *, transport=None):
                 if native is not None and isinstance(client, native.Client) else None)
             if database is not None:
                 state.database = database
+            _forensic.start(_forensic.default_dir(
+                socket or os.environ.get("EGRESS_SOCKET") or egress_hook.DEFAULT_SOCKET_PATH))
             if not state.installed:
                 _core.patch(os, "_exit", _core._wrap_exit)
                 _net.install()
@@ -96,6 +100,7 @@ def uninstall():
                 _core._refresh()
                 _core.unpatch_all()
                 _net._tracked.clear()
+                _forensic.stop()
             client = state.client
             if client is not None:
                 _core.drain_deferred()
@@ -117,6 +122,7 @@ def _after_fork():
         state.pid = os.getpid()
         state.hello_pid = 0
         _core.deactivate()
+        _forensic.after_fork()
     except Exception:
         _core.count_error()
 
@@ -126,6 +132,7 @@ def _at_exit():
     if client is not None and state.installed:
         try:
             _core.drain_deferred()
+            _forensic.drain()
             client.report_drops()
         except Exception:
             pass
@@ -173,6 +180,7 @@ def flush():
     returns whether the collector's socket took them. Never raises."""
     try:
         _core.drain_deferred()
+        _forensic.drain()
         client = state.client
         return bool(client is not None and client.report_drops())
     except Exception:
@@ -191,6 +199,7 @@ def stats():
             out["mode"] = getattr(client, "hook_mode", "native")
             out["worker_id"] = client.worker_id()
         out["interceptor_errors"] = state.errors
+        out["forensic"] = dict(_forensic.stats, active=sorted(_forensic.SCOPES))
         import egress_hook
 
         native = getattr(egress_hook, "_native", None)

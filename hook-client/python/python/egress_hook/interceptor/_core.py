@@ -21,7 +21,11 @@ import sys
 import threading
 import time
 
-from . import _layout
+from . import _forensic, _layout
+
+#: database → scope while forensic capture is on (``_forensic.SCOPES``, the
+#: same dict): empty, the one test a call pays for capture being off.
+_SCOPES = _forensic.SCOPES
 
 # The package's own directory: its frames are left out of stacks.
 _OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
@@ -149,7 +153,7 @@ class Record:
                  "method", "host", "port", "path", "query_keys", "header_names",
                  "src_ip", "src_port", "dst_ip", "dst_port", "tls", "status",
                  "error_class", "bytes_out", "bytes_in", "digest", "stack",
-                 "done", "commands", "hasher", "collect_headers")
+                 "done", "commands", "hasher", "collect_headers", "forensic")
 
     def __init__(self, channel, protocol, method, host, port, stack):
         self.context = _context.get()
@@ -178,6 +182,7 @@ class Record:
         self.commands = None
         self.hasher = None
         self.collect_headers = False
+        self.forensic = _forensic.begin(self, state.database) if _SCOPES else None
 
     def failed(self, error):
         try:
@@ -327,6 +332,10 @@ def emit(rec):
         now = time.monotonic()
         if state.hello_pid != state.pid or now - state.hello_at > 60.0:
             send_hello(client, state.pid, now)
+        if rec.forensic is not None:
+            # Its bodies follow the call, from the forensic sender thread.
+            _forensic.submit(client, rec.fields(), rec.forensic)
+            return
         # The native sender queues the call for its sender thread: the
         # system call (and the collector's wake-up) leaves the audited call.
         state.send(rec.fields())

@@ -10,7 +10,10 @@ buffered reader already holds), since the body is read after the call.
 
 Kept: method, host, port, path, query key names, header names, sizes,
 status, error class, payload digest. Never a query value, a header value, a
-body or URL userinfo.
+body or URL userinfo, unless forensic capture is on for the call
+(``_forensic``): then the request body as handed over, and the response body
+``requests`` or a preloading ``urllib3`` already read (``http.client`` used
+directly: the request body only).
 """
 
 from __future__ import annotations
@@ -101,6 +104,8 @@ def _outer(begin, status_attribute):
                 if rec.error_class:
                     emit(rec)
             rec.status = _status(response, status_attribute)
+            if rec.forensic is not None:
+                _copy_response(rec, response)
             emit(rec)
             return response
 
@@ -109,11 +114,26 @@ def _outer(begin, status_attribute):
     return make
 
 
+def _copy_response(rec, response):
+    """Forensic capture: the response body the call already read (a
+    ``requests`` response not streamed, a preloaded ``urllib3`` one); a
+    stream is never read here."""
+    try:
+        body = response.__dict__.get("_content")  # requests
+        if body is None:
+            body = response.__dict__.get("_body")  # urllib3
+        rec.forensic.set_response(body)
+    except Exception:
+        count_error()
+
+
 # -- requests -------------------------------------------------------------
 
 def _begin_requests(session, request, *args, **kwargs):
     rec = _new(request.method, request.url)
     rec.digest = _core.sha256(request.body)
+    if rec.forensic is not None:
+        rec.forensic.add_request(request.body)
     return rec
 
 
@@ -127,13 +147,18 @@ def _body(args, kwargs, index):
 
 def _begin_pool(pool, method, url, *args, **kwargs):
     rec = _new(method, url, getattr(pool, "scheme", "http"), pool.host, pool.port or 0)
-    rec.digest = _core.sha256(_body(args, kwargs, 0))
+    body = _body(args, kwargs, 0)
+    rec.digest = _core.sha256(body)
+    if rec.forensic is not None:
+        rec.forensic.add_request(body)
     return rec
 
 
 def _begin_manager(manager, method, url, *args, **kwargs):
     rec = _new(method, url)
     rec.digest = _core.sha256(kwargs.get("body"))
+    if rec.forensic is not None:
+        rec.forensic.add_request(kwargs.get("body"))
     return rec
 
 
@@ -224,6 +249,8 @@ def _wrap_endheaders(orig):
         try:
             if message_body is not None:
                 rec.digest = _core.sha256(message_body)
+                if rec.forensic is not None:
+                    rec.forensic.add_request(message_body)
         except Exception:
             count_error()
         return _io(self, rec, orig, (message_body,) + args, kwargs)
@@ -236,6 +263,8 @@ def _wrap_send(orig):
         rec = None if active() is not None else _own(self)
         if rec is None or rec.done:
             return orig(self, data)
+        if rec.forensic is not None:
+            rec.forensic.add_request(data)
         return _io(self, rec, orig, (data,), {})
 
     return send

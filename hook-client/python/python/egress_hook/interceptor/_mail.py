@@ -241,6 +241,8 @@ def _smtp_data(orig):
                 if session.hasher is None:
                     session.hasher = hashlib.sha256()
                 session.hasher.update(payload)
+                if rec.forensic is not None:
+                    rec.forensic.add_request(payload)
             except Exception:
                 count_error()
         return orig(self, msg, *args, **kwargs)
