@@ -49,8 +49,8 @@ pub fn main(args: ExportArgs) -> anyhow::Result<ExitCode> {
         anyhow::Ok(summary)
     })?;
     eprintln!(
-        "wrote {} rows of {} (seq {} to {}) to {}",
-        summary.rows,
+        "wrote {} of {} (seq {} to {}) to {}",
+        super::count(summary.rows as u64, "row", "rows"),
         args.db,
         summary.range["from"],
         summary.range["to"],

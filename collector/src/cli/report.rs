@@ -129,8 +129,8 @@ fn cut(text: &str, width: usize) -> String {
 
 fn table(out: &mut String, title: &str, table: &Table) {
     out.push_str(&format!(
-        "\n{title}: {} calls, {} out, {} in\n",
-        table.totals.calls,
+        "\n{title}: {}, {} out, {} in\n",
+        super::count(table.totals.calls as u64, "call", "calls"),
         bytes(table.totals.bytes_out),
         bytes(table.totals.bytes_in)
     ));
@@ -257,9 +257,9 @@ fn render(r: &Report) -> String {
         "  chain         {}\n",
         match &t.last_verify {
             Some(v) if v.verified => format!(
-                "verified OK at {} ({} rows)",
+                "verified OK at {} ({})",
                 minute(v.checked_at_us),
-                v.rows_checked
+                super::count(v.rows_checked as u64, "row", "rows")
             ),
             Some(v) => format!("BROKEN at {}: {}", minute(v.checked_at_us), v.message),
             None => "no verification recorded (run `egress-collector verify`)".into(),
@@ -300,9 +300,9 @@ fn render(r: &Report) -> String {
                 .map(|(reason, n)| format!("{reason} {n}"))
                 .collect();
             format!(
-                "{} events lost in {} entries ({})",
-                t.gaps.events,
-                t.gaps.entries,
+                "{} lost in {} ({})",
+                super::count(t.gaps.events as u64, "event", "events"),
+                super::count(t.gaps.entries as u64, "entry", "entries"),
                 reasons.join(", ")
             )
         }
@@ -326,11 +326,11 @@ fn render(r: &Report) -> String {
         },
         match &t.retention.last_vacuum {
             Some(v) => format!(
-                "; last vacuum {} removed seq {}–{} ({} rows)",
+                "; last vacuum {} removed seq {}–{} ({})",
                 minute(v.at_us),
                 v.first_seq,
                 v.last_seq,
-                v.rows
+                super::count(v.rows as u64, "row", "rows")
             ),
             None => String::new(),
         }

@@ -63,8 +63,8 @@ pub fn main(args: SetupArgs) -> anyhow::Result<ExitCode> {
     }
     if report.components_added > 0 {
         println!(
-            "added {} components to the Egress Components catalogue",
-            report.components_added
+            "added {} to the Egress Components catalogue",
+            super::count(report.components_added, "component", "components")
         );
     }
     if !report.odoo_role_powers.is_empty() {

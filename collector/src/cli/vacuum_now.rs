@@ -50,14 +50,14 @@ pub fn main(args: VacuumNowArgs) -> anyhow::Result<ExitCode> {
     let batches = outcome["batches"].as_array().cloned().unwrap_or_default();
     match (batches.first(), batches.last()) {
         (Some(first), Some(last)) => println!(
-            "{}: removed seq {} to {} ({} rows, older than {} day(s)) in {} transaction(s); \
+            "{}: removed seq {} to {} ({}, older than {}) in {}; \
              journaled as vacuum entries up to seq {}; verification now starts from anchor {}.",
             args.db,
             first["detail"]["first_seq"],
             last["detail"]["last_seq"],
-            outcome["removed"],
-            days,
-            batches.len(),
+            super::count(outcome["removed"].as_u64().unwrap_or(0), "row", "rows"),
+            super::count(days, "day", "days"),
+            super::count(batches.len() as u64, "transaction", "transactions"),
             last["entry_seq"],
             last["detail"]["anchor"].as_str().unwrap_or("?")
         ),

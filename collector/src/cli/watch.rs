@@ -58,8 +58,8 @@ pub fn main(args: WatchArgs) -> anyhow::Result<ExitCode> {
                 }
                 Some("row") => continue,
                 Some("skipped") => format!(
-                    "… {} batches of rows skipped: this watcher fell behind",
-                    value["batches"]
+                    "… {} of rows skipped: this watcher fell behind",
+                    super::count(value["batches"].as_u64().unwrap_or(0), "batch", "batches")
                 ),
                 Some("error") => bail!("{}", value["message"].as_str().unwrap_or("error")),
                 Some("end") => bail!(
@@ -102,8 +102,8 @@ fn readable(row: &Value) -> String {
     let head = format!("#{} {when} {}", row["seq"], text("database"));
     match row["kind"].as_str() {
         Some("gap") => format!(
-            "{head} GAP {} events lost ({}) worker {:016x}",
-            row["gap_count"],
+            "{head} GAP {} lost ({}) worker {:016x}",
+            super::count(row["gap_count"].as_u64().unwrap_or(0), "event", "events"),
             text("gap_reason"),
             row["worker_id"].as_i64().unwrap_or(0) as u64
         ),

@@ -137,10 +137,11 @@ fn render(report: &Report, witness_path: Option<&Path>, out: &mut String) -> any
     };
     outln!(
         out,
-        "  rows:         seq {} to {} ({} rows, each re-hashed and linked), {anchor}",
+        "  rows:         seq {} to {} ({} {}, each re-hashed and linked), {anchor}",
         r.from,
         r.to,
-        report.rows
+        report.rows,
+        if report.rows == 1 { "row" } else { "rows" }
     );
     outln!(
         out,
