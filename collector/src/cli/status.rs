@@ -85,14 +85,18 @@ fn render(s: &Value) -> String {
             n(&r["messages_dropped"])
         );
         for (db, d) in r["databases"].as_object().cloned().unwrap_or_default() {
-            let behind = match (d["watermark"].as_i64(), d["head"].as_i64()) {
-                (Some(w), Some(h)) if w < h => " (catching up: committed rows reach the rollups every rollup.flush_interval_ms)",
+            // The rollups' own idea of the head may trail the chain's: the
+            // chain's head is the one the watermark catches up with.
+            let chain_head = s["databases"][&db]["head_seq"].as_i64();
+            let head = d["head"].as_i64().max(chain_head);
+            let behind = match (d["watermark"].as_i64(), head) {
+                (Some(w), Some(h)) if w < h => " (catching up: committed rows reach the rollups every rollup.flush_interval_ms, 2 s by default)",
                 _ => "",
             };
             out += &format!(
                 "  {db:<20} watermark {} of head {}{behind}  from deltas {}  from the journal {}{}\n",
                 d["watermark"],
-                d["head"],
+                head.map_or_else(|| "?".to_owned(), |h| h.to_string()),
                 n(&d["applied_rows"]),
                 n(&d["folded_rows"]),
                 d["last_error"]
@@ -111,4 +115,30 @@ fn render(s: &Value) -> String {
     }
     out += &format!("watchers     {} connected\n", n(&s["watchers"]));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::render;
+    use serde_json::json;
+
+    #[test]
+    fn a_watermark_behind_the_chain_head_says_it_catches_up() {
+        let status = json!({
+            "databases": {"odoo": {"head_seq": 40}},
+            "rollup": {"databases": {"odoo": {"watermark": 30, "head": 30}}},
+            "watchers": 1,
+        });
+        let text = render(&status);
+        assert!(
+            text.contains("watermark 30 of head 40 (catching up"),
+            "{text}"
+        );
+        assert!(text.contains("watchers     1 connected"), "{text}");
+        let caught_up = json!({
+            "databases": {"odoo": {"head_seq": 40}},
+            "rollup": {"databases": {"odoo": {"watermark": 40, "head": 40}}},
+        });
+        assert!(!render(&caught_up).contains("catching up"));
+    }
 }
