@@ -4,17 +4,47 @@ use super::*;
 use egress_proto::{decode, Drops, Message, SeqCursor, StackFrame, MAX_DATAGRAM_SIZE};
 use std::os::unix::net::UnixDatagram;
 use std::sync::atomic::AtomicU32;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-/// A directory removed on drop, unique per test even across parallel tests.
-struct TempDir(PathBuf);
+/// Tests run as threads of one process, and a forked child inherits every
+/// socket open at that moment: a receiver another test has dropped would stay
+/// alive in the child and swallow what that test's client sends next. So a
+/// test that forks runs alone (write), the others together (read).
+static FORKS: RwLock<()> = RwLock::new(());
+
+/// Held, never read: dropping it ends the test's place.
+#[allow(dead_code)]
+enum ForkGuard {
+    Shared(RwLockReadGuard<'static, ()>),
+    Alone(RwLockWriteGuard<'static, ()>),
+}
+
+/// A directory removed on drop, unique per test even across parallel tests;
+/// it also holds the test's place with respect to forks (`FORKS`).
+struct TempDir(PathBuf, #[allow(dead_code)] ForkGuard);
 
 impl TempDir {
     fn new() -> TempDir {
+        let guard = FORKS
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        TempDir::with(ForkGuard::Shared(guard))
+    }
+
+    /// For a test that forks: no other test has a socket open meanwhile.
+    fn for_fork() -> TempDir {
+        let guard = FORKS
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        TempDir::with(ForkGuard::Alone(guard))
+    }
+
+    fn with(guard: ForkGuard) -> TempDir {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("egress-hook-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
+        TempDir(dir, guard)
     }
 
     fn socket(&self) -> PathBuf {
@@ -384,7 +414,7 @@ fn an_unreachable_socket_path_counts_a_send_error() {
 
 #[test]
 fn many_threads_share_one_client_without_gaps() {
-    let dir = TempDir::new();
+    let dir = TempDir::for_fork();
     let receiver = bind(&dir.socket());
     let client = HookClient::new(dir.socket());
     let reader = std::thread::spawn(move || {
@@ -463,7 +493,7 @@ fn recv_from_child(receiver: &UnixDatagram, pid: libc::pid_t) -> Call {
 
 #[test]
 fn a_forked_child_is_a_new_worker() {
-    let dir = TempDir::new();
+    let dir = TempDir::for_fork();
     let receiver = bind(&dir.socket());
     let client = HookClient::new(dir.socket());
     client.send_call(call("a"));
@@ -486,7 +516,7 @@ fn a_forked_child_is_a_new_worker() {
 
 #[test]
 fn a_child_forked_while_the_lock_is_held_still_sends() {
-    let dir = TempDir::new();
+    let dir = TempDir::for_fork();
     let receiver = bind(&dir.socket());
     let client = HookClient::new(dir.socket());
     client.send_call(call("a"));
@@ -615,7 +645,7 @@ fn a_full_receiver_makes_the_sender_wait_not_drop() {
 
 #[test]
 fn a_child_forked_after_stop_sender_queues_as_a_new_worker() {
-    let dir = TempDir::new();
+    let dir = TempDir::for_fork();
     let receiver = bind(&dir.socket());
     let client = HookClient::new(dir.socket());
     client.queue_call(call("a"));
