@@ -84,7 +84,13 @@ pub struct Event {
 }
 
 /// Kinds kept as events.
-pub const EVENT_KINDS: [&str; 3] = ["config_change", "vacuum", "alarm"];
+pub const EVENT_KINDS: [&str; 5] = [
+    "config_change",
+    "vacuum",
+    "alarm",
+    "forensic_capture",
+    "forensic_read",
+];
 
 /// What a run of journal rows adds to the rollups.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -130,6 +130,88 @@ pub struct Trust {
     /// a superuser" (empty: they hold).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub boundary_void: Vec<String>,
+    /// Forensic body capture: on now (a red chip) or switched or read in
+    /// the period (absent: never switched on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forensic: Option<Forensic>,
+}
+
+/// Forensic body capture in the report: whether it is on now, for what,
+/// until when and by whom, and every switch and read in the period.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Forensic {
+    /// On now (and not yet past its expiry).
+    pub active: bool,
+    pub host: Option<String>,
+    pub addon: Option<String>,
+    pub channel: Option<String>,
+    pub expires_at_us: Option<i64>,
+    /// Who switched it to its current state.
+    pub changed_by: String,
+    /// The journal entry that did.
+    pub entry_seq: i64,
+    /// `forensic_capture` entries in the period.
+    pub switches: Vec<ForensicEntry>,
+    /// `forensic_read` entries in the period.
+    pub reads: Vec<ForensicEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForensicEntry {
+    pub seq: i64,
+    pub at_us: i64,
+    /// `enable`, `disable`, `expire` or `read`.
+    pub action: String,
+    pub by: String,
+    /// For a read: the call whose body was read.
+    pub call_seq: Option<i64>,
+}
+
+fn forensic(
+    state: Option<&crate::store::ForensicStateRow>,
+    events: &[Event],
+    now_us: i64,
+) -> Option<Forensic> {
+    let entries = |kind: &str| -> Vec<ForensicEntry> {
+        events
+            .iter()
+            .filter(|e| e.kind == kind)
+            .map(|e| {
+                let detail: serde_json::Value = e
+                    .detail
+                    .as_deref()
+                    .and_then(|d| serde_json::from_str(d).ok())
+                    .unwrap_or_default();
+                ForensicEntry {
+                    seq: e.seq,
+                    at_us: e.recorded_at_us,
+                    action: detail["action"].as_str().unwrap_or("").to_owned(),
+                    by: detail["by"].as_str().unwrap_or("").to_owned(),
+                    call_seq: detail["seq"].as_i64(),
+                }
+            })
+            .collect()
+    };
+    let switches = entries("forensic_capture");
+    let reads = entries("forensic_read");
+    if state.is_none() && switches.is_empty() && reads.is_empty() {
+        return None;
+    }
+    let mut out = Forensic {
+        switches,
+        reads,
+        ..Forensic::default()
+    };
+    if let Some((active, host, addon, channel, expires, by, seq)) = state {
+        out.active = *active && expires.is_some_and(|e| e > now_us);
+        out.host.clone_from(host);
+        out.addon.clone_from(addon);
+        out.channel.clone_from(channel);
+        out.expires_at_us = *expires;
+        out.changed_by.clone_from(by);
+        out.entry_seq = *seq;
+    }
+    Some(out)
 }
 
 /// The latest refusal of the signer (an `alarm` entry).
@@ -406,6 +488,7 @@ pub fn assemble(
         },
         coverage: capture_coverage(&data.workers),
         signing_alarm: data.last_alarm.as_ref().and_then(signing_alarm),
+        forensic: forensic(data.forensic_state.as_ref(), &data.events, now_us),
         boundary_void: data
             .odoo_role
             .iter()
@@ -522,6 +605,22 @@ fn verdict(summary: &Summary, vendor: &Table, unknown: &Table, trust: &Trust) ->
             ),
             None => "ALERT: the signer refused to sign: the journal was rewritten or cut.".into(),
         });
+    }
+    if let Some(f) = trust.forensic.as_ref().filter(|f| f.active) {
+        let scope: Vec<String> = [
+            ("host", &f.host),
+            ("addon", &f.addon),
+            ("channel", &f.channel),
+        ]
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+        .collect();
+        alerts.push(format!(
+            "ALERT: forensic body capture is ON for {} (enabled by {}, journal row {}).",
+            scope.join(" "),
+            f.changed_by,
+            f.entry_seq
+        ));
     }
     if !trust.boundary_void.is_empty() {
         alerts.push(format!(

@@ -348,7 +348,22 @@ pub struct ReportData {
     /// Odoo's role (as `setup` recorded it) and what it may do that voids
     /// the database-level promises (`pg_roles`: superuser, create roles).
     pub odoo_role: Option<(String, Vec<String>)>,
+    /// `egress.forensic_state`: (active, host, addon, channel, expires_at_us,
+    /// changed_by, entry_seq); None before it was ever switched (or before
+    /// `setup` created it).
+    pub forensic_state: Option<ForensicStateRow>,
 }
+
+/// (active, host, addon, channel, expires_at_us, changed_by, entry_seq)
+pub type ForensicStateRow = (
+    bool,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    String,
+    i64,
+);
 
 fn time_us(row: &tokio_postgres::Row, i: usize) -> i64 {
     row.get::<_, Option<SystemTime>>(i)
@@ -504,8 +519,39 @@ pub async fn report_data(
             (r.get::<_, String>(0), powers)
         });
     let settings = read_settings(&tx, setting_keys).await;
+    let forensic_state = if tx
+        .query_one(
+            "SELECT pg_catalog.to_regclass('egress.forensic_state') IS NOT NULL",
+            &[],
+        )
+        .await
+        .map_err(db("look for the forensic state"))?
+        .get(0)
+    {
+        tx.query_opt(
+            "SELECT active, host, addon, channel, expires_at, changed_by, entry_seq \
+             FROM egress.forensic_state",
+            &[],
+        )
+        .await
+        .map_err(db("read the forensic state"))?
+        .map(|r| {
+            (
+                r.get(0),
+                r.get(1),
+                r.get(2),
+                r.get(3),
+                r.get::<_, Option<SystemTime>>(4).map(to_micros),
+                r.get(5),
+                r.get(6),
+            )
+        })
+    } else {
+        None
+    };
     tx.commit().await.map_err(db("end report"))?;
     Ok(ReportData {
+        forensic_state,
         last_alarm,
         odoo_role,
         groups,

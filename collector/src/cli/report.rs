@@ -282,6 +282,39 @@ fn render(r: &Report) -> String {
             a.reason
         ));
     }
+    if let Some(f) = &t.forensic {
+        let scope: Vec<String> = [
+            ("host", &f.host),
+            ("addon", &f.addon),
+            ("channel", &f.channel),
+        ]
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+        .collect();
+        if f.active {
+            out.push_str(&format!(
+                "  forensic      ON: bodies captured for {} until {} (enabled by {}, journal row {})\n",
+                scope.join(" "),
+                minute(f.expires_at_us.unwrap_or(0)),
+                f.changed_by,
+                f.entry_seq
+            ));
+        } else {
+            out.push_str(&format!(
+                "  forensic      off (last switched by {}, journal row {})\n",
+                f.changed_by, f.entry_seq
+            ));
+        }
+        for r in &f.reads {
+            out.push_str(&format!(
+                "                body of row {} read {} by {} (journal row {})\n",
+                r.call_seq.unwrap_or(0),
+                minute(r.at_us),
+                r.by,
+                r.seq
+            ));
+        }
+    }
     if !t.boundary_void.is_empty() {
         out.push_str(&format!(
             "  boundary      VOID: {} (raw SQL from Odoo can rewrite unsigned rows; signing and a witness still catch rewrites of signed rows)\n",

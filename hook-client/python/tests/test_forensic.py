@@ -8,6 +8,7 @@ ciphertext does not open."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -139,6 +140,22 @@ def test_off_by_default_on_for_a_host_then_off_again(hooked, journal, http_srv):
     assert len(reads) == 2
     assert all(f'"seq":{on_seq}' in r["detail"] for r in reads)
     assert all(r["worker_uid"] == os.getuid() for r in reads)
+    # The Trust Report: a red chip while capture is on, and the reads.
+    report = subprocess.run(
+        [collector_binary(), "report", "--db", journal.name, "--json", "--control",
+         journal.control], capture_output=True, timeout=120, env=journal._env())
+    assert report.returncode == 0, report.stderr
+    chip = json.loads(report.stdout)["trust"]["forensic"]
+    assert chip["active"] and chip["host"] == "127.0.0.1"
+    assert chip["changed_by"].startswith("operator uid")
+    assert [r["call_seq"] for r in chip["reads"]][-2:] == [on_seq, on_seq]
+    assert any("forensic body capture is ON" in line
+               for line in json.loads(report.stdout)["verdict"]["lines"])
+    text = subprocess.run(
+        [collector_binary(), "report", "--db", journal.name, "--control", journal.control],
+        capture_output=True, timeout=120, env=journal._env()).stdout
+    assert b"forensic      ON: bodies captured for host=127.0.0.1" in text
+    assert f"body of row {on_seq} read".encode() in text
     # Every switch and read is part of the chain.
     status = subprocess.run(
         [collector_binary(), "verify", "--database-url",

@@ -18,7 +18,7 @@ TABLE_ROWS = 50
 #: The views `egress-collector setup` creates for Odoo's role.
 VIEWS = ("network_egress_rollup", "network_egress_rollup_gap", "network_egress_rollup_event",
          "network_egress_verify_result", "network_signed_head")
-OPTIONAL_VIEWS = ("network_egress_rollup_state", "network_egress_worker")
+OPTIONAL_VIEWS = ("network_egress_rollup_state", "network_egress_worker", "network_forensic_state")
 
 _US = "(extract(epoch FROM {0}) * 1000000)::bigint"
 
@@ -102,9 +102,14 @@ def read(cr, database, since="7d", now_us=None):
     cr.execute("SELECT key, value FROM ir_config_parameter WHERE key = ANY(%s)",
                [[KEY_ENABLED, KEY_STRICT, KEY_RETENTION]])
     settings = dict(cr.fetchall())
+    forensic_state = None
+    if "network_forensic_state" in present:
+        cr.execute(f"""SELECT active, host, addon, channel, {_US.format('expires_at')},
+                              changed_by, entry_seq FROM public.network_forensic_state""")
+        forensic_state = cr.fetchone()
     return assemble(database, groups, gaps, events, last_vacuum, signed_head, verify,
                     settings, rollup_state, day, now_us, workers, last_alarm=last_alarm,
-                    boundary_void=boundary_void(cr))
+                    boundary_void=boundary_void(cr), forensic_state=forensic_state)
 
 
 def boundary_void(cr):
@@ -143,7 +148,7 @@ def _totals():
 
 def assemble(database, groups, gaps, events, last_vacuum, signed_head, verify, settings,
              rollup_state, day, now_us, workers=None, table_rows=TABLE_ROWS, last_alarm=None,
-             boundary_void=()):
+             boundary_void=(), forensic_state=None):
     """Pure: the report from what ``read`` selected (the rules of
     docs/REPORT_FORMAT.md, in the order of its sections)."""
     summary = {"calls": 0, "bytes_out": 0, "bytes_in": 0, "errors": 0}
@@ -209,6 +214,9 @@ def assemble(database, groups, gaps, events, last_vacuum, signed_head, verify, s
         trust["signing_alarm"] = alarm
     if boundary_void:
         trust["boundary_void"] = list(boundary_void)
+    chip = forensic(forensic_state, events, now_us)
+    if chip is not None:
+        trust["forensic"] = chip
     vendor, third_party, unknown = table("vendor"), table("third_party"), table("unknown")
     return {
         "format": FORMAT,
@@ -281,6 +289,39 @@ def _plural(n, one, many):
     return f"{n} {one if n == 1 else many}"
 
 
+def forensic(state, events, now_us):
+    """Forensic capture for the report (rollup/src/report.rs ``forensic``):
+    on now or not, for what, until when, by whom, and the switches and reads
+    in the period; None when it was never switched."""
+    def entries(kind):
+        out = []
+        for seq, at_us, event_kind, detail in events:
+            if event_kind != kind:
+                continue
+            try:
+                doc = json.loads(detail or "{}")
+            except ValueError:
+                doc = {}
+            call_seq = doc.get("seq")
+            out.append({"seq": seq, "at_us": at_us, "action": doc.get("action") or "",
+                        "by": doc.get("by") or "",
+                        "call_seq": call_seq if isinstance(call_seq, int) else None})
+        return out
+
+    switches, reads = entries("forensic_capture"), entries("forensic_read")
+    if state is None and not switches and not reads:
+        return None
+    chip = {"active": False, "host": None, "addon": None, "channel": None,
+            "expires_at_us": None, "changed_by": "", "entry_seq": 0,
+            "switches": switches, "reads": reads}
+    if state is not None:
+        active, host, addon, channel, expires, by, seq = state
+        chip.update(active=bool(active and expires is not None and expires > now_us),
+                    host=host, addon=addon, channel=channel, expires_at_us=expires,
+                    changed_by=by, entry_seq=seq)
+    return chip
+
+
 def verdict(summary, vendor, unknown, trust):
     alerts, warnings = [], []
     if trust["self_egress_calls"] > 0:
@@ -292,6 +333,11 @@ def verdict(summary, vendor, unknown, trust):
         alerts.append("ALERT: the signer refused to sign: the journal was rewritten or cut"
                       + (f" at or before seq {alarm['first_bad_seq']}."
                          if alarm["first_bad_seq"] is not None else "."))
+    chip = trust.get("forensic")
+    if chip and chip["active"]:
+        scope = " ".join(f"{k}={chip[k]}" for k in ("host", "addon", "channel") if chip[k])
+        alerts.append(f"ALERT: forensic body capture is ON for {scope} (enabled by "
+                      f"{chip['changed_by']}, journal row {chip['entry_seq']}).")
     if trust.get("boundary_void"):
         alerts.append(f"ALERT: {'; '.join(trust['boundary_void'])}: code in Odoo can rewrite "
                       "unsigned journal rows without a trace.")

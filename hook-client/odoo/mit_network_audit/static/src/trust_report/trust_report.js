@@ -151,6 +151,23 @@ export class TrustReport extends Component {
         return { ok: "alert-success", warning: "alert-warning", alert: "alert-danger" }[level];
     }
 
+    get forensicScope() {
+        const f = this.report.trust.forensic || {};
+        return ["host", "addon", "channel"].filter((k) => f[k]).map((k) => `${k}=${f[k]}`).join(" ");
+    }
+
+    get forensicUntil() {
+        const f = this.report.trust.forensic || {};
+        return f.expires_at_us ? new Date(f.expires_at_us / 1000).toISOString().replace(".000Z", "Z") : "";
+    }
+
+    get forensicReads() {
+        const f = this.report.trust.forensic || { reads: [] };
+        return f.reads
+            .map((r) => `row ${r.call_seq} read by ${r.by} (journal row ${r.seq})`)
+            .join("\n");
+    }
+
     get chainChip() {
         if (this.state.verify && this.state.verify.done) {
             return this.state.verify.verified
