@@ -13,6 +13,9 @@
 # ODOO_DB_ROLE      Odoo's database role, created if missing, never a
 #                   superuser (default: egress_odoo_test)
 # KEEP_DB=1         keep the test database (egress_odoo_test_<version>)
+# ODOO_TEST_DB, ODOO_HTTP_PORT  another database name and HTTP port (default
+#                   egress_odoo_test_<major>, 18000 + major), to run beside
+#                   another checkout's tests
 #
 # It installs egress_hook into ODOO_PYTHON, creates a fresh database,
 # initialises base and web, then runs `egress-collector setup` on it, starts a
@@ -39,8 +42,8 @@ superuser=${PGUSER:-postgres}
 role=${ODOO_DB_ROLE:-egress_odoo_test}
 version=$("$python" "$odoo_bin" --version | awk '{print $NF}')
 major=${version%%.*}
-db=egress_odoo_test_${major}
-http_port=$((18000 + major))
+db=${ODOO_TEST_DB:-egress_odoo_test_${major}}
+http_port=${ODOO_HTTP_PORT:-$((18000 + major))}
 work=$(mktemp -d /tmp/egress-odoo-test.XXXXXX)
 collector_pid=
 

@@ -27,6 +27,7 @@ can never change it. It makes no network call of its own.
         "views/res_config_settings_views.xml",
         "wizard/export_wizard_views.xml",
         "views/trust_report_action.xml",
+        "views/forensic_console_views.xml",
         "views/menus.xml",
     ],
     "assets": {

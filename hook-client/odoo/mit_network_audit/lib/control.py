@@ -58,3 +58,20 @@ def export(path, database, first_seq, last_seq=None):
     if doc.get("format") != "egress-audit-export":
         raise ControlError("the collector's reply is not an export file")
     return reply
+
+
+def forensic(path, cmd, database, user_id, user_name, timeout=60, **fields):
+    """One forensic request (``forensic_enable``, ``forensic_disable``,
+    ``forensic_status``, ``forensic_read``) on behalf of an Odoo user, whose
+    id and name the collector journals; the reply as a dict."""
+    message = {"cmd": cmd, "db": database, "odoo_uid": user_id, "odoo_user": user_name}
+    # Odoo's empty fields are False: left out, as None and "".
+    message.update({k: v for k, v in fields.items() if v is not None and v is not False and v != ""})
+    reply = request(path, message, timeout=timeout)
+    try:
+        doc = json.loads(reply)
+    except ValueError:
+        raise ControlError("the collector's reply is not JSON") from None
+    if doc.get("type") == "error":
+        raise ControlError(doc.get("message") or "refused")
+    return doc

@@ -7,3 +7,4 @@ from . import ir_config_parameter
 from . import res_config_settings
 from . import trust_report
 from . import list_views
+from . import forensic_console
