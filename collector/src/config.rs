@@ -128,6 +128,11 @@ pub struct StateConfig {
     /// Directory for the collector's own state (keys, salts, the spool,
     /// the instance lock), mode 0700.
     pub dir: PathBuf,
+    /// This collector's name in the journal (`collector` of every row it
+    /// appends), in the signed heads and in `egress-collector keys`: one
+    /// per host (or pod) when several collectors write one database.
+    /// Empty (the default): the host name.
+    pub collector_id: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -358,6 +363,19 @@ impl Default for VacuumConfig {
     }
 }
 
+impl StateConfig {
+    /// The collector's name: `collector_id`, else the host name.
+    pub fn collector_id(&self) -> String {
+        if self.collector_id.is_empty() {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .unwrap_or_else(|_| "unknown".into())
+        } else {
+            self.collector_id.clone()
+        }
+    }
+}
+
 impl VacuumConfig {
     pub fn interval(&self) -> Duration {
         Duration::from_secs(self.interval_secs)
@@ -368,6 +386,7 @@ impl Default for StateConfig {
     fn default() -> Self {
         StateConfig {
             dir: "/var/lib/egress-collector".into(),
+            collector_id: String::new(),
         }
     }
 }
@@ -441,6 +460,12 @@ impl Config {
             ));
         }
         crate::db::databases::config_for(&self.database.url, &self.database.default_db)?;
+        let id = &self.state.collector_id;
+        if id.len() > 200 || id.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return fail(format!(
+                "state.collector_id {id:?} must be at most 200 characters, without spaces or control characters (e.g. the host name)"
+            ));
+        }
         let positive = [
             ("ingest.mailbox_batches", self.ingest.mailbox_batches),
             ("database.max_databases", self.database.max_databases),

@@ -123,7 +123,7 @@ impl Shared {
             config.forensic.clone(),
             config.state.dir.clone(),
             config.forensic.share_dir(&config.ingest.socket),
-            host_name(),
+            config.state.collector_id(),
         );
         Ok(Shared {
             stats: Arc::new(Stats::default()),
@@ -176,7 +176,7 @@ fn start_storage(config: &Config, shared: &Shared) -> Storage {
             shared.watch.clone(),
             config.state.dir.clone(),
         );
-        let collector = host_name();
+        let collector = config.state.collector_id();
         Box::new(move |database: &str, router: Recipient<DatabaseState>| {
             let appender = ChainAppender::new(
                 database.to_owned(),
@@ -325,7 +325,7 @@ fn start_control(config: &Config, shared: &Shared, storage: &Storage, own_uid: u
         databases: shared.databases.clone(),
         keys: Arc::new(keys),
         stats: shared.stats.clone(),
-        collector: host_name(),
+        collector: config.state.collector_id(),
     };
     HeadSigner::new(signing.clone(), config.signer.interval()).start();
     let vacuum = {
@@ -340,7 +340,7 @@ fn start_control(config: &Config, shared: &Shared, storage: &Storage, own_uid: u
         let options = egress_vacuum::Options {
             interval: config.vacuum.interval(),
             batch_rows: config.vacuum.batch_rows,
-            collector: host_name(),
+            collector: config.state.collector_id(),
         };
         let vacuum = Vacuum::new(shared.pools.clone(), known, options);
         let outcomes = vacuum.last_outcomes();
@@ -447,10 +447,4 @@ fn warn_if_queue_short() {
         warn!(max_dgram_qlen = qlen,
             "The kernel queues only {qlen} datagrams per socket; bursts will be dropped (and counted) by senders. Raise it: sysctl -w net.unix.max_dgram_qlen=4096 (docs/CONFIGURATION.md)");
     }
-}
-
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "unknown".into())
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Verify an egress-audit export file with the Python standard library only.
 
-    python3 verify_export.py FILE [--hmac-key FILE] [--pubkey HEX] [--witness STATE]
+    python3 verify_export.py FILE [--hmac-key FILE] [--pubkey HEX ...] [--keyring FILE]
+                             [--witness STATE]
 
 Checks, in this order (docs/EXPORT_FORMAT.md section 5): 1. the public key,
 2. the chain of rows from the anchor, 3. every signed head, 4. the latest
@@ -157,11 +158,16 @@ def no_duplicate_keys(pairs):
     return obj
 
 
-def head(h, what):
-    fields(h, {"seq", "row_hash", "signed_at_us", "hmac", "signature"}, set(), what)
+def head(h, what, version):
+    signer = {"public_key", "collector"} if version >= 2 else set()  # version 2 names it
+    fields(h, {"seq", "row_hash", "signed_at_us", "hmac", "signature"} | signer, set(), what)
+    if signer and type(h["collector"]) is not str:
+        raise CannotCheck(f"{what}: collector is not a string")
     return {"seq": integer(h["seq"], what), "signed_at_us": integer(h["signed_at_us"], what),
             "row_hash": unhex(h["row_hash"], 32, what), "hmac": unhex(h["hmac"], 32, what),
-            "signature": unhex(h["signature"], 64, what)}
+            "signature": unhex(h["signature"], 64, what),
+            "public_key": unhex(h["public_key"], 32, what) if signer else None,
+            "collector": h["collector"] if signer else None}
 
 
 def header(doc):
@@ -170,8 +176,8 @@ def header(doc):
                  "public_key", "signed_heads", "rows", "digest", "hmac", "signature"},
            {"latest_head"}, "the file")
     if doc["format"] != "egress-audit-export" or type(doc["version"]) is not int \
-            or doc["version"] != 1:
-        raise CannotCheck("not an egress-audit export of version 1")
+            or doc["version"] not in (1, 2):
+        raise CannotCheck("not an egress-audit export of version 1 or 2")
     r = fields(doc["range"], {"from", "to", "to_end"}, set(), "range")
     if integer(r["from"], "range") < 1 or type(r["to_end"]) is not bool:
         raise CannotCheck("range: invalid")
@@ -183,9 +189,10 @@ def header(doc):
     for name, n in (("anchor", 32), ("public_key", 32), ("digest", 32), ("hmac", 32),
                     ("signature", 64)):
         doc[name] = unhex(doc[name], n, name)
-    doc["signed_heads"] = [head(h, "a signed head") for h in doc["signed_heads"]]
+    v = doc["version"]
+    doc["signed_heads"] = [head(h, "a signed head", v) for h in doc["signed_heads"]]
     latest = doc.get("latest_head")
-    doc["latest_head"] = None if latest is None else head(latest, "latest_head")
+    doc["latest_head"] = None if latest is None else head(latest, "latest_head", v)
     return doc
 
 
@@ -307,13 +314,15 @@ def head_input(database, h):
 
 
 def head_bytes(h):
-    return I64(h["seq"]) + h["row_hash"] + I64(h["signed_at_us"]) + h["hmac"] + h["signature"]
+    signer = b"" if h["public_key"] is None else h["public_key"] + text(h["collector"])
+    return (I64(h["seq"]) + h["row_hash"] + I64(h["signed_at_us"]) + h["hmac"] + h["signature"]
+            + signer)
 
 
 def digest_input(doc, row_hashes):  # row_hashes: every row's, joined
     r, latest = doc["range"], doc["latest_head"]
     return b"".join([
-        b"\x01", text("egress-audit export"), text(doc["database"]),
+        bytes([doc["version"]]), text("egress-audit export"), text(doc["database"]),
         I64(doc["exported_at_us"]), I64(r["from"]), I64(r["to"]),
         b"\x01" if r["to_end"] else b"\x00", doc["anchor"], doc["public_key"],
         I64(len(row_hashes) // 32), row_hashes,
@@ -337,18 +346,23 @@ def hmac_valid(key, message, tag):
 
 # ---- 4. The checks, in the order of the Rust verifier ----------------------
 
-def verify(doc, rows, hmac_key, pubkey, witness):
-    """Returns (problems as (position, message), incomplete reasons, key, last signed seq)."""
+def verify(doc, rows, hmac_key, keyring, witness):
+    """Returns (problems as (position, message), incomplete reasons, key, last signed seq).
+    keyring: the public keys pinned (--pubkey, --keyring) as {key: name}, or None."""
     seqs, prevs, hashes, oks, dbs = rows  # as check_rows returns them
     n = len(seqs)
     db, anchor, r = doc["database"], doc["anchor"], doc["range"]
     first, to = r["from"], r["to"]
     problems, incomplete = [], []
-    key = pubkey or (witness["public_key"] if witness else doc["public_key"])
+    if keyring:
+        key = doc["public_key"] if doc["public_key"] in keyring else next(iter(keyring))
+    else:
+        key = witness["public_key"] if witness else doc["public_key"]
     if key != doc["public_key"]:  # 1. the public key
+        whence = ("accepted by the witness" if not keyring else "given with --pubkey"
+                  if len(keyring) == 1 else f"nor any of the {len(keyring)} keys of the keyring")
         problems.append(("export public key", f"the export is signed with public key "
-                         f"{doc['public_key'][:8].hex()}…, not {key[:8].hex()}… "
-                         f"{'given with --pubkey' if pubkey else 'accepted by the witness'}: "
+                         f"{doc['public_key'][:8].hex()}…, not {key[:8].hex()}… {whence}: "
                          "it was re-signed by someone else"))
 
     expected, prev, bad = first, anchor, None  # 2. the chain, from the anchor
@@ -393,11 +407,32 @@ def verify(doc, rows, hmac_key, pubkey, witness):
             i = next((j for j, s in enumerate(seqs) if s == seq), None)
         return None if i is None else hashes[32 * i:32 * i + 32]
 
+    if not keyring:  # the file vouches for its heads' keys only as far as its own key goes
+        others = {}
+        for h in doc["signed_heads"] + ([doc["latest_head"]] if doc["latest_head"] else []):
+            if h["public_key"] is not None and h["public_key"] != key:
+                others.setdefault(f"{h['public_key'][:8].hex()} ({h['collector']})", h["seq"])
+        if others:
+            incomplete.append(
+                f"signed heads from seq {min(others.values())} on were signed with other keys "
+                f"than the export's: {', '.join(others)}; pin the keyring (--pubkey for every "
+                "collector, or --keyring FILE) to check who signed them")
+
     def head_problem(h):
+        # Each head with the key that signed it (version 1: the file's), which
+        # must be in the keyring when one is pinned; the HMAC key given is
+        # the exporting collector's, so it checks that collector's heads.
+        signer = h["public_key"] or doc["public_key"]
+        if keyring and signer not in keyring:
+            by = "" if h["collector"] is None else f" (collector {json.dumps(h['collector'])})"
+            return (f"it was signed with key {signer[:8].hex()}{by}, which is not in the keyring: "
+                    "a collector the auditor did not pin, or a forger")
+        if not keyring and h["public_key"] is None:
+            signer = key
         message = head_input(db, h)
-        if not ed25519_valid(key, message, h["signature"]):
-            return f"its Ed25519 signature is not valid for public key {key[:8].hex()}…: forged or altered"
-        if not hmac_valid(hmac_key, message, h["hmac"]):
+        if not ed25519_valid(signer, message, h["signature"]):
+            return f"its Ed25519 signature is not valid for public key {signer[:8].hex()}…: forged or altered"
+        if signer == doc["public_key"] and not hmac_valid(hmac_key, message, h["hmac"]):
             return "its HMAC is not valid for the given key: forged or altered"
 
     def row_mismatch(h):
@@ -480,6 +515,34 @@ def verify(doc, rows, hmac_key, pubkey, witness):
 
 # ---- 5. The witness file and the keys --------------------------------------
 
+def read_keyring(pubkeys, files):
+    """The keyring of --pubkey values and --keyring files ({key: name}), or None."""
+    if not pubkeys and not files:
+        return None
+    ring = {}
+    for v in pubkeys:
+        ring.setdefault(unhex(v.strip(), 32, f"--pubkey {v!r}"), None)
+    for path in files:
+        try:
+            with open(path, encoding="utf-8") as f:
+                lines = f.read().splitlines()
+        except OSError as e:
+            raise CannotCheck(f"--keyring {path}: {e}") from None
+        for n, line in enumerate(lines, 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            k, _, name = line.partition(" ")
+            if not re.fullmatch(r"[0-9a-fA-F]{64}", k):
+                raise CannotCheck(f"--keyring {path}: line {n}: {k!r} is not 64 hex digits "
+                                  "(one public key a line, then optionally a name)")
+            ring.setdefault(bytes.fromhex(k), name.strip() or None)
+    if not ring:
+        raise CannotCheck("the keyring holds no key: one public key a line "
+                          "(`egress-collector keys --db NAME` lists them)")
+    return ring
+
+
 def load_witness(path):
     if not os.path.exists(path):
         return None
@@ -531,14 +594,17 @@ def main(argv=None):
     p = argparse.ArgumentParser(description="Verify an egress-audit export file.")
     p.add_argument("file")
     p.add_argument("--hmac-key", metavar="FILE", help="the database's HMAC key file")
-    p.add_argument("--pubkey", metavar="HEX", help="the Ed25519 public key you trust")
+    p.add_argument("--pubkey", metavar="HEX", action="append", default=[],
+                   help="an Ed25519 public key you trust (repeat it for several collectors)")
+    p.add_argument("--keyring", metavar="FILE", action="append", default=[],
+                   help="a keyring file: one public key a line, optionally followed by a name")
     p.add_argument("--witness", metavar="STATE", help="the witness state file")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                    help="processes checking rows (default: one per core)")
     a = p.parse_args(argv)
     try:
         hmac_key = read_hmac_key(a.hmac_key) if a.hmac_key else None
-        pubkey = unhex(a.pubkey.strip(), 32, "--pubkey") if a.pubkey else None
+        pubkey = read_keyring(a.pubkey, a.keyring)
         witness = load_witness(a.witness) if a.witness else None
         doc, rows = read_export(a.file, max(1, a.jobs))
     except CannotCheck as e:
@@ -574,6 +640,10 @@ def main(argv=None):
           + (f"rows up to seq {signed} are under a signed head" if signed else "none in range"))
     print(f"  public key:   {key.hex()}" + ("" if pubkey or witness else
           " (the file's own: pin it with --pubkey or --witness)"))
+    signers = {h["public_key"]: h["collector"] for h in doc["signed_heads"] if h["public_key"]}
+    if len(signers) > 1:
+        print(f"  signers:      {len(signers)} keys signed heads: " + ", ".join(
+            f"{k[:8].hex()} ({c})" for k, c in signers.items()))
     if a.witness and signed and (witness is None or signed > witness["seq"]):
         save_witness(a.witness, doc, signed, key)
         print(f"  witness:      now at seq {signed} ({a.witness})")

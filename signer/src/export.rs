@@ -18,7 +18,7 @@ use std::io::Write;
 /// Value of the file's `format` field.
 pub const EXPORT_FORMAT: &str = "egress-audit-export";
 /// Value of the file's `version` field, and first byte of the digest input.
-pub const EXPORT_VERSION: u32 = 1;
+pub const EXPORT_VERSION: u32 = 2;
 /// Domain of the digest input.
 pub const EXPORT_DOMAIN: &str = "egress-audit export";
 
@@ -84,7 +84,10 @@ pub struct ExportRange {
     pub to_end: bool,
 }
 
-/// A signed head inside an export (its database and public key are the file's).
+/// A signed head inside an export (its database is the file's). Version 2
+/// names its signer: the public key that signed it and the collector that
+/// holds that key (several collectors sign one database's heads); in a
+/// version 1 file both are absent and the file's public key signed it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HeadEntry {
@@ -96,6 +99,14 @@ pub struct HeadEntry {
     pub hmac: [u8; 32],
     #[serde(with = "hexbytes")]
     pub signature: [u8; 64],
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "hexbytes::option"
+    )]
+    pub public_key: Option<[u8; 32]>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collector: Option<String>,
 }
 
 impl HeadEntry {
@@ -106,10 +117,17 @@ impl HeadEntry {
             signed_at_us: head.signed_at_us,
             hmac: head.hmac,
             signature: head.signature,
+            public_key: Some(head.public_key),
+            collector: Some(head.collector.clone().unwrap_or_default()),
         }
     }
 
-    /// The full head, with the file's database and public key.
+    /// The key that signed this head: its own, else (version 1) the file's.
+    pub fn key<'a>(&'a self, file_key: &'a [u8; 32]) -> &'a [u8; 32] {
+        self.public_key.as_ref().unwrap_or(file_key)
+    }
+
+    /// The full head, with the file's database (and, version 1, its key).
     pub fn to_signed(&self, database: &str, public_key: &[u8; 32]) -> SignedHead {
         SignedHead {
             database: database.to_owned(),
@@ -118,7 +136,8 @@ impl HeadEntry {
             signed_at_us: self.signed_at_us,
             hmac: self.hmac,
             signature: self.signature,
-            public_key: *public_key,
+            public_key: *self.key(public_key),
+            collector: self.collector.clone(),
         }
     }
 }
@@ -296,7 +315,7 @@ fn digest_input<'a, R>(
     mut sink: impl FnMut(&[u8]),
 ) {
     let mut head = Input::with_capacity(256);
-    head.byte(EXPORT_VERSION as u8);
+    head.byte(file.version as u8);
     head.text(EXPORT_DOMAIN);
     head.text(&file.database);
     head.int(file.exported_at_us);
@@ -331,6 +350,12 @@ fn head_entry(input: &mut Input, h: &HeadEntry) {
     input.int(h.signed_at_us);
     input.raw(&h.hmac);
     input.raw(&h.signature);
+    // Version 2: the signer, so that nobody can move a head to another
+    // collector's name unnoticed.
+    if let Some(key) = &h.public_key {
+        input.raw(key);
+        input.text(h.collector.as_deref().unwrap_or_default());
+    }
 }
 
 impl ExportFile {

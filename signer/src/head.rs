@@ -33,6 +33,10 @@ pub struct SignedHead {
     pub signature: [u8; 64],
     #[serde(with = "hexbytes")]
     pub public_key: [u8; 32],
+    /// The collector that signed it (its `state.collector_id`), when known:
+    /// informative, not signed (the key is what is checked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collector: Option<String>,
 }
 
 /// The bytes under both the HMAC and the Ed25519 signature of a head:
@@ -65,6 +69,7 @@ pub fn sign_head(
         hmac: hmac_sha256(keys.hmac_key(), &input),
         signature: keys.signing_key().sign(&input).to_bytes(),
         public_key: keys.public_key(),
+        collector: None,
     }
 }
 

@@ -4,6 +4,8 @@
 //!
 //! Layout:
 //! - `keys`: per-database HMAC and Ed25519 keys in the state directory.
+//! - `keyring`: the public keys an auditor pins for a database that several
+//!   collectors sign.
 //! - `head`: the signed-head input, `sign_head`, head verification.
 //! - `headcheck`: the one check of a signed head against a journal, and its
 //!   messages, for every verifier and for the signer's continuity check.
@@ -33,6 +35,7 @@ pub mod export_stream;
 pub mod head;
 pub mod headcheck;
 pub mod hexbytes;
+pub mod keyring;
 pub mod keys;
 pub mod ledger;
 mod rowcheck;
@@ -48,6 +51,7 @@ pub use export::{
 };
 pub use export_stream::ExportStream;
 pub use head::{head_input, sign_head, SignedHead, HEAD_DOMAIN, HEAD_VERSION};
+pub use keyring::{key_id, Keyring};
 pub use keys::{validate_database, KeyStore, Keys};
 pub use verify::{
     parse_export, verify_export, verify_export_bytes, verify_export_file, verify_export_json,

@@ -18,6 +18,7 @@ use crate::export::{export_digest, header_around, ExportFile, ExportRange, HeadE
 use crate::export::{EXPORT_FORMAT, EXPORT_VERSION};
 use crate::head::{ed25519_valid, hmac_valid};
 use crate::headcheck::{row_problem, signature_problem, HeadView, RowAt};
+use crate::keyring::Keyring;
 use crate::rowcheck::check_rows_in_place;
 use crate::witness::Witness;
 
@@ -26,8 +27,10 @@ use crate::witness::Witness;
 pub struct VerifyOptions {
     /// The database's HMAC key: checks every HMAC too.
     pub hmac_key: Option<[u8; 32]>,
-    /// The Ed25519 public key to expect (pinned), instead of the file's own.
-    pub pubkey: Option<[u8; 32]>,
+    /// The Ed25519 public keys to expect (pinned: `--pubkey`, `--keyring`),
+    /// instead of the file's own: the export and every head must be signed
+    /// by one of them.
+    pub keyring: Option<Keyring>,
     /// The last head accepted for this database, if any.
     pub witness: Option<Witness>,
 }
@@ -72,7 +75,7 @@ impl fmt::Display for Problem {
 /// Where the Ed25519 public key used came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeySource {
-    /// Given by the caller (`--pubkey`).
+    /// Given by the caller (`--pubkey`, `--keyring`).
     Pinned,
     /// The key the witness accepted before.
     Witness,
@@ -216,10 +219,26 @@ pub fn parse_export(json: &[u8]) -> Result<ExportFile> {
 fn check_format<R>(file: &ExportFile<R>) -> Result<()> {
     let reason = if file.format != EXPORT_FORMAT {
         format!("format is {:?}, not {EXPORT_FORMAT:?}", file.format)
-    } else if file.version != EXPORT_VERSION {
+    } else if !(1..=EXPORT_VERSION).contains(&file.version) {
         format!(
-            "version {} is not supported (this verifier reads version {EXPORT_VERSION})",
+            "version {} is not supported (this verifier reads versions 1 to {EXPORT_VERSION})",
             file.version
+        )
+    } else if let Some(h) = file
+        .signed_heads
+        .iter()
+        .chain(file.latest_head.iter())
+        .find(|h| (file.version >= 2) != (h.public_key.is_some() && h.collector.is_some()))
+    {
+        format!(
+            "signed head seq {}: a version {} head {} its public_key and collector",
+            h.seq,
+            file.version,
+            if file.version >= 2 {
+                "must name"
+            } else {
+                "cannot name"
+            }
         )
     } else if file.range.from < 1 {
         format!("range starts at seq {}; seqs start at 1", file.range.from)
@@ -240,16 +259,24 @@ fn check<R>(file: &ExportFile<R>, rows: &CheckedRows, options: &VerifyOptions) -
     let mut incomplete = Vec::new();
     let problem = |at, message: String| Problem { at, message };
 
-    // 1. The public key: pinned, else the witness's, else the file's own.
-    let (key, key_source) = match (&options.pubkey, &options.witness) {
-        (Some(k), _) => (*k, KeySource::Pinned),
+    // 1. The public key: pinned (one of the keyring's), else the
+    //    witness's, else the file's own.
+    let (key, key_source) = match (&options.keyring, &options.witness) {
+        (Some(ring), _) if ring.contains(&file.public_key) => (file.public_key, KeySource::Pinned),
+        (Some(ring), _) => (
+            *ring.keys().next().unwrap_or(&file.public_key),
+            KeySource::Pinned,
+        ),
         (None, Some(w)) => (w.public_key, KeySource::Witness),
         (None, None) => (file.public_key, KeySource::File),
     };
     if key != file.public_key {
-        let whence = match key_source {
-            KeySource::Pinned => "given with --pubkey",
-            _ => "accepted by the witness",
+        let whence = match (key_source, &options.keyring) {
+            (KeySource::Pinned, Some(ring)) if ring.len() > 1 => {
+                format!("nor any of the {} keys of the keyring", ring.len())
+            }
+            (KeySource::Pinned, _) => "given with --pubkey".to_owned(),
+            _ => "accepted by the witness".to_owned(),
         };
         problems.push(problem(
             Position::PublicKey,
@@ -337,8 +364,53 @@ fn check<R>(file: &ExportFile<R>, rows: &CheckedRows, options: &VerifyOptions) -
     //    (the one head check every verifier shares: `headcheck`).
     let db = file.database.as_str();
     let hmac_key = options.hmac_key.as_ref();
-    let head_problem =
-        |h: &HeadEntry| signature_problem(db, &HeadView::of_entry(db, h), &key, hmac_key);
+    // Without a keyring, the file vouches for the keys of its heads only
+    // as far as the export's key (or the witness's) goes: a head signed
+    // with another key is checked for alteration, but who signed it is not
+    // known, so the export is not verified (other collectors' heads, or a
+    // forger's).
+    if options.keyring.is_none() {
+        let mut others: Vec<(i64, String)> = Vec::new();
+        for h in file.signed_heads.iter().chain(file.latest_head.iter()) {
+            if let Some(k) = h.public_key.filter(|k| k != &key) {
+                let who = format!(
+                    "{} ({})",
+                    crate::keyring::key_id(&k),
+                    h.collector.as_deref().unwrap_or("?")
+                );
+                if !others.iter().any(|(_, w)| w == &who) {
+                    others.push((h.seq, who));
+                }
+            }
+        }
+        if let Some((seq, _)) = others.first() {
+            let who: Vec<&str> = others.iter().map(|(_, w)| w.as_str()).collect();
+            incomplete.push(format!(
+                "signed heads from seq {seq} on were signed with other keys than the export's: {}; pin the keyring (--pubkey for every collector, or --keyring FILE) to check who signed them",
+                who.join(", ")
+            ));
+        }
+    }
+    // Each head is checked with the key that signed it (version 1: the
+    // file's), which must be in the keyring when one is pinned; the HMAC key
+    // given is the exporting collector's, so it checks that collector's heads.
+    let head_problem = |h: &HeadEntry| {
+        let signer = h.key(&file.public_key);
+        if let Some(out) = options
+            .keyring
+            .as_ref()
+            .and_then(|ring| ring.outside(signer, h.collector.as_deref()))
+        {
+            return Some(out);
+        }
+        let signer = if options.keyring.is_none() && h.public_key.is_none() {
+            &key
+        } else {
+            signer
+        };
+        let hmac = hmac_key.filter(|_| signer == &file.public_key);
+        signature_problem(db, &HeadView::of_entry(db, h), signer, hmac)
+    };
     let row_mismatch = |h: &HeadEntry| {
         let row = rows
             .at(from, h.seq)

@@ -26,6 +26,11 @@ fn keys() -> Keys {
     Keys::from_secrets([0x4b; 32], *b"egress-audit test vector seed 01")
 }
 
+/// A second collector's keys, for a database two collectors sign.
+fn second_keys() -> Keys {
+    Keys::from_secrets([0x4c; 32], *b"egress-audit test vector seed 02")
+}
+
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 struct HeadVector {
     description: String,
@@ -154,9 +159,15 @@ fn signed_head_vectors() {
 #[test]
 fn small_export_vector() {
     let rows = journal_rows();
+    // Two collectors sign this database: host-b the head at seq 2, host-a
+    // (the exporter) the head at seq 3.
+    let signed_by = |keys: &Keys, collector: &str, seq: i64, at: i64| SignedHead {
+        collector: Some(collector.into()),
+        ..sign_head(keys, "prod_db", seq, &rows[seq as usize - 1].2, at)
+    };
     let heads = vec![
-        sign_head(&keys(), "prod_db", 2, &rows[1].2, 1_764_288_300_000_000),
-        sign_head(&keys(), "prod_db", 3, &rows[2].2, 1_764_288_600_000_000),
+        signed_by(&second_keys(), "host-b", 2, 1_764_288_300_000_000),
+        signed_by(&keys(), "host-a", 3, 1_764_288_600_000_000),
     ];
     let export = build_export(
         "prod_db",
@@ -169,7 +180,7 @@ fn small_export_vector() {
     );
     golden("export_small.json", &export.to_json());
     let expected = ExportVector {
-        description: "export_small.json: the three rows of proto/vectors/journal_chain.json, heads at seq 2 and 3".into(),
+        description: "export_small.json: the three rows of proto/vectors/journal_chain.json, heads at seq 2 (signed by host-b, the second vector key) and 3 (host-a, the exporter)".into(),
         digest_input_hex: hex::encode(export_digest_input(&export)),
         digest: hex::encode(export.digest),
         hmac: hex::encode(export.hmac),
@@ -186,7 +197,15 @@ fn small_export_vector() {
     let key = dir.join("hmac.key");
     std::fs::write(&key, hex::encode(keys().hmac_key())).unwrap();
     let pk = hex::encode(keys().public_key());
-    let args = ["--hmac-key", key.to_str().unwrap(), "--pubkey", pk.as_str()];
+    let pk_b = hex::encode(second_keys().public_key());
+    let args = [
+        "--hmac-key",
+        key.to_str().unwrap(),
+        "--pubkey",
+        pk.as_str(),
+        "--pubkey",
+        pk_b.as_str(),
+    ];
     // The file lists 2 signed heads, the latest among them: each counted once.
     let out = rust_verify(&file, &args);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
@@ -202,6 +221,25 @@ fn small_export_vector() {
         "{}",
         out.stdout
     );
+    // Without host-b's key, both name the head it signed and its key.
+    let ring = dir.join("keyring");
+    std::fs::write(&ring, format!("# host-a only\n{pk} host-a\n")).unwrap();
+    let only_a = ["--keyring", ring.to_str().unwrap()];
+    let id_b = &pk_b[..16];
+    for out in [
+        rust_verify(&file, &only_a),
+        python_verify(&file, &only_a, false),
+    ] {
+        assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+        assert!(
+            out.stdout
+                .contains("signed head seq 2: it was signed with key")
+                && out.stdout.contains(id_b)
+                && out.stdout.contains("not in the keyring"),
+            "{}",
+            out.stdout
+        );
+    }
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -68,8 +68,13 @@ def main(directory):
     assert hmac.new(hmac_key, digest, hashlib.sha256).hexdigest() == expected["hmac"]
     if ed25519:
         assert private.sign(digest).hex() == expected["signature"], "export signature"
-    problems, incomplete, _, signed = v.verify(doc, rows, hmac_key, public_key, None)
+    # Two collectors signed the heads: the exporter (keys.json) and host-b.
+    signers = {h["public_key"]: h["collector"] for h in doc["signed_heads"]}
+    assert signers.get(public_key) == "host-a" and len(signers) == 2, signers
+    problems, incomplete, _, signed = v.verify(doc, rows, hmac_key, signers, None)
     assert not problems and not incomplete and signed == 3, (problems, incomplete, signed)
+    problems, _, _, _ = v.verify(doc, rows, hmac_key, {public_key: "host-a"}, None)
+    assert problems and problems[0][0] == "signed head seq 2", problems
     print("vectors OK" + ("" if ed25519 else " (Ed25519 NOT checked: no 'cryptography')"))
 
 

@@ -38,3 +38,24 @@ pub fn collector() -> PathBuf {
 pub fn loadgen() -> PathBuf {
     binary("egress-loadgen")
 }
+
+/// `egress-verify FILE <extra…>` (e.g. `--pubkey`, `--keyring`).
+pub fn egress_verify(file: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    std::process::Command::new(bin_dir().join("egress-verify"))
+        .arg(file)
+        .args(extra)
+        .output()
+        .expect("spawn egress-verify")
+}
+
+/// `python3 signer/python/verify_export.py FILE <extra…>`.
+pub fn verify_export_py(file: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../signer/python/verify_export.py");
+    std::process::Command::new("python3")
+        .arg(script)
+        .arg(file)
+        .args(extra)
+        .output()
+        .expect("spawn python3")
+}

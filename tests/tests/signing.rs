@@ -6,11 +6,10 @@
 //! to sign a journal cut after a head it signed, and an auditor's witness
 //! catches the rollback.
 
-use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use egress_tests::bins::bin_dir;
+use egress_tests::bins::{bin_dir, egress_verify, verify_export_py};
 use egress_tests::{output_text, serial, verify, wait_until, Collector, Scratch, TestDb};
 
 fn collector_cli(collector: &Collector, args: &[&str]) -> Output {
@@ -20,24 +19,6 @@ fn collector_cli(collector: &Collector, args: &[&str]) -> Output {
         .arg(collector.control())
         .output()
         .expect("spawn egress-collector")
-}
-
-fn egress_verify(file: &Path, extra: &[&str]) -> Output {
-    Command::new(bin_dir().join("egress-verify"))
-        .arg(file)
-        .args(extra)
-        .output()
-        .expect("spawn egress-verify")
-}
-
-fn verify_export_py(file: &Path, extra: &[&str]) -> Output {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../signer/python/verify_export.py");
-    Command::new("python3")
-        .arg(script)
-        .arg(file)
-        .args(extra)
-        .output()
-        .expect("spawn python3")
 }
 
 /// As a superuser who switches the append-only triggers off: the attacker.

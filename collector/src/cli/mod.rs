@@ -5,6 +5,7 @@
 
 mod export;
 mod forensic;
+mod keys;
 mod pubkey;
 mod report;
 mod run;
@@ -52,6 +53,9 @@ enum Command {
     SignResume(sign_resume::SignResumeArgs),
     /// Print a database's Ed25519 public key (for auditors).
     Pubkey(pubkey::PubkeyArgs),
+    /// List every collector that appends to or signs a database, with its
+    /// key and whether it is alive; `--keyring` prints the keyring to pin.
+    Keys(keys::KeysArgs),
     /// Write a signed export of a database's journal.
     Export(export::ExportArgs),
     /// The Trust Report: who the Odoo workers talked to, from the rollups.
@@ -81,6 +85,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::SignNow(args) => sign_now::main(args),
         Command::SignResume(args) => sign_resume::main(args),
         Command::Pubkey(args) => pubkey::main(args),
+        Command::Keys(args) => keys::main(args),
         Command::Export(args) => export::main(args),
         Command::Report(args) => report::main(args),
         Command::VacuumNow(args) => vacuum_now::main(args),

@@ -92,6 +92,10 @@ pub struct RunArgs {
     /// [state] dir: the collector's own state (keys, salts).
     #[arg(long, env = "EGRESS_STATE_DIR")]
     state_dir: Option<PathBuf>,
+    /// [state] collector_id: this collector's name in the journal, the
+    /// signed heads and `keys` (default: the host name).
+    #[arg(long, env = "EGRESS_COLLECTOR_ID")]
+    collector_id: Option<String>,
     /// [spool] max_bytes: most bytes spooled while a database cannot be written.
     #[arg(long, env = "EGRESS_SPOOL_MAX_BYTES")]
     spool_max_bytes: Option<u64>,
@@ -192,6 +196,7 @@ fn load(args: RunArgs) -> anyhow::Result<Config> {
         vacuum_interval_secs => vacuum.interval_secs;
         vacuum_batch_rows => vacuum.batch_rows;
         state_dir => state.dir;
+        collector_id => state.collector_id;
         spool_max_bytes => spool.max_bytes;
         forensic_max_duration => forensic.max_duration;
         forensic_max_body_bytes => forensic.max_body_bytes;

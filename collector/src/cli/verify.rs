@@ -1,6 +1,7 @@
 //! `egress-collector verify`: exit 0 when the chain is intact, 1 when it is
-//! broken (naming the first bad seq) or, with `--pubkey`, when nothing signed
-//! with that key covers it, 2 when it could not be checked (the egress
+//! broken (naming the first bad seq, or a head signed outside the pinned
+//! keyring) or, with `--pubkey`/`--keyring`, when no head signed with a key
+//! of the keyring covers it, 2 when it could not be checked (the egress
 //! schema not as setup left it included). Reads only relations owned by
 //! `egress_owner`, schema-qualified, with `search_path` pinned to
 //! `pg_catalog, pg_temp`, so that run as a superuser it executes nothing of
@@ -19,6 +20,7 @@ use egress_collector::db::store;
 use egress_collector::error::{chain_text, Error};
 use egress_collector::proof::verify::{ChainCheck, RowFacts};
 use egress_proto::chain_hash;
+use egress_signer::Keyring;
 
 const EXIT_TAMPERED: u8 = 1;
 const EXIT_UNCHECKED: u8 = 2;
@@ -30,10 +32,16 @@ pub struct VerifyArgs {
     /// egress.journal, e.g. the collector's).
     #[arg(long, env = "EGRESS_VERIFY_DATABASE_URL")]
     database_url: String,
-    /// Require every signed head to carry this Ed25519 public key (hex, from
-    /// `egress-collector pubkey`), so a re-signed journal is caught too.
-    #[arg(long)]
-    pubkey: Option<String>,
+    /// Require every signed head to be signed with this Ed25519 public key
+    /// (hex, from `egress-collector pubkey`), so a re-signed journal is
+    /// caught too. Repeat it for every collector that signs the database.
+    #[arg(long, value_name = "HEX")]
+    pubkey: Vec<String>,
+    /// A keyring file: one public key a line, optionally followed by a name
+    /// (`egress-collector keys --db NAME` lists them). Every signed head must
+    /// be signed with a key of the keyring (or of --pubkey).
+    #[arg(long, value_name = "FILE")]
+    keyring: Vec<std::path::PathBuf>,
     /// Do not record the outcome in egress.verify_result.
     #[arg(long)]
     no_record: bool,
@@ -48,18 +56,12 @@ pub struct VerifyArgs {
 }
 
 pub fn main(args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let pinned = match &args.pubkey {
-        Some(text) => match hex::decode(text.trim())
-            .ok()
-            .and_then(|b| <[u8; 32]>::try_from(b).ok())
-        {
-            Some(key) => Some(key),
-            None => {
-                eprintln!("Could not verify the chain: --pubkey is not 64 hex digits");
-                return Ok(ExitCode::from(EXIT_UNCHECKED));
-            }
-        },
-        None => None,
+    let pinned = match Keyring::from_args(&args.pubkey, &args.keyring) {
+        Ok(ring) => ring,
+        Err(e) => {
+            eprintln!("Could not verify the chain: {e}");
+            return Ok(ExitCode::from(EXIT_UNCHECKED));
+        }
     };
     let runtime = super::runtime()?;
     let connections = args
@@ -96,7 +98,7 @@ pub fn main(args: VerifyArgs) -> anyhow::Result<ExitCode> {
 
 async fn check(
     url: &str,
-    pinned: Option<[u8; 32]>,
+    pinned: Option<Keyring>,
     chunk_rows: u32,
     connections: usize,
 ) -> anyhow::Result<(ChainCheck, tokio_postgres::Client)> {
@@ -269,11 +271,12 @@ fn check_chunks(
     (check, Ok(()))
 }
 
-/// What `verify --pubkey` says when no head signed with that key covers
+/// What `verify --pubkey`/`--keyring` says when no head signed with a key of
+/// the keyring covers
 /// any row of a journal that has rows.
 fn nothing_signed(check: &ChainCheck) -> String {
     format!(
-        "nothing signed: no head signed with the pinned public key matches any of the {} rows \
+        "nothing signed: no head signed with a pinned public key matches any of the {} rows \
          (seq {} to {}): the chain links, but nothing proves who wrote it",
         check.rows,
         check.first_seq.unwrap_or(1),

@@ -49,6 +49,13 @@ pub enum Request {
     Pubkey {
         db: String,
     },
+    /// Every collector that appended to or signed `db`, with its key,
+    /// first and last activity and whether its heartbeat is younger than
+    /// `alive_secs`.
+    Keys {
+        db: String,
+        alive_secs: u32,
+    },
     /// A signed export of `db`, rows `from` to `to` (inclusive; to the end
     /// when absent).
     Export {
@@ -146,6 +153,7 @@ impl Request {
             Request::SignNow { .. } => "sign-now",
             Request::SignResume { .. } => "sign-resume",
             Request::Pubkey { .. } => "pubkey",
+            Request::Keys { .. } => "keys",
             Request::Export { .. } => "export",
             Request::Watch { .. } => "watch",
             Request::Report { .. } => "report",
@@ -347,6 +355,13 @@ impl ControlServer {
                 };
                 write_line(&mut write, &reply).await
             }
+            Ok(Request::Keys { db, alive_secs }) => {
+                let reply = match self.keys(&db, alive_secs).await {
+                    Ok(reply) => reply,
+                    Err(e) => json!({"type": "error", "message": e.to_string()}),
+                };
+                write_line(&mut write, &reply).await
+            }
             Ok(Request::Export {
                 db,
                 from,
@@ -376,6 +391,25 @@ impl ControlServer {
                 .await
             }
         }
+    }
+
+    /// The collectors of `db` (`keys --db`), this one marked.
+    async fn keys(&self, db: &str, alive_secs: u32) -> crate::error::Result<serde_json::Value> {
+        self.checked(db)?;
+        let own = self
+            .signing
+            .keys
+            .public_key(db)
+            .map_err(|e| Error::Control(e.to_string()))?;
+        let client = self.databases.client(db).await?;
+        let seen = crate::db::store::collectors_seen(&client, alive_secs).await?;
+        Ok(json!({
+            "type": "keys",
+            "database": db,
+            "collector": self.signing.collector,
+            "public_key": hex::encode(own),
+            "collectors": seen,
+        }))
     }
 
     /// Streams committed rows to one watcher until it hangs up. The

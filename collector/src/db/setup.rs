@@ -54,6 +54,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "forensic",
         include_str!("../../migrations/0017_forensic.sql"),
     ),
+    (
+        22,
+        "collectors",
+        include_str!("../../migrations/0022_collectors.sql"),
+    ),
 ];
 
 /// Serialises concurrent `setup` runs on one database.
@@ -240,6 +245,9 @@ pub async fn setup(options: &SetupOptions) -> Result<SetupReport> {
          GRANT SELECT, INSERT, UPDATE ON egress.forensic_state TO {collector};
          GRANT SELECT, INSERT ON egress.forensic_body TO {collector};
          GRANT SELECT ON public.network_forensic_state TO {odoo};
+         GRANT SELECT ON egress.collector_seen TO {collector};
+         GRANT EXECUTE ON FUNCTION egress.collector_heartbeat(text, bytea, text) TO {collector};
+         GRANT SELECT ON public.network_egress_collector TO {odoo};
          -- Earlier versions read and wrote Odoo's settings table with
          -- egress rights; those rights go (REVOKE runs nothing of Odoo's).
          DO $$ BEGIN

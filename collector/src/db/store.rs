@@ -679,6 +679,97 @@ pub async fn first_broken_link(
     Ok(row.get(0))
 }
 
+/// Records this collector's heartbeat and signing key for the database
+/// (`egress.collector_heartbeat`: its own row, stamped by the server).
+pub async fn collector_heartbeat(
+    client: &tokio_postgres::Client,
+    collector: &str,
+    public_key: &[u8; 32],
+) -> Result<()> {
+    client
+        .execute(
+            "SELECT egress.collector_heartbeat($1, $2, $3)",
+            &[
+                &collector,
+                &public_key.as_slice(),
+                &env!("CARGO_PKG_VERSION"),
+            ],
+        )
+        .await
+        .map_err(db_err("record collector heartbeat"))?;
+    Ok(())
+}
+
+/// One collector that appended to or signed a database, as `keys --db`
+/// lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CollectorSeen {
+    pub collector: String,
+    /// Hex; None for a collector that appended rows but never signed nor
+    /// sent a heartbeat (an older version).
+    pub public_key: Option<String>,
+    /// Microseconds since the Unix epoch: first and last row appended,
+    /// head signed or heartbeat, and the latest heartbeat.
+    pub first_activity_us: Option<i64>,
+    pub last_activity_us: Option<i64>,
+    pub heartbeat_us: Option<i64>,
+    /// A heartbeat younger than the `alive_secs` asked, by the server's clock.
+    pub alive: bool,
+    pub rows: i64,
+    pub heads: i64,
+}
+
+/// Every collector that appended to, signed or beat its heart in this
+/// database, one line per (collector, key). Reads egress relations only,
+/// schema-qualified. The journal is grouped by collector: a full scan, for
+/// an operator's command, not a hot path.
+pub async fn collectors_seen(
+    client: &tokio_postgres::Client,
+    alive_secs: u32,
+) -> Result<Vec<CollectorSeen>> {
+    let rows = client
+        .query(
+            "WITH appended AS (
+                 SELECT j.collector, count(*) AS rows, min(j.recorded_at) AS first_at,
+                        max(j.recorded_at) AS last_at
+                 FROM egress.journal j GROUP BY j.collector),
+             signed AS (
+                 SELECT h.collector, h.public_key, count(*) AS heads,
+                        min(h.signed_at) AS first_at, max(h.signed_at) AS last_at
+                 FROM egress.signed_head h GROUP BY h.collector, h.public_key),
+             keyed AS (
+                 SELECT coalesce(s.collector, c.collector) AS collector,
+                        coalesce(s.public_key, c.public_key) AS public_key,
+                        coalesce(s.heads, 0) AS heads, s.first_at, s.last_at,
+                        c.first_seen, c.heartbeat_at
+                 FROM signed s FULL JOIN egress.collector_seen c
+                   ON c.collector = s.collector AND c.public_key = s.public_key)
+             SELECT coalesce(k.collector, a.collector), k.public_key,
+                    LEAST(a.first_at, k.first_at, k.first_seen),
+                    GREATEST(a.last_at, k.last_at, k.heartbeat_at),
+                    k.heartbeat_at, coalesce(a.rows, 0), coalesce(k.heads, 0),
+                    coalesce(k.heartbeat_at > now() - make_interval(secs => $1::float8), false)
+             FROM keyed k FULL JOIN appended a ON a.collector = k.collector
+             ORDER BY 1, 4",
+            &[&f64::from(alive_secs)],
+        )
+        .await
+        .map_err(db_err("list collectors"))?;
+    Ok(rows
+        .iter()
+        .map(|r| CollectorSeen {
+            collector: r.get(0),
+            public_key: r.get::<_, Option<Vec<u8>>>(1).map(hex::encode),
+            first_activity_us: r.get::<_, Option<SystemTime>>(2).map(to_micros),
+            last_activity_us: r.get::<_, Option<SystemTime>>(3).map(to_micros),
+            heartbeat_us: r.get::<_, Option<SystemTime>>(4).map(to_micros),
+            rows: r.get(5),
+            heads: r.get(6),
+            alive: r.get(7),
+        })
+        .collect())
+}
+
 /// Appends a signed head (the database refuses one that names no row with
 /// that hash). Odoo shows the latest from `public.network_signed_head`.
 pub async fn record_signed_head(
@@ -715,8 +806,8 @@ pub async fn signed_heads(
 ) -> Result<Vec<std::result::Result<egress_signer::SignedHead, String>>> {
     let rows = client
         .query(
-            "SELECT database, seq, row_hash, signed_at_us, hmac, signature, public_key, id \
-             FROM egress.signed_head ORDER BY seq, signed_at_us, id",
+            "SELECT database, seq, row_hash, signed_at_us, hmac, signature, public_key, id, \
+             collector FROM egress.signed_head ORDER BY seq, signed_at_us, id",
             &[],
         )
         .await
@@ -751,6 +842,7 @@ pub async fn signed_heads(
                 public_key: fixed(6, "public_key")?
                     .try_into()
                     .map_err(|_| format!("signed head {id}: public key is not 32 bytes"))?,
+                collector: Some(r.get(8)),
             })
         })
         .collect())

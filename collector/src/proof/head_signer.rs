@@ -46,6 +46,14 @@ impl Signing {
             return Err(err);
         }
         let mut client = self.databases.client(database).await?;
+        let keys = self.keys.keys(database).map_err(signing_err)?;
+        // Signing is a sign of life too (the minute heartbeat may not have
+        // seen this database yet).
+        if let Err(e) =
+            store::collector_heartbeat(&client, &self.collector, &keys.public_key()).await
+        {
+            warn!(db = %database, error = %e, "The collector's heartbeat could not be recorded (run `egress-collector setup` on this database if it is older).");
+        }
         let (seq, hash) = store::read_head(&client).await?.ok_or_else(|| {
             Error::Control(format!(
                 "the journal of {database} is empty: nothing to sign"
@@ -56,7 +64,6 @@ impl Signing {
                 "the head of {database} (seq {seq}) has a damaged row_hash"
             ))
         })?;
-        let keys = self.keys.keys(database).map_err(signing_err)?;
         let remembered = ledger.heads().map_err(signing_err)?;
         if let Some((first_bad_seq, reason)) = self
             .inconsistency(&client, database, &keys, &remembered, seq)
@@ -117,6 +124,14 @@ impl Signing {
             .update_database(database, |d| d.signing_refused = None);
         warn!(db = %database, seq, reason, "Signing resumed by an operator.");
         Ok(seq)
+    }
+
+    /// The heartbeat other collectors' operators see in `keys --db`: this
+    /// collector is alive and signs this database with this key.
+    pub async fn heartbeat(&self, database: &str) -> Result<()> {
+        let key = self.keys.public_key(database).map_err(signing_err)?;
+        let client = self.databases.client(database).await?;
+        store::collector_heartbeat(&client, &self.collector, &key).await
     }
 
     fn ledger(&self, database: &str) -> Result<Ledger> {
@@ -185,14 +200,27 @@ fn refused(database: &str, refusal: &Refusal) -> Error {
     ))
 }
 
+/// How often a collector says it is alive (`egress.collector_seen`);
+/// `keys --alive-secs` defaults to three of these.
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(60);
+
 pub struct HeadSigner {
     signing: Signing,
     interval: Duration,
+    /// Databases whose scheduled signing has not finished yet: a slow
+    /// database (a long continuity check, a busy pool) is skipped by the
+    /// next tick rather than signed twice at once, which would take every
+    /// connection of its small pool.
+    busy: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl HeadSigner {
     pub fn new(signing: Signing, interval: Duration) -> Self {
-        HeadSigner { signing, interval }
+        HeadSigner {
+            signing,
+            interval,
+            busy: Arc::default(),
+        }
     }
 }
 
@@ -200,12 +228,40 @@ impl Actor for HeadSigner {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.run_interval(self.interval, |act, ctx| {
+        let beat = |act: &mut Self, ctx: &mut Context<Self>| {
             for database in act.signing.stats.database_names() {
                 let signing = act.signing.clone();
                 ctx.spawn(
                     async move {
-                        match signing.sign(&database).await {
+                        if let Err(e) = signing.heartbeat(&database).await {
+                            warn!(db = %database, error = %e, "The collector's heartbeat could not be recorded (run `egress-collector setup` on this database if it is older).");
+                        }
+                    }
+                    .into_actor(act),
+                );
+            }
+        };
+        beat(self, ctx);
+        ctx.run_interval(HEARTBEAT_EVERY, beat);
+        ctx.run_interval(self.interval, |act, ctx| {
+            for database in act.signing.stats.database_names() {
+                let fresh = act
+                    .busy
+                    .lock()
+                    .map(|mut busy| busy.insert(database.clone()))
+                    .unwrap_or(false);
+                if !fresh {
+                    continue;
+                }
+                let signing = act.signing.clone();
+                let busy = act.busy.clone();
+                ctx.spawn(
+                    async move {
+                        let outcome = signing.sign(&database).await;
+                        if let Ok(mut busy) = busy.lock() {
+                            busy.remove(&database);
+                        }
+                        match outcome {
                             Ok(head) => info!(db = %database, seq = head.seq, "Signed the chain head."),
                             Err(e) if e.to_string().contains("is suspended") => {
                                 error!(db = %database, error = %e, "Signing is suspended: an operator must act.")

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use egress_proto::GENESIS_HASH;
 use egress_signer::headcheck::{self, HeadView, RowAt};
-use egress_signer::SignedHead;
+use egress_signer::{Keyring, SignedHead};
 use egress_vacuum::VacuumDetail;
 
 use crate::db::store::StoredRow;
@@ -35,8 +35,9 @@ pub struct ChainCheck {
     pub broken: Option<Break>,
     /// Signed heads by seq, checked as their row passes.
     heads: BTreeMap<i64, Vec<SignedHead>>,
-    /// The public key heads must be signed with, when the auditor pins one.
-    pinned_key: Option<[u8; 32]>,
+    /// The public keys heads must be signed with, when the auditor pins a
+    /// keyring (one key per collector that signs this database).
+    keyring: Option<Keyring>,
     pub heads_checked: usize,
     /// The first row's seq.
     pub first_seq: Option<i64>,
@@ -77,7 +78,7 @@ impl ChainCheck {
             rows: 0,
             broken: None,
             heads: BTreeMap::new(),
-            pinned_key: None,
+            keyring: None,
             heads_checked: 0,
             first_seq: None,
             anchor: None,
@@ -87,13 +88,13 @@ impl ChainCheck {
         }
     }
 
-    /// Signed heads to check (from `egress.signed_head`), and the key they
-    /// must be signed with if the auditor pinned one.
-    pub fn with_heads(mut self, heads: Vec<SignedHead>, pinned_key: Option<[u8; 32]>) -> Self {
+    /// Signed heads to check (from `egress.signed_head`), and the keys
+    /// they must be signed with if the auditor pinned a keyring.
+    pub fn with_heads(mut self, heads: Vec<SignedHead>, keyring: Option<Keyring>) -> Self {
         for head in heads {
             self.heads.entry(head.seq).or_default().push(head);
         }
-        self.pinned_key = pinned_key;
+        self.keyring = keyring;
         self
     }
 
@@ -146,9 +147,10 @@ impl ChainCheck {
             });
             return;
         }
-        // With a pinned key, a journal that no head signed with it covers
-        // proves nothing: say so rather than OK.
-        if self.pinned_key.is_some() && self.rows > 0 && self.heads_checked == 0 {
+        // With a pinned keyring, a journal that no head signed with one of
+        // its keys covers proves nothing: say so rather than OK. (Every
+        // head is checked against the keyring, so any head checked counts.)
+        if self.keyring.is_some() && self.rows > 0 && self.heads_checked == 0 {
             self.nothing_signed = true;
         }
     }
@@ -169,13 +171,17 @@ impl ChainCheck {
         problem
     }
 
-    /// One head against its row: signed with the pinned key (else with the
-    /// key it carries, which shows alteration but not who signed), for
-    /// this database, over the hash the row still has.
+    /// One head against its row: signed with a key of the pinned keyring
+    /// (else with the key it carries, which shows alteration but not who
+    /// signed), for this database, over the hash the row still has.
     fn head_problem(&self, head: &SignedHead, row: RowAt) -> Option<String> {
-        let key = self.pinned_key.unwrap_or(head.public_key);
         let database = self.database.as_deref().unwrap_or(&head.database);
-        headcheck::head_problem(database, &HeadView::of(head), &key, None, row)
+        self.keyring
+            .as_ref()
+            .and_then(|ring| ring.outside(&head.public_key, head.collector.as_deref()))
+            .or_else(|| {
+                headcheck::head_problem(database, &HeadView::of(head), &head.public_key, None, row)
+            })
             .map(|problem| format!("the head signed at seq {}: {problem}", head.seq))
     }
 

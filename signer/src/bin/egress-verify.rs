@@ -22,10 +22,16 @@ struct Args {
     /// every HMAC as well. Whoever holds it can also forge them.
     #[arg(long, value_name = "FILE")]
     hmac_key: Option<PathBuf>,
-    /// The Ed25519 public key you trust (64 hex digits, from
-    /// `egress-collector pubkey`); otherwise the key in the file is used.
+    /// An Ed25519 public key you trust (64 hex digits, from
+    /// `egress-collector pubkey`); repeat it for a database that several
+    /// collectors sign. Otherwise the keys in the file are used.
     #[arg(long, value_name = "HEX")]
-    pubkey: Option<String>,
+    pubkey: Vec<String>,
+    /// A keyring file: one public key a line, optionally followed by a name
+    /// (`egress-collector keys --db NAME` lists them). Every head and the
+    /// export must be signed by a key of the keyring (and of --pubkey).
+    #[arg(long, value_name = "FILE")]
+    keyring: Vec<PathBuf>,
     /// Witness state file: remembers the last signed head accepted for this
     /// database and refuses a later export that no longer contains it.
     #[arg(long, value_name = "STATE")]
@@ -59,14 +65,8 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> anyhow::Result<u8> {
     let hmac_key = args.hmac_key.as_deref().map(read_hmac_key).transpose()?;
-    let pubkey = args
-        .pubkey
-        .as_deref()
-        .map(|text| {
-            egress_signer::hexbytes::parse::<32>(text.trim())
-                .map_err(|e| anyhow::anyhow!("--pubkey: {e}"))
-        })
-        .transpose()?;
+    let keyring = egress_signer::Keyring::from_args(&args.pubkey, &args.keyring)
+        .map_err(anyhow::Error::msg)?;
     let witness = match &args.witness {
         Some(path) => Witness::load(path)?,
         None => None,
@@ -75,7 +75,7 @@ fn run(args: &Args) -> anyhow::Result<u8> {
         .with_context(|| format!("cannot read {}", args.file.display()))?;
     let options = VerifyOptions {
         hmac_key,
-        pubkey,
+        keyring,
         witness,
     };
     let report =
@@ -183,7 +183,7 @@ fn render(report: &Report, witness_path: Option<&Path>, out: &mut String) -> any
     outln!(out, "  export:       digest and signature valid");
     let key = hex::encode(report.public_key);
     match report.key_source {
-        KeySource::Pinned => outln!(out, "  public key:   {key} (as given with --pubkey)"),
+        KeySource::Pinned => outln!(out, "  public key:   {key} (pinned with --pubkey or --keyring)"),
         KeySource::Witness => outln!(out, "  public key:   {key} (as accepted by the witness)"),
         KeySource::File => outln!(out,
             "  public key:   {key} (the file's own: compare it with `egress-collector pubkey`, or pin it with --pubkey or --witness)"
