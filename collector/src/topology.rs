@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::control::server::{self as control, ControlServer};
 use crate::control::watch_hub::WatchHub;
 use crate::db::databases::Databases;
+use crate::db::startup::Readiness;
 use crate::error::{Error, Result};
 use crate::forensic::{spawn_intake, Forensic};
 use crate::instance::InstanceLock;
@@ -54,7 +55,13 @@ pub fn run(config: Config) -> Result<()> {
     // Before anything is bound: a second collector must not take over the
     // first one's sockets or spool.
     let _instance = InstanceLock::acquire(&config.state.dir, &config.ingest.socket)?;
-    check_default_database(&config)?;
+    if let Readiness::Unreachable(problem) = check_default_database(&config)? {
+        error!(
+            db = %config.database.default_db,
+            spool = %config.state.dir.join(spool::SPOOL_DIR).display(),
+            "{problem}. Starting anyway: events wait in the spool and are journaled once it answers."
+        );
+    }
     warn_if_queue_short();
     let own_uid = nix::unistd::getuid().as_raw();
     let mut allow_uids: HashSet<u32> = config.ingest.allow_uids.iter().copied().collect();
@@ -422,11 +429,12 @@ fn prepare_state_dir(config: &Config) -> Result<()> {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(err)
 }
 
-/// Refuses to start when the default database cannot take rows (down,
-/// missing, no `setup`, wrong role): a service that runs but journals
-/// nothing would fail silently. Other databases are checked as their first
+/// Refuses to start when the default database answers but cannot take rows
+/// (missing, no `setup`, wrong role): a service that runs but journals
+/// nothing would fail silently. A server that does not answer is reported
+/// and ridden out by the spool. Other databases are checked as their first
 /// event arrives (their rows wait in the appender's queue meanwhile).
-fn check_default_database(config: &Config) -> Result<()> {
+fn check_default_database(config: &Config) -> Result<Readiness> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -144,6 +144,26 @@ fn a_stop_during_an_outage_loses_nothing() {
 }
 
 #[test]
+fn a_start_during_an_outage_says_so_and_loses_nothing() {
+    let _serial = serial();
+    let (mut cluster, mut collector) = start(&[]);
+    collector.stop();
+    cluster.stop_server();
+    // Restarted (a deploy, a reboot) while the database is still down: it
+    // must start, say so, and keep what workers send meanwhile.
+    collector.launch();
+    let log = collector.log_text();
+    assert!(
+        log.contains("ERROR") && log.contains("cannot reach PostgreSQL"),
+        "the start says the database does not answer:\n{log}"
+    );
+    send(&collector, EVENTS);
+    wait_spool_synced(&collector, EVENTS as i64);
+    cluster.start_server();
+    assert_all_journaled_in_order(&cluster, &collector);
+}
+
+#[test]
 fn a_kill_9_after_the_spool_fsync_loses_nothing() {
     let _serial = serial();
     let (mut cluster, mut collector) = start(&[]);

@@ -9,11 +9,24 @@ use tokio_postgres::NoTls;
 use crate::db::databases::config_for;
 use crate::error::{chain_text, Error, Result};
 
+/// What the start-up check found of the default database.
+pub enum Readiness {
+    /// It answers and has an egress journal.
+    Ready,
+    /// The server does not answer now (stopped, starting, out of reach): a
+    /// passing condition that the spool rides out, so the collector starts
+    /// and says so. The text names the server and the fix.
+    Unreachable(String),
+}
+
 /// Connects to `database` as the URL template says and reads the journal's
-/// head. Runs before the ingest socket exists, so a refusal here loses no
-/// event: senders count theirs as `socket_missing` and report them once a
-/// collector listens (and systemd's restart policy retries until then).
-pub async fn check_database(template: &str, database: &str) -> Result<()> {
+/// head. A server that answers and refuses (no such database, a role that
+/// may not connect, no `setup`) is an error to fix before starting: runs
+/// before the ingest socket exists, so the refusal loses no event (senders
+/// count theirs as `socket_missing` and report them once a collector
+/// listens). A server that does not answer is not: the collector must be
+/// there to keep what workers send meanwhile.
+pub async fn check_database(template: &str, database: &str) -> Result<Readiness> {
     let config = config_for(template, database)?;
     let target = Target::of(&config);
     let client = match config.connect(NoTls).await {
@@ -21,12 +34,24 @@ pub async fn check_database(template: &str, database: &str) -> Result<()> {
             tokio::spawn(connection);
             client
         }
+        Err(e) if server_unreachable(&e) => {
+            return Ok(Readiness::Unreachable(target.connect_problem(&e)))
+        }
         Err(e) => return Err(Error::Database(target.connect_problem(&e))),
     };
     match crate::db::store::read_head(&client).await {
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(Readiness::Ready),
         Err(Error::Db { source, .. }) => Err(Error::Database(target.query_problem(&source))),
         Err(e) => Err(e),
+    }
+}
+
+/// No answer from the server, or "not now" (starting up, shutting down):
+/// nothing an operator configured wrong.
+fn server_unreachable(e: &tokio_postgres::Error) -> bool {
+    match e.code() {
+        None => true,
+        Some(code) => *code == SqlState::CANNOT_CONNECT_NOW,
     }
 }
 
