@@ -51,8 +51,7 @@ class ForensicConsole(models.TransientModel):
         except control.ControlError as error:
             raise UserError(_("egress-collector: %s", error)) from None
 
-    @staticmethod
-    def _describe(state):
+    def _describe(self, state):
         if not state:
             return _("Off (never enabled).")
         def when(us):

@@ -2,13 +2,13 @@
 Manager, not an Administrator), and a switch and a read made from it are
 journaled by the collector with the Odoo user's id and name."""
 
+import http.client
 import http.server
 import json
 import threading
 import time
 import uuid
 
-import requests
 from egress_hook import interceptor
 
 from odoo.exceptions import AccessError, UserError
@@ -49,12 +49,12 @@ class TestForensicPage(TransactionCase):
         for user in (self.manager, self.admin):
             with self.assertRaises(AccessError):
                 self.env["network.forensic_console"].with_user(user).create({})
-            visible = self.env["ir.ui.menu"].with_user(user).search([("id", "=", self.menu.id)])
-            self.assertFalse(visible, f"{user.login} must not see the Forensic page")
+            visible = self.env["ir.ui.menu"].with_user(user)._visible_menu_ids()
+            self.assertNotIn(self.menu.id, visible, f"{user.login} must not see the page")
         console = self.env["network.forensic_console"].with_user(self.officer).create({})
         self.assertTrue(console)
-        visible = self.env["ir.ui.menu"].with_user(self.officer).search([("id", "=", self.menu.id)])
-        self.assertEqual(visible, self.menu)
+        self.assertIn(self.menu.id,
+                      self.env["ir.ui.menu"].with_user(self.officer)._visible_menu_ids())
         # The officer's record does not open the page to a Manager either.
         with self.assertRaises(AccessError):
             console.with_user(self.manager).action_status()
@@ -86,9 +86,13 @@ class TestForensicPage(TransactionCase):
             time.sleep(0.1)
         path = f"/f-{uuid.uuid4().hex[:6]}"
         body = f"evidence {uuid.uuid4().hex}".encode()
+        # http.client itself: Odoo's test harness wraps `requests` differently
+        # when the addon is loaded server-wide.
         with interceptor.context(db, "test", "forensic", self.officer.id):
-            requests.post(f"http://127.0.0.1:{server.server_address[1]}{path}", data=body,
-                          timeout=10)
+            conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=10)
+            conn.request("POST", path, body=body)
+            conn.getresponse().read()
+            conn.close()
         interceptor.flush()
         call = wait_rows(db, "SELECT seq FROM public.network_egress_log "
                              "WHERE kind = 'call' AND path = %s", (path,))
@@ -101,7 +105,7 @@ class TestForensicPage(TransactionCase):
                 console.action_read()
                 break
             except UserError as error:
-                self.assertIn("no captured body", str(error))
+                self.assertIn("no captured", str(error))
                 self.assertLess(time.monotonic(), deadline, "the body was not stored")
                 time.sleep(0.2)
         import base64
