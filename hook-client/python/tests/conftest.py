@@ -248,7 +248,7 @@ def interceptor():
 
     yield module
     module.uninstall()
-    module.settings.update(enabled=True, disabled_channels=(), stack_depth=16)
+    module.settings.update(enabled=True, disabled_channels=(), stack_depth=16, strict=False)
 
 
 class Receiver:

@@ -31,32 +31,55 @@ _SCOPES = _forensic.SCOPES
 _OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 CHANNELS = ("http", "smtp", "imap", "pop3", "socket", "dns")
+#: The channels whose hooks own a logical call: the connections they open
+#: are theirs, never reported as ``socket``. When one is disabled its hooks
+#: still claim its calls (so the raw-socket hook stays out) and send nothing.
+CLAIMING = ("http", "smtp", "imap", "pop3")
 
 
 class Settings:
     """What the interceptor does, checked before any work on every call.
 
-    ``enabled``: the master switch. ``disabled_channels``: channel names to
-    pass through untouched (a set, or a comma-separated string as Odoo stores
-    it). ``stack_depth``: frames kept per event, innermost first.
+    ``enabled``: the master switch (off: nothing is captured or sent).
+    ``disabled_channels``: channel names whose calls leave no event of any
+    kind (a set, or a comma-separated string as Odoo stores it); a disabled
+    high-level channel still owns its connections, so they are not reported
+    as ``socket`` either, and disabling ``socket`` stops only raw sockets no
+    high-level hook owns. ``strict``: strict redaction at capture (what
+    ``Record.fields`` masks, docs/REDACTION.md). ``stack_depth``: frames
+    kept per event, innermost first.
+
+    A change made with ``update`` applies to every call that starts after
+    ``update`` returns, in every thread (a call already under way keeps the
+    settings it started with).
     """
 
-    __slots__ = ("enabled", "disabled_channels", "stack_depth")
+    __slots__ = ("enabled", "disabled_channels", "strict", "stack_depth")
 
     def __init__(self):
         self.enabled = True
         self.disabled_channels = frozenset()
+        self.strict = False
         self.stack_depth = 16
 
-    def update(self, enabled=None, disabled_channels=None, stack_depth=None):
-        """Changes settings; takes effect on the next call of every thread."""
-        if enabled is not None:
-            self.enabled = bool(enabled)
+    def update(self, enabled=None, disabled_channels=None, stack_depth=None, strict=None):
+        """Changes settings; takes effect on the next call of every thread.
+        Unknown channel names raise ``ValueError`` (nothing is changed)."""
         if disabled_channels is not None:
             if isinstance(disabled_channels, str):
-                disabled_channels = disabled_channels.split(",")
-            self.disabled_channels = frozenset(
+                disabled_channels = disabled_channels.replace(";", ",").split(",")
+            disabled_channels = frozenset(
                 c.strip().lower() for c in disabled_channels if c and c.strip())
+            unknown = sorted(disabled_channels - set(CHANNELS))
+            if unknown:
+                raise ValueError(f"unknown channel(s) {', '.join(unknown)}: "
+                                 f"use {', '.join(CHANNELS)}")
+        if enabled is not None:
+            self.enabled = bool(enabled)
+        if strict is not None:
+            self.strict = bool(strict)
+        if disabled_channels is not None:
+            self.disabled_channels = disabled_channels
         if stack_depth is not None:
             self.stack_depth = max(0, min(int(stack_depth), 64))
         _refresh()
@@ -66,14 +89,18 @@ class Settings:
 
     def __repr__(self):
         return (f"Settings(enabled={self.enabled!r}, disabled_channels="
-                f"{sorted(self.disabled_channels)!r}, stack_depth={self.stack_depth!r})")
+                f"{sorted(self.disabled_channels)!r}, strict={self.strict!r}, "
+                f"stack_depth={self.stack_depth!r})")
 
 
 settings = Settings()
 
 #: channel → whether its hooks do any work. Read by every hook first; False
 #: for every channel while nothing is installed or the master switch is off.
+#: A disabled claiming channel stays on here and is ``MUTED``.
 ON = dict.fromkeys(CHANNELS + ("bytes",), False)
+#: channel → whether its calls are claimed but never sent (disabled).
+MUTED = dict.fromkeys(CHANNELS, False)
 
 
 class _State:
@@ -95,7 +122,9 @@ state = _State()
 def _refresh():
     live = state.installed and state.client is not None and settings.enabled
     for channel in CHANNELS:
-        ON[channel] = live and channel not in settings.disabled_channels
+        disabled = channel in settings.disabled_channels
+        ON[channel] = live and (not disabled or channel in CLAIMING)
+        MUTED[channel] = live and disabled
     # Byte counting serves every channel but dns: one look-up per socket I/O.
     ON["bytes"] = any(ON[c] for c in ("http", "smtp", "imap", "pop3", "socket"))
 
@@ -153,9 +182,13 @@ class Record:
                  "method", "host", "port", "path", "query_keys", "header_names",
                  "src_ip", "src_port", "dst_ip", "dst_port", "tls", "status",
                  "error_class", "bytes_out", "bytes_in", "digest", "stack",
-                 "done", "commands", "hasher", "collect_headers", "forensic")
+                 "done", "commands", "hasher", "collect_headers", "forensic", "muted",
+                 "strict")
 
     def __init__(self, channel, protocol, method, host, port, stack):
+        # The settings in force when the call starts are the call's.
+        self.muted = MUTED.get(channel, False)
+        self.strict = settings.strict
         self.context = _context.get()
         self.started_at_us = time.time_ns() // 1000
         self.t0 = time.perf_counter_ns()
@@ -197,6 +230,8 @@ class Record:
         if digest is None and self.hasher is not None and self.bytes_out:
             digest = self.hasher.digest()
         port = self.port
+        if self.strict:
+            return self._strict_fields(ctx, duration, port)
         return (
             ctx[0] or state.database, self.started_at_us, duration,
             self.channel, self.protocol, "outbound", self.method,
@@ -205,6 +240,26 @@ class Record:
             self.dst_ip, self.dst_port, self.tls, self.status, self.error_class,
             self.bytes_out, self.bytes_in, digest, self.stack, ctx[1], ctx[2],
             ctx[3],
+        )
+
+
+    def _strict_fields(self, ctx, duration, port):
+        """Strict redaction at capture (docs/REDACTION.md): the destination
+        (host, IPs, ports), sizes, timing, TLS and the source address are
+        sent; method, path, query keys, header names, status, error class,
+        payload digest, trigger and Odoo user are not. The stack travels as
+        file paths only (no function, no line), because the collector
+        attributes the call to its addon from them; it stores no stack."""
+        stack = self.stack
+        if not isinstance(stack, list):  # a native Stack captured before strict
+            stack = []
+        return (
+            ctx[0] or state.database, self.started_at_us, duration,
+            self.channel, self.protocol, "outbound", "",
+            self.host or "", port if 0 <= port < 65536 else 0, "", (), (),
+            self.src_ip, self.src_port, self.dst_ip, self.dst_port, self.tls,
+            None, "", self.bytes_out, self.bytes_in, None,
+            [(f[0], "", 0) for f in stack], "", "", None,
         )
 
 
@@ -232,19 +287,28 @@ _frames = {}
 native_capture = None
 
 
-def capture_stack():
+def capture_stack(channel=None):
     """Frames of the caller, innermost first, without the interceptor's own,
-    at most ``settings.stack_depth``."""
+    at most ``settings.stack_depth``; none for a muted ``channel``. Under
+    strict redaction, file paths only (``Record._strict_fields``)."""
+    if channel is not None and MUTED[channel]:
+        return []
     depth = settings.stack_depth
+    if settings.strict:
+        return [(f[0], "", 0) for f in _python_stack(depth)]
     if native_capture is not None:
         return native_capture(depth, _OWN_DIR)
+    return _python_stack(depth)
+
+
+def _python_stack(depth):
     out = []
     if not depth:
         return out
     append = out.append
     frames = _frames
     own = _OWN_DIR
-    frame = sys._getframe(1)
+    frame = sys._getframe(2)
     while frame is not None:
         code = frame.f_code
         key = (code, frame.f_lasti)
@@ -323,7 +387,7 @@ def emit(rec):
             return
         rec.done = True
         client = state.client
-        if client is None:
+        if client is None or rec.muted:
             return
         if _deferred:
             drain_deferred()

@@ -62,7 +62,7 @@ def _new(method, url, scheme="", host="", port=0):
     rec_scheme, rec_host, rec_port, path, keys = _split(url)
     scheme = rec_scheme or scheme or "http"
     rec = Record("http", scheme, str(method or "").upper(), rec_host or host,
-                 rec_port or port or _DEFAULT_PORT.get(scheme, 0), capture_stack())
+                 rec_port or port or _DEFAULT_PORT.get(scheme, 0), capture_stack("http"))
     rec.path = path
     rec.query_keys = keys
     rec.header_names = []

@@ -100,7 +100,7 @@ def _finish_later(rec):
 
 
 def _open(channel, protocol, tls, host, port, obj):
-    rec = Record(channel, protocol, "connect", host, port, capture_stack())
+    rec = Record(channel, protocol, "connect", host, port, capture_stack(channel))
     rec.tls = tls
     rec.commands = _Session()
     previous = obj.__dict__.get(_REC)
