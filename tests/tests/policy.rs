@@ -116,8 +116,13 @@ fn strict_redaction_applies_within_5s_and_is_journaled() {
     assert!(verify(&db.superuser_url()).verified());
 }
 
+/// The worker applies the master switch and the disabled channels at
+/// capture (it sends nothing for them): whatever a worker sent was captured
+/// under "on" and is journaled, even while the collector's copy of the
+/// settings says "off" (the moment after a re-enable, before the collector
+/// read it). The changes themselves are journaled.
 #[test]
-fn disabled_channels_and_the_master_switch_stop_capture_and_are_journaled() {
+fn calls_the_worker_sent_are_journaled_whatever_the_switches_and_changes_are_journaled() {
     let _serial = serial();
     let db = TestDb::odoo_shaped("switches");
     let collector = Collector::start(db.name());
@@ -128,49 +133,24 @@ fn disabled_channels_and_the_master_switch_stop_capture_and_are_journaled() {
     set_param(&db, "mit_network_audit.disabled_channels", "smtp,socket");
     let detail = wait_for_change(&db, "mit_network_audit.disabled_channels");
     assert_eq!(detail["new"], "smtp,socket");
-    hook.send_call(call(&db, "smtp", "smtp.gmail.com", ""));
-    hook.send_call(call(&db, "socket", "203.0.113.5", ""));
-    hook.send_call(call(&db, "http", "api.openai.com", "/v1/x"));
-    wait_for_calls(&db, 2);
-    assert_eq!(
-        db.sql()
-            .int("SELECT count(*) FROM egress.journal WHERE channel IN ('smtp', 'socket')"),
-        0
-    );
-
     set_param(&db, "mit_network_audit.enabled", "False");
     let detail = wait_for_change(&db, "mit_network_audit.enabled");
     assert_eq!(detail["new"], "False");
-    for _ in 0..3 {
-        hook.send_call(call(&db, "http", "api.openai.com", "/v1/x"));
-    }
-    let suppressed = wait_until(
-        ROWS_WITHIN,
-        || {
-            collector.status().0["databases"][db.name()]["suppressed"]
-                .as_i64()
-                .unwrap_or(0)
-        },
-        |v| *v >= 5,
+
+    hook.send_call(call(&db, "smtp", "smtp.gmail.com", ""));
+    hook.send_call(call(&db, "socket", "203.0.113.5", ""));
+    hook.send_call(call(&db, "http", "api.openai.com", "/v1/x"));
+    wait_for_calls(&db, 4);
+    assert_eq!(
+        db.sql()
+            .int("SELECT count(*) FROM egress.journal WHERE channel IN ('smtp', 'socket')"),
+        2
     );
     assert_eq!(
-        suppressed, 5,
-        "2 disabled channels + 3 while capture was off"
+        collector.status().0["databases"][db.name()]["suppressed"].as_i64(),
+        Some(0),
+        "the collector drops nothing the worker captured"
     );
-    assert_eq!(db.call_rows(), 2);
-
-    set_param(&db, "mit_network_audit.enabled", "True");
-    wait_until(
-        APPLIES_WITHIN,
-        || {
-            db.sql()
-                .int("SELECT count(*) FROM egress.journal WHERE detail LIKE '%\"new\":\"True\"%'")
-        },
-        |v| *v >= 1,
-    );
-    hook.send_call(call(&db, "http", "api.openai.com", "/v1/x"));
-    wait_for_calls(&db, 3);
-    // Suppressed calls are accounted, not lost: no gap entry at all.
     assert_eq!(db.gap_sum(), 0);
     assert!(verify(&db.superuser_url()).verified());
 }

@@ -15,6 +15,13 @@ pub use egress_proto::settings::{
 
 /// The audit settings of one database. Absent keys take the defaults the
 /// FAQ promises: capture on, not strict, keep everything, all channels.
+///
+/// The master switch and the disabled channels are applied by the worker at
+/// the moment of capture (the hook sends nothing for them): the collector
+/// journals every call a worker sent, so that a call captured under "on" is
+/// never dropped during the moment the collector's copy lags behind. It
+/// reads them for the Trust Report and the journal of changes only. Strict
+/// redaction is applied by the worker and again here (`redaction`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     pub enabled: bool,
@@ -63,21 +70,6 @@ impl Settings {
         Settings {
             strict: true,
             ..Settings::default()
-        }
-    }
-
-    /// Why a call on `channel` is not journaled, if it is not.
-    pub fn suppresses(&self, channel: &str) -> Option<&'static str> {
-        if !self.enabled {
-            Some("capture_disabled")
-        } else if !self.disabled_channels.is_empty()
-            && self
-                .disabled_channels
-                .contains(&channel.to_ascii_lowercase())
-        {
-            Some("channel_disabled")
-        } else {
-            None
         }
     }
 }
@@ -147,9 +139,5 @@ mod tests {
             s.disabled_channels,
             BTreeSet::from(["smtp".to_string(), "socket".to_string()])
         );
-        assert_eq!(s.suppresses("http"), Some("capture_disabled"));
-        let on = Settings { enabled: true, ..s };
-        assert_eq!(on.suppresses("smtp"), Some("channel_disabled"));
-        assert_eq!(on.suppresses("http"), None);
     }
 }

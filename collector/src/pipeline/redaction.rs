@@ -147,7 +147,7 @@ pub fn redact_counted(
         frame_origins,
     } = attributed;
     let call = raw.call;
-    let suppressed = settings.suppresses(&call.channel);
+    let strict = settings.strict || captured_strict(&call.stack);
     // Strings the call owns move into the row when they pass unchanged: no
     // copy, and nothing to free here.
     let non_empty = |s: String, max| (!s.is_empty()).then(|| cap(s, max));
@@ -215,7 +215,7 @@ pub fn redact_counted(
         self_egress: Some(self_egress),
         ..JournalRow::default()
     };
-    if settings.strict {
+    if strict {
         keep_only_destination_sizes_and_timing(&mut row);
     }
     let entry = RedactedEntry {
@@ -223,9 +223,19 @@ pub fn redact_counted(
         worker_id: call.worker_id,
         worker_seq: call.seq,
         row,
-        suppressed,
+        // The worker decides what is captured (policy::Settings): a call it
+        // sent is journaled.
+        suppressed: None,
     };
     (entry, names_cut)
+}
+
+/// Whether the worker captured this call under strict redaction: it then
+/// sends the stack's file names only (no function, no line), for
+/// attribution. Such a call is redacted strictly whatever this collector's
+/// copy of the settings says (it may lag behind the worker's).
+fn captured_strict(stack: &[StackFrame]) -> bool {
+    !stack.is_empty() && stack.iter().all(|f| f.function.is_empty() && f.line == 0)
 }
 
 /// Strict redaction: the destination (host, IPs, ports), sizes and timing,
@@ -501,23 +511,37 @@ mod tests {
     }
 
     #[test]
-    fn settings_can_suppress_a_call_but_not_its_sequence_number() {
-        let off = Settings {
-            enabled: false,
-            ..Settings::default()
+    fn a_call_the_worker_captured_strictly_is_stored_strictly() {
+        let frame = |function: &str, line| StackFrame {
+            file: "/srv/addons/connector/models/sync.py".into(),
+            function: function.into(),
+            line,
         };
-        let entry = redact(
-            attributed(Call {
-                seq: 9,
-                channel: "http".into(),
-                ..Call::default()
-            }),
-            &off,
-            None,
-        );
+        let call = |frames: Vec<StackFrame>| Call {
+            host: "api.example.com".into(),
+            port: 443,
+            status: Some(200),
+            stack: frames,
+            trigger: egress_proto::Trigger {
+                kind: "http".into(),
+                name: "/web".into(),
+                uid: Some(2),
+            },
+            ..Call::default()
+        };
+        let defaults = Settings::default();
+        let strict = redact(attributed(call(vec![frame("", 0)])), &defaults, None).row;
         assert_eq!(
-            (entry.suppressed, entry.worker_seq),
-            (Some("capture_disabled"), 9)
+            (
+                strict.stack,
+                strict.status,
+                strict.trigger_kind,
+                strict.odoo_uid
+            ),
+            (None, None, None, None)
         );
+        assert_eq!(strict.host.as_deref(), Some("api.example.com"));
+        let full = redact(attributed(call(vec![frame("sync", 3)])), &defaults, None).row;
+        assert!(full.stack.is_some() && full.status == Some(200));
     }
 }

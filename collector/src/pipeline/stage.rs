@@ -55,9 +55,11 @@ pub struct RedactedEntry {
     pub worker_id: u64,
     pub worker_seq: u64,
     pub row: JournalRow,
-    /// Set when the database's settings say this call is not journaled
-    /// (capture off, channel disabled): its sequence number is accounted,
-    /// nothing else is kept.
+    /// Set when this call is not journaled: its sequence number is
+    /// accounted (the `suppressed` counter), nothing else is kept. This
+    /// collector never sets it (the worker applies capture off and disabled
+    /// channels, `policy::Settings`); entries spooled by an older collector
+    /// may carry it.
     pub suppressed: Option<&'static str>,
 }
 
