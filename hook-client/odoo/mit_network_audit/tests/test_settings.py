@@ -2,6 +2,7 @@ import json
 
 from egress_hook import interceptor
 
+from odoo import SUPERUSER_ID, api, sql_db
 from odoo.tests import TransactionCase, tagged
 
 from .. import glue
@@ -87,7 +88,12 @@ class TestSettings(TransactionCase):
         send_calls(db, [{"host": "head.example", "addon": "egress_head_test"}])
         wait_rows(db, "SELECT seq FROM public.network_egress_log WHERE seq > %s", (before,))
         head = sign_now(db)
-        shown = self.env["ir.config_parameter"].sudo().get_param(glue.KEY_SIGNED_HEAD)
+        # The head was committed after this test's transaction took its
+        # snapshot (REPEATABLE READ): read it as the next request would, on
+        # a cursor of its own.
+        with sql_db.db_connect(db).cursor() as cr:
+            params = api.Environment(cr, SUPERUSER_ID, {})["ir.config_parameter"]
+            shown = params.get_param(glue.KEY_SIGNED_HEAD)
         self.assertEqual(json.loads(shown), head)
         self.env.cr.execute("SELECT count(*) FROM ir_config_parameter WHERE key = %s",
                             [glue.KEY_SIGNED_HEAD])
