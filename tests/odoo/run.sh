@@ -16,6 +16,10 @@
 # ODOO_TEST_DB, ODOO_HTTP_PORT  another database name and HTTP port (default
 #                   egress_odoo_test_<major>, 18000 + major), to run beside
 #                   another checkout's tests
+# ODOO_TEST_TAGS    the tests of passes 1 and 2 (default /mit_network_audit)
+# EGRESS_HOOK_PATH  a directory holding this checkout's egress_hook already
+#                   (pip install --target DIR ./hook-client/python): put
+#                   first on PYTHONPATH instead of installing into ODOO_PYTHON
 #
 # It installs egress_hook into ODOO_PYTHON, creates a fresh database,
 # initialises base and web, then runs `egress-collector setup` on it, starts a
@@ -63,7 +67,11 @@ trap cleanup EXIT
 echo "== Odoo $version ($odoo_bin), database $db, work directory $work"
 (cd "$root" && cargo build -q -p egress-collector -p egress-signer --bins)
 bin=$root/target/debug
-"$python" -m pip install -q "$root/hook-client/python"
+if [ -n "${EGRESS_HOOK_PATH:-}" ]; then
+    export PYTHONPATH=$EGRESS_HOOK_PATH${PYTHONPATH:+:$PYTHONPATH}
+else
+    "$python" -m pip install -q "$root/hook-client/python"
+fi
 
 psql_su -c "DO \$\$ BEGIN
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$role') THEN
@@ -142,12 +150,12 @@ export EGRESS_SUPERUSER_DSN="host=$pghost port=$pgport user=$superuser dbname=$d
 
 echo "== pass 1: from Apps (--load=base,web), with the collector"
 odoo -u mit_network_audit --load=base,web --test-enable \
-    --test-tags=/mit_network_audit --log-level=test >"$work/apps.log" 2>&1 || true
+    --test-tags="${ODOO_TEST_TAGS:-/mit_network_audit}" --log-level=test >"$work/apps.log" 2>&1 || true
 check_log "$work/apps.log" "Odoo $version, Apps install" || status=1
 
 echo "== pass 2: server-wide (--load=base,web,mit_network_audit)"
 odoo -u mit_network_audit --load=base,web,mit_network_audit --test-enable \
-    --test-tags=/mit_network_audit --log-level=test >"$work/server_wide.log" 2>&1 || true
+    --test-tags="${ODOO_TEST_TAGS:-/mit_network_audit}" --log-level=test >"$work/server_wide.log" 2>&1 || true
 check_log "$work/server_wide.log" "Odoo $version, server-wide" || status=1
 
 echo "== the chain after both passes"

@@ -252,3 +252,97 @@ def test_a_superuser_odoo_role_is_an_alert():
                           boundary_void=["Odoo's role odoo is a superuser"])
     assert doc["trust"]["boundary_void"] == ["Odoo's role odoo is a superuser"]
     assert doc["verdict"]["headline"].startswith("ALERT: Odoo's role odoo is a superuser")
+
+
+ADDON = ROOT / "hook-client" / "odoo" / "mit_network_audit"
+
+
+def test_channel_names_are_the_interceptor_s_and_unknown_ones_are_named():
+    core = (ROOT / "hook-client" / "python" / "python" / "egress_hook" / "interceptor"
+            / "_core.py").read_text()
+    assert f"CHANNELS = {settings.CHANNELS!r}".replace("'", "\"") in core
+    assert settings.parse_channels("SMTP; socket ,smtp") == ("smtp,socket", [])
+    assert settings.parse_channels("smtp;bogus") == ("smtp", ["bogus"])
+    assert settings.channels_error("smtp, http") is None
+    assert settings.channels_error("SMTP; bogus") == (
+        "Disabled channels: 'bogus' is no channel. Use a comma-separated list of http, smtp, "
+        "imap, pop3, socket, dns (for example socket,smtp), or leave it empty to capture all.")
+    assert settings.retention_error(0) is None and settings.retention_error("30") is None
+    assert "-5 is not a number of days" in settings.retention_error(-5)
+
+
+def test_only_a_change_of_meaning_is_a_change():
+    e = settings.effective
+    assert e(settings.KEY_STRICT, None) == e(settings.KEY_STRICT, "False")
+    assert e(settings.KEY_ENABLED, None) == e(settings.KEY_ENABLED, "True")
+    assert e(settings.KEY_RETENTION, None) == e(settings.KEY_RETENTION, "0")
+    assert e(settings.KEY_DISABLED_CHANNELS, "") == e(settings.KEY_DISABLED_CHANNELS, None)
+    assert e(settings.KEY_DISABLED_CHANNELS, "socket,smtp") == "smtp,socket"
+    assert e(settings.KEY_STRICT, None) != e(settings.KEY_STRICT, "True")
+
+
+def test_the_settings_help_is_the_same_on_both_pages_and_in_the_docs():
+    import html
+
+    views = html.unescape((ADDON / "views" / "res_config_settings_views.xml").read_text())
+    docs = (ROOT / "docs" / "CONFIGURATION.md").read_text()
+    for key, text in settings.HELP.items():
+        assert views.count(text) == 2, key  # Odoo's Settings page, the Managers' page
+        assert text in docs, key
+
+
+def test_the_settings_history_is_every_setting_by_time():
+    def change(seq, key, old, new):
+        return (seq, seq * 1000, "config_change",
+                json.dumps({"key": key, "old": old, "new": new, "user": "admin",
+                            "reported_by": "odoo"}))
+
+    events = [change(9, settings.KEY_DISABLED_CHANNELS, None, "smtp"),
+              change(4, settings.KEY_STRICT, None, "True"),
+              (6, 6000, "vacuum", "{}"),
+              change(7, settings.KEY_RETENTION, "0", "30")]
+    found = report.settings_in_force({settings.KEY_STRICT: "True",
+                                      settings.KEY_RETENTION: "30",
+                                      settings.KEY_DISABLED_CHANNELS: "socket,smtp"}, events)
+    assert (found["enabled"], found["strict"], found["retention_days"],
+            found["disabled_channels"]) == (True, True, 30, "smtp,socket")
+    assert [(c["seq"], c["label"], c["old"], c["new"]) for c in found["changes"]] == [
+        (4, "Strict redaction", None, "True"), (7, "Audit retention (days)", "0", "30"),
+        (9, "Disabled channels", None, "smtp")]
+
+
+def _user_facing_strings():
+    """Every string literal of the addon's Python that a user may read: the
+    arguments of ``_()``, the help and refusal texts and exception messages,
+    and the arch of its views."""
+    for path in ADDON.rglob("*.py"):
+        if "tests" in path.parts:
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                yield path, node.value
+    for path in ADDON.rglob("*.xml"):
+        yield path, path.read_text()
+
+
+def test_no_user_facing_message_has_an_unfilled_placeholder():
+    # Odoo's _() fills %(name)s and %s; a {name} in a _() text or a refusal
+    # is printed as is. Field names in braces are the only {…} allowed: the
+    # redaction placeholders ({email}, {id}, {uuid}, {token}) documented to
+    # users, and format strings filled by f-strings (not constants).
+    allowed = {"{email}", "{id}", "{uuid}", "{token}"}
+    found = []
+    for path, text in _user_facing_strings():
+        for match in re.findall(r"\{[A-Za-z_][A-Za-z_0-9]*\}", text):
+            if match not in allowed and path.suffix == ".py":
+                found.append((path.name, match, text[:80]))
+    assert found == []
+
+
+def test_the_refusals_are_filled_by_odoo_s_translation_function():
+    for name in ("egress_log", "egress_rollup", "signed_head", "view_backed"):
+        source = (ADDON / "models" / f"{name}.py").read_text()
+        refusal = re.search(r"_refusal = \(?\s*\"([^\"]*)", source).group(1)
+        assert "%(" in refusal, name
+        assert (refusal % {"operation": "unlink", "model": "Log"}).count("%(") == 0

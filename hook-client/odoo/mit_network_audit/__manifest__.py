@@ -38,6 +38,10 @@ can never change it. It makes no network call of its own.
     # Server-wide (`--load=base,web,mit_network_audit`): installed in the
     # master before the workers fork. From Apps: a model's _register_hook.
     "post_load": "post_load",
+    # Group members survive an uninstall; the collector stops applying the
+    # settings (README: Uninstalling).
+    "post_init_hook": "post_init_hook",
+    "uninstall_hook": "uninstall_hook",
     "application": True,
     "installable": True,
 }

@@ -11,7 +11,8 @@ import threading
 
 # The audit settings' keys, read here and as ``glue.KEY_*`` by the models.
 from .lib.settings import (  # noqa: F401
-    KEY_DISABLED_CHANNELS, KEY_ENABLED, KEY_RETENTION, KEY_STRICT, SETTING_KEYS, truthy,
+    CHANNELS, HELP, KEY_DISABLED_CHANNELS, KEY_ENABLED, KEY_RETENTION, KEY_STRICT, SETTING_KEYS,
+    channels_error, effective, parse_channels, retention_error, truthy,
 )
 
 _logger = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ _lock = threading.Lock()
 #: How this process got its interceptor: ``server_wide`` (post_load) or
 #: ``registry`` (an Apps install), and how many times ``setup`` installed it.
 state = {"installed_by": None, "installs": 0, "error": None}
+#: The settings tuple last applied to the interceptor (``sync_settings``).
 _applied_settings = {}
 
 
@@ -80,6 +82,7 @@ def setup(source):
 
             shell.wrap_shell()
             state.update(installed_by=source, installs=state["installs"] + 1, error=None)
+            _follow_registries()
             _logger.info("mit_network_audit: network audit installed (%s, %s sender)",
                          source, interceptor.stats().get("mode", "?"))
             return True
@@ -128,45 +131,79 @@ def leave(token):
 
 def read_settings(env):
     """This database's audit settings, with the defaults the FAQ promises."""
-    get = env["ir.config_parameter"].sudo().get_param
-    return {
-        "enabled": truthy(get(KEY_ENABLED), True),
-        "strict": truthy(get(KEY_STRICT), False),
-        "retention_days": _int(get(KEY_RETENTION)),
-        "disabled_channels": normalize_channels(get(KEY_DISABLED_CHANNELS) or ""),
-    }
+    enabled, strict, retention, channels = env["ir.config_parameter"]._network_audit_settings()
+    return {"enabled": enabled, "strict": strict, "retention_days": retention,
+            "disabled_channels": channels}
+
+
+def settings_fields(env):
+    """The four settings as the settings pages' fields."""
+    settings = read_settings(env)
+    return {"network_audit_enabled": settings["enabled"],
+            "network_audit_strict": settings["strict"],
+            "network_audit_retention_days": settings["retention_days"],
+            "network_audit_disabled_channels": settings["disabled_channels"]}
 
 
 def normalize_channels(text):
-    parts = str(text).replace(";", ",").replace(" ", ",").split(",")
-    return ",".join(sorted({p.strip().lower() for p in parts if p.strip()}))
-
-
-def _int(value):
-    try:
-        return max(0, int(str(value).strip()))
-    except (TypeError, ValueError):
-        return 0
+    """The known channel names of ``text``, sorted, comma-joined."""
+    return parse_channels(text)[0]
 
 
 def sync_settings(env):
-    """The in-process switches (master switch, disabled channels) follow
-    ``ir.config_parameter``; get_param is cached, and Odoo clears that cache
-    in every worker when a parameter changes, so this is cheap per request.
-    (A worker serving several databases follows the one it serves now; the
-    collector applies each database's own settings to its events anyway.)"""
-    wanted = read_settings(env)
-    key = (wanted["enabled"], wanted["disabled_channels"])
-    if _applied_settings.get("key") != key:
-        interceptor.settings.update(enabled=wanted["enabled"],
-                                    disabled_channels=wanted["disabled_channels"])
-        _applied_settings["key"] = key
+    """The interceptor's switches (master switch, disabled channels, strict
+    redaction) follow this database's settings, from the start of every
+    request, cron job or queue job. Cheap when nothing changed: the settings
+    tuple is an ``ormcache`` entry of ``ir.config_parameter`` (no query),
+    which Odoo clears in every worker when a parameter changes (its registry
+    signalling, checked at the start of each request), and the interceptor
+    is only touched when the tuple is not the one it last applied. (A worker
+    serving several databases follows the one it serves now.)"""
+    wanted = env["ir.config_parameter"]._network_audit_settings()
+    if _applied_settings.get("key") is wanted:
+        return
+    enabled, strict, _retention, channels = wanted
+    key = (enabled, strict, channels)
+    if _applied_settings.get("applied") != key:
+        interceptor.settings.update(enabled=enabled, strict=strict, disabled_channels=channels)
+        _applied_settings["applied"] = key
+    _applied_settings["key"] = wanted
+
+
+def validate(channels, retention_days):
+    """Raises ``UserError`` with the one clear message when the Disabled
+    channels or the Audit retention cannot be saved as typed."""
+    from odoo.exceptions import UserError
+
+    message = channels_error(channels) or retention_error(retention_days)
+    if message:
+        raise UserError(message)
+
+
+def save_settings(env, enabled, strict, retention_days, disabled_channels):
+    """Writes the four settings (validated first), each only when its
+    meaning changes: saving the defaults unchanged journals nothing. Each
+    write goes through ``ir.config_parameter``, which hands it over to the
+    collector and journals it with the user who made it."""
+    validate(disabled_channels, retention_days)
+    params = env["ir.config_parameter"].sudo()
+    # Booleans are stored as "True"/"False", never removed: an absent
+    # master switch would mean "on", whatever the box said.
+    for key, value in (
+        (KEY_ENABLED, str(bool(enabled))),
+        (KEY_STRICT, str(bool(strict))),
+        (KEY_RETENTION, str(int(retention_days or 0))),
+        (KEY_DISABLED_CHANNELS, normalize_channels(disabled_channels or "")),
+    ):
+        current = params.get_param(key)
+        if effective(key, current) != effective(key, value):
+            params.set_param(key, value)
 
 
 def setting_changed(env, key, old, new):
     """Journals a change of an audit setting (a ``ConfigChange`` message,
     with who made it), once the transaction that made it has committed."""
-    if interceptor is None or key not in SETTING_KEYS or old == new:
+    if interceptor is None or key not in SETTING_KEYS or effective(key, old) == effective(key, new):
         return
     dbname, uid = env.cr.dbname, env.uid
     login = env.user.sudo().login or ""
@@ -215,7 +252,7 @@ def hand_over_all(env):
         params = env["ir.config_parameter"].sudo()
         for key in SETTING_KEYS:
             value = params.get_param(key) or None
-            if held.get(key) != value and (value is not None or key in held):
+            if effective(key, held.get(key)) != effective(key, value):
                 hand_over(env, key, value)
     except Exception:
         _logger.warning("mit_network_audit: settings not handed to the collector", exc_info=True)
@@ -242,3 +279,56 @@ def signed_head_json(cr):
 
     keys = ("database", "seq", "row_hash", "signed_at_us", "hmac", "signature", "public_key")
     return json.dumps(dict(zip(keys, row)), separators=(",", ":"))
+
+
+def _follow_registries():
+    """Uninstalling the addon from Apps stops capture in every worker of
+    this Odoo, without a restart: each worker loads the database's new
+    registry at its next request (Odoo's signalling), and once no registry
+    of this process has the addon, the interceptor is uninstalled here.
+    Server-wide (`server_wide_modules`), the addon cannot be uninstalled
+    (README: how to leave server-wide mode)."""
+    try:
+        from odoo.modules.registry import Registry
+    except ImportError:
+        return
+    original = getattr(Registry.__dict__.get("new"), "__func__", None)
+    if original is None or getattr(original, "_mit_network_audit", False):
+        return
+
+    def wrapped(cls, *args, **kwargs):
+        registry = original(cls, *args, **kwargs)
+        try:
+            registry_loaded(registry)
+        except Exception:
+            _logger.debug("mit_network_audit: registry not followed", exc_info=True)
+        return registry
+
+    wrapped._mit_network_audit = True
+    Registry.new = classmethod(wrapped)
+
+
+def registry_loaded(registry):
+    """Called after Odoo loaded a registry in this process."""
+    if state["installed_by"] != "registry" or not installed():
+        return
+    if "network.egress_log" in registry:
+        return
+    from odoo.modules.registry import Registry
+
+    loaded = Registry.registries
+    # Odoo 17's LRU keeps its mapping in ``d``; 18 and 19's is a mapping.
+    loaded = getattr(loaded, "d", loaded)
+    if any("network.egress_log" in r for r in list(loaded.values()) if r is not registry):
+        return
+    stop(f"the addon is no longer installed in {registry.db_name}")
+
+
+def stop(reason):
+    """Uninstalls the interceptor in this process (capture stops at once)."""
+    with _lock:
+        if interceptor is not None and interceptor.installed():
+            interceptor.uninstall()
+            _logger.info("mit_network_audit: network audit stopped in this process: %s", reason)
+        state.update(installed_by=None, error=None)
+        _applied_settings.clear()

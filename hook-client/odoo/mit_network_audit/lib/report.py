@@ -9,7 +9,8 @@ journal of a thousand rows or of a billion.
 import json
 import time
 
-from .settings import KEY_ENABLED, KEY_RETENTION, KEY_STRICT, truthy
+from .settings import (KEY_DISABLED_CHANNELS, KEY_ENABLED, KEY_RETENTION, KEY_STRICT,
+                       SETTING_KEYS, effective, truthy)
 
 FORMAT, VERSION = "egress-audit-report", 1
 DAY_US = 86_400_000_000
@@ -236,11 +237,10 @@ def assemble(database, groups, gaps, events, last_vacuum, signed_head, verify, s
     }
 
 
-def history(events, key, now, default):
-    """A boolean setting's changes in the period and whether it was on or
-    off at any time in it (its state at the start: the first change's old
-    value, or, without a change, its value now)."""
-    changes = []
+def config_changes(events, keys):
+    """The ``config_change`` entries of ``events`` about one of ``keys``:
+    ``{"seq", "at_us", "key", "old", "new", "user", "reported_by"}``."""
+    text = lambda v: v if isinstance(v, str) else None  # noqa: E731
     for seq, at_us, kind, detail in events:
         if kind != "config_change":
             continue
@@ -248,12 +248,21 @@ def history(events, key, now, default):
             d = json.loads(detail or "")
         except ValueError:
             continue
-        if not isinstance(d, dict) or d.get("key") != key:
+        if not isinstance(d, dict) or d.get("key") not in keys:
             continue
-        text = lambda v: v if isinstance(v, str) else None  # noqa: E731
-        changes.append({"seq": seq, "at_us": at_us, "old": text(d.get("old")),
-                        "new": text(d.get("new")), "user": text(d.get("user")) or None,
-                        "reported_by": text(d.get("reported_by"))})
+        yield {"seq": seq, "at_us": at_us, "key": d["key"], "old": text(d.get("old")),
+               "new": text(d.get("new")), "user": text(d.get("user")) or None,
+               "reported_by": text(d.get("reported_by"))}
+
+
+def history(events, key, now, default):
+    """A boolean setting's changes in the period and whether it was on or
+    off at any time in it (its state at the start: the first change's old
+    value, or, without a change, its value now)."""
+    changes = []
+    for change in config_changes(events, (key,)):
+        del change["key"]
+        changes.append(change)
 
     def value(v):
         return default if v is None else truthy(v)
@@ -261,6 +270,44 @@ def history(events, key, now, default):
     states = [value(changes[0]["old"]) if changes else now] + [value(c["new"]) for c in changes]
     return {"now": now, "on_in_period": True in states, "off_in_period": False in states,
             "changes": changes}
+
+
+#: The settings' names as the settings pages show them.
+SETTING_LABELS = {KEY_ENABLED: "Network auditing enabled", KEY_STRICT: "Strict redaction",
+                  KEY_RETENTION: "Audit retention (days)",
+                  KEY_DISABLED_CHANNELS: "Disabled channels"}
+
+
+def read_settings_in_force(cr, since_us):
+    """The four settings now (Odoo's table, the FAQ's defaults) and every
+    change of any of them since ``since_us``, oldest first."""
+    cr.execute("SELECT key, value FROM ir_config_parameter WHERE key = ANY(%s)",
+               [list(SETTING_KEYS)])
+    values = dict(cr.fetchall())
+    cr.execute(f"""SELECT seq, {_US.format('recorded_at')}, kind, detail
+                   FROM public.network_egress_rollup_event
+                   WHERE kind = 'config_change'
+                     AND recorded_at >= TIMESTAMPTZ 'epoch' + %s * INTERVAL '1 microsecond'
+                   ORDER BY seq""", [since_us])
+    return settings_in_force(values, cr.fetchall())
+
+
+def settings_in_force(values, events):
+    """Pure: ``{"enabled", "strict", "retention_days", "disabled_channels",
+    "changes"}``; ``changes`` lists every change of the four settings by
+    time (seq), each with the setting's label, old and new value (None: the
+    default), user and who reported it."""
+    changes = [dict(c, label=SETTING_LABELS[c["key"]])
+               for c in config_changes(events, SETTING_KEYS)]
+    changes.sort(key=lambda c: c["seq"])
+    return {
+        "enabled": effective(KEY_ENABLED, values.get(KEY_ENABLED)),
+        "strict": effective(KEY_STRICT, values.get(KEY_STRICT)),
+        "retention_days": effective(KEY_RETENTION, values.get(KEY_RETENTION)),
+        "disabled_channels": effective(KEY_DISABLED_CHANNELS,
+                                       values.get(KEY_DISABLED_CHANNELS)),
+        "changes": changes,
+    }
 
 
 def coverage(workers):

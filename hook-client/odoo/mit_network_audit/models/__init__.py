@@ -4,6 +4,7 @@ from . import egress_rollup
 from . import signed_head
 from . import egress_component
 from . import ir_config_parameter
+from . import audit_settings
 from . import res_config_settings
 from . import trust_report
 from . import list_views

@@ -23,7 +23,7 @@ class EgressLog(models.Model):
     _table = "mit_network_audit_egress_log"
     _auto = False
     _log_access = False
-    _refusal = ("The network egress log is append-only: {operation} is refused, for every "
+    _refusal = ("The network egress log is append-only: %(operation)s is refused, for every "
                 "user including the superuser. Rows are written by egress-collector only, "
                 "and only its retention vacuum removes old ones.")
     _source_columns = (

@@ -16,7 +16,7 @@ class EgressRollup(models.Model):
     _table = "mit_network_audit_egress_rollup"
     _auto = False
     _log_access = False
-    _refusal = "Rollups are kept by egress-collector: {operation} is refused."
+    _refusal = "Rollups are kept by egress-collector: %(operation)s is refused."
     _source_columns = (
         column("id", "int8"), column("day", "date"), column("addon", "text"),
         column("component", "text"), column("egress_class", "text", "src.class"),

@@ -1,4 +1,5 @@
-from odoo import api, models
+from odoo import api, models, tools
+from odoo.exceptions import ValidationError
 
 from .. import glue
 
@@ -16,6 +17,29 @@ class IrConfigParameter(models.Model):
         return {p.key: p.value for p in self.sudo() if p.key in glue.SETTING_KEYS}
 
     @api.model
+    @tools.ormcache()
+    def _network_audit_settings(self):
+        """``(enabled, strict, retention_days, disabled_channels)`` with the
+        FAQ's defaults: one cache entry, cleared with the parameters' own
+        cache in every worker when any parameter changes."""
+        get = self.sudo().get_param
+        return (glue.effective(glue.KEY_ENABLED, get(glue.KEY_ENABLED)),
+                glue.effective(glue.KEY_STRICT, get(glue.KEY_STRICT)),
+                glue.effective(glue.KEY_RETENTION, get(glue.KEY_RETENTION)),
+                glue.effective(glue.KEY_DISABLED_CHANNELS, get(glue.KEY_DISABLED_CHANNELS)))
+
+    @api.model
+    def _check_audit_value(self, key, value):
+        if key == glue.KEY_DISABLED_CHANNELS:
+            message = glue.channels_error(value or "")
+        elif key == glue.KEY_RETENTION:
+            message = glue.retention_error(value if value not in (None, False, "") else 0)
+        else:
+            message = None
+        if message:
+            raise ValidationError(message)
+
+    @api.model
     def get_param(self, key, default=False):
         if key == glue.KEY_SIGNED_HEAD:
             return glue.signed_head_json(self.env.cr) or default
@@ -25,7 +49,9 @@ class IrConfigParameter(models.Model):
     def create(self, vals_list):
         records = super().create(vals_list)
         for key, value in records._audit_values().items():
-            glue.hand_over(self.env, key, value)
+            self._check_audit_value(key, value)
+            if glue.effective(key, None) != glue.effective(key, value):
+                glue.hand_over(self.env, key, value)
             glue.setting_changed(self.env, key, None, value)
         return records
 
@@ -34,7 +60,8 @@ class IrConfigParameter(models.Model):
         result = super().write(vals)
         after = self._audit_values()
         for key in set(before) | set(after):
-            if before.get(key) != after.get(key):
+            self._check_audit_value(key, after.get(key))
+            if glue.effective(key, before.get(key)) != glue.effective(key, after.get(key)):
                 glue.hand_over(self.env, key, after.get(key))
             glue.setting_changed(self.env, key, before.get(key), after.get(key))
         return result

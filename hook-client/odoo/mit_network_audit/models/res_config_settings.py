@@ -1,51 +1,34 @@
 from odoo import api, fields, models
 
 from .. import glue
+from . import audit_settings
 
 
 class ResConfigSettings(models.TransientModel):
+    """The four audit settings on Odoo's Settings page (administrators);
+    Network Audit Managers change the same four through Network Audit →
+    Configuration → Settings (``network.audit.settings``)."""
+
     _inherit = "res.config.settings"
 
     network_audit_enabled = fields.Boolean(
-        "Network auditing enabled", default=True,
-        help="The master switch. Off = no capture at all: calls made while it is off are not "
-             "recorded, and the Trust Report says capture was off.")
+        "Network auditing enabled", default=True, help=audit_settings.HELP_ENABLED)
     network_audit_strict = fields.Boolean(
-        "Strict redaction",
-        help="Keeps only host / IP / port / sizes and masks everything else (paths, methods, "
-             "header and query key names, stack) at the moment of capture.")
+        "Strict redaction", help=audit_settings.HELP_STRICT)
     network_audit_retention_days = fields.Integer(
-        "Audit retention (days)",
-        help="How long rows are kept. 0 keeps everything. The vacuum never deletes at or "
-             "after the signed head, and the Trust Report's sums outlive the rows.")
+        "Audit retention (days)", help=audit_settings.HELP_RETENTION)
     network_audit_disabled_channels = fields.Char(
-        "Disabled channels",
-        help="A comma-separated list of channels to turn off, among http, smtp, imap, pop3, "
-             "socket and dns (for example socket,smtp). Empty = capture all.")
+        "Disabled channels", help=audit_settings.HELP_CHANNELS)
 
     @api.model
     def get_values(self):
         values = super().get_values()
-        settings = glue.read_settings(self.env)
-        values.update(
-            network_audit_enabled=settings["enabled"],
-            network_audit_strict=settings["strict"],
-            network_audit_retention_days=settings["retention_days"],
-            network_audit_disabled_channels=settings["disabled_channels"],
-        )
+        values.update(glue.settings_fields(self.env))
         return values
 
     def set_values(self):
+        glue.validate(self.network_audit_disabled_channels, self.network_audit_retention_days)
         super().set_values()
-        # Booleans are stored as "True"/"False", never removed: an absent
-        # master switch would mean "on", whatever the box said.
-        params = self.env["ir.config_parameter"].sudo()
-        for key, value in (
-            (glue.KEY_ENABLED, str(bool(self.network_audit_enabled))),
-            (glue.KEY_STRICT, str(bool(self.network_audit_strict))),
-            (glue.KEY_RETENTION, str(max(0, self.network_audit_retention_days))),
-            (glue.KEY_DISABLED_CHANNELS,
-             glue.normalize_channels(self.network_audit_disabled_channels or "")),
-        ):
-            if (params.get_param(key) or "") != value:
-                params.set_param(key, value)
+        glue.save_settings(self.env, self.network_audit_enabled, self.network_audit_strict,
+                           self.network_audit_retention_days,
+                           self.network_audit_disabled_channels)

@@ -15,7 +15,7 @@ class SignedHead(models.Model):
     _table = "mit_network_audit_signed_head"
     _auto = False
     _log_access = False
-    _refusal = "Signed heads are append-only and written by egress-collector: {operation} is refused."
+    _refusal = "Signed heads are append-only and written by egress-collector: %(operation)s is refused."
     _source_columns = (
         ("src.id", "int8", "id"), ("src.database", "text", "database"),
         ("src.seq", "int8", "seq"), ("encode(src.row_hash, 'hex')", "text", "row_hash"),

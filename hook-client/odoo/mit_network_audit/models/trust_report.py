@@ -36,12 +36,13 @@ class TrustReport(models.AbstractModel):
         "status": what works and what to fix}``."""
         self._require_user()
         status = self._status()
-        doc = None
+        doc = settings = None
         if status["setup_done"]:
             doc = report.read(self.env.cr, self.env.cr.dbname, since)
             addons, more = self._bytes_per_addon(doc["period"]["since_us"] // report.DAY_US)
+            settings = report.read_settings_in_force(self.env.cr, doc["period"]["since_us"])
         return {"report": doc, "status": status, "addons": addons if doc else [],
-                "addons_more": more if doc else 0}
+                "addons_more": more if doc else 0, "settings": settings}
 
     @api.model
     def _bytes_per_addon(self, first_day, limit=15):

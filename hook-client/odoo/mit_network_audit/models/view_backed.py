@@ -49,7 +49,7 @@ class ViewBacked(models.AbstractModel):
     #: ``(sql expression over the view's columns, sql type, column name)``.
     _source_columns = ()
     #: What a user is told when asked to change a row.
-    _refusal = "{model} is read-only"
+    _refusal = "%(model)s is read-only"
 
     @property
     def _table_query(self):

@@ -5,3 +5,4 @@ from . import test_trust_report
 from . import test_outbound
 from . import test_without_collector
 from . import test_forensic
+from . import test_capture_settings

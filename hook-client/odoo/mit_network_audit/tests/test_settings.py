@@ -13,7 +13,8 @@ from .common import max_seq, runner_env, send_calls, sign_now, wait_rows
 class TestSettings(TransactionCase):
     def setUp(self):
         super().setUp()
-        self.addCleanup(interceptor.settings.update, enabled=True, disabled_channels="")
+        self.addCleanup(interceptor.settings.update, enabled=True, strict=False,
+                        disabled_channels="")
         self.addCleanup(glue._applied_settings.clear)
         self.admin = self.env.ref("base.user_admin")
 

@@ -211,9 +211,13 @@ export class TrustReport extends Component {
         };
     }
 
-    get captureChanges() {
-        const trust = this.report && this.report.trust;
-        return trust ? trust.capture.changes.concat(trust.strict_mode.changes) : [];
+    /** The four settings in force, and every change of them by time. */
+    get settings() {
+        return this.state.data && this.state.data.settings;
+    }
+
+    get settingsChanges() {
+        return (this.settings && this.settings.changes) || [];
     }
 
     /** The period's first instant as Odoo writes a UTC datetime in a domain. */
