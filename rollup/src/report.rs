@@ -156,6 +156,21 @@ pub struct Forensic {
     pub reads: Vec<ForensicEntry>,
 }
 
+impl Forensic {
+    /// `host=api.example.com channel=http`: the parts of the scope named.
+    pub fn scope(&self) -> String {
+        [
+            ("host", &self.host),
+            ("addon", &self.addon),
+            ("channel", &self.channel),
+        ]
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+        .collect::<Vec<_>>()
+        .join(" ")
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ForensicEntry {
     pub seq: i64,
@@ -607,17 +622,9 @@ fn verdict(summary: &Summary, vendor: &Table, unknown: &Table, trust: &Trust) ->
         });
     }
     if let Some(f) = trust.forensic.as_ref().filter(|f| f.active) {
-        let scope: Vec<String> = [
-            ("host", &f.host),
-            ("addon", &f.addon),
-            ("channel", &f.channel),
-        ]
-        .iter()
-        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
-        .collect();
         alerts.push(format!(
             "ALERT: forensic body capture is ON for {} (enabled by {}, journal row {}).",
-            scope.join(" "),
+            f.scope(),
             f.changed_by,
             f.entry_seq
         ));

@@ -283,18 +283,10 @@ fn render(r: &Report) -> String {
         ));
     }
     if let Some(f) = &t.forensic {
-        let scope: Vec<String> = [
-            ("host", &f.host),
-            ("addon", &f.addon),
-            ("channel", &f.channel),
-        ]
-        .iter()
-        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
-        .collect();
         if f.active {
             out.push_str(&format!(
                 "  forensic      ON: bodies captured for {} until {} (enabled by {}, journal row {})\n",
-                scope.join(" "),
+                f.scope(),
                 minute(f.expires_at_us.unwrap_or(0)),
                 f.changed_by,
                 f.entry_seq
