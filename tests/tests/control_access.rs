@@ -1,7 +1,8 @@
 //! Who may ask what of the control socket: `control.export_uids` (Odoo's
 //! user) gets what the export wizard needs and nothing that prunes the
 //! journal or shows every database; `control.allow_uids` gets everything;
-//! any other uid nothing.
+//! `forensic.odoo_uids` only forensic requests that name an Odoo user; any
+//! other uid nothing.
 
 use std::os::unix::fs::PermissionsExt;
 
@@ -141,4 +142,46 @@ fn an_allow_uid_may_prune_and_any_other_uid_nothing() {
         "vacuum-now: {}",
         output_text(&vacuum)
     );
+}
+
+#[test]
+fn a_forensic_odoo_uid_may_not_switch_or_read_capture_without_naming_the_odoo_user() {
+    let _serial = serial();
+    let db = TestDb::new("ctl_forensic_uid");
+    let collector = Collector::builder(db.name())
+        .arg("--forensic-odoo-uid")
+        .arg(&ODOO_UID.to_string())
+        .start();
+    let dir = writable_scratch("ctl-for");
+    let as_odoo = |args: &[&str]| collector.cli_as_uid(ODOO_UID, &dir, args);
+    // The CLI names no Odoo user: only the operator may use it.
+    for args in [
+        vec!["forensic", "status", "--db", db.name()],
+        vec![
+            "forensic",
+            "enable",
+            "--db",
+            db.name(),
+            "--host",
+            "x",
+            "--for",
+            "1h",
+        ],
+        vec!["forensic", "read", "--db", db.name(), "--seq", "1"],
+    ] {
+        let refused = as_odoo(&args);
+        assert_eq!(refused.status.code(), Some(1), "{args:?}");
+        assert!(
+            output_text(&refused).contains("only on behalf of an Odoo user"),
+            "{args:?}: {}",
+            output_text(&refused)
+        );
+    }
+    let status = as_odoo(&["status"]);
+    assert_eq!(status.status.code(), Some(1));
+    assert!(output_text(&status).contains("forensic.odoo_uids"));
+    // Nothing was switched: capture is still off, by the operator's account.
+    let own = collector.cli(&["forensic", "status", "--db", db.name()]);
+    assert!(own.status.success(), "{}", output_text(&own));
+    assert!(output_text(&own).contains("off (never enabled)"));
 }
