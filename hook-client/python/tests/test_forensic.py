@@ -207,7 +207,7 @@ def test_the_longest_capture_is_bounded_and_a_scope_is_required(journal):
     assert no_scope.returncode == 1 and b"needs a scope" in no_scope.stderr
 
 
-def test_a_changed_or_moved_ciphertext_does_not_open(interceptor, journal, http_srv):
+def test_a_changed_or_moved_ciphertext_does_not_open_and_an_unjournaled_read_releases_nothing(interceptor, journal, http_srv):
     assert interceptor.install(journal.socket, journal.name, transport="python")
     tag = uuid.uuid4().hex[:8]
     assert cli(journal, "enable", "--db", journal.name, "--host", "127.0.0.1",
@@ -219,6 +219,16 @@ def test_a_changed_or_moved_ciphertext_does_not_open(interceptor, journal, http_
     post(interceptor, http_srv, f"/other-{tag}", b"")
     other = call_seq(journal, f"/other-{tag}")
     assert cli(journal, "disable", "--db", journal.name).returncode == 0
+    # Fail-closed: a read that cannot be journaled releases nothing.
+    reads = journal.count("kind = 'forensic_read'")
+    psql(journal.name, "REVOKE INSERT ON egress.journal FROM egress_collector")
+    try:
+        closed = cli(journal, "read", "--db", journal.name, "--seq", str(seq))
+    finally:
+        psql(journal.name, "GRANT INSERT ON egress.journal TO egress_collector")
+    assert closed.returncode == 1 and closed.stdout == b""
+    assert b"could not be journaled, so no body is released" in closed.stderr
+    assert journal.count("kind = 'forensic_read'") == reads
     # A superuser moves the request body to another call...
     psql(journal.name,
          "INSERT INTO egress.forensic_body SELECT "
