@@ -13,7 +13,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use egress_tests::bins::{egress_verify, verify_export_py};
 use egress_tests::{
-    collector::verify_with, rollups, serial, wait_until, Collector, Loadgen, Scratch, TestDb,
+    collector::verify_with, db::conninfo, rollups, serial, wait_until, Collector, Loadgen, Scratch,
+    Sql, TestDb,
 };
 
 const IDS: [&str; 3] = ["host-a", "host-b", "host-c"];
@@ -248,4 +249,41 @@ fn three_collectors_write_one_chain_that_verifies_with_their_keyring() {
     );
     let v = verify_with(&url, &["--keyring", ring]);
     assert!(v.verified(), "after the prune: {v}");
+}
+
+#[test]
+fn the_collector_role_writes_collector_seen_only_through_its_heartbeat() {
+    let _serial = serial();
+    let db = TestDb::new("heartbeat");
+    let role = Sql::connect(&conninfo("egress_collector", db.name())).unwrap();
+    let beat = "SELECT egress.collector_heartbeat('h1', decode(repeat('01', 32), 'hex'), 'v1')";
+    role.batch(beat).unwrap();
+    let first = db
+        .sql()
+        .text("SELECT first_seen::text FROM egress.collector_seen WHERE collector = 'h1'");
+    role.batch(beat).unwrap();
+    // Its own row only moves forward; nothing else is the role's to write.
+    role.assert_refused(
+        "INSERT INTO egress.collector_seen (collector, public_key) \
+         VALUES ('h2', decode(repeat('02', 32), 'hex'))",
+    );
+    role.assert_refused("UPDATE egress.collector_seen SET heartbeat_at = now()");
+    role.assert_refused("DELETE FROM egress.collector_seen");
+    // Not even the owner's rights rename a collector, rewrite its first
+    // sighting or remove it.
+    db.sql()
+        .assert_refused("UPDATE egress.collector_seen SET collector = 'h3'");
+    db.sql().assert_refused(
+        "UPDATE egress.collector_seen SET first_seen = first_seen - interval '1 day'",
+    );
+    db.sql().assert_refused("DELETE FROM egress.collector_seen");
+    assert_eq!(
+        db.sql()
+            .text("SELECT first_seen::text FROM egress.collector_seen WHERE collector = 'h1'"),
+        first
+    );
+    assert_eq!(
+        db.sql().int("SELECT count(*) FROM egress.collector_seen"),
+        1
+    );
 }
