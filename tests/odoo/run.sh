@@ -26,7 +26,7 @@
 # collector, then runs the addon's tests: installed from Apps before setup and
 # with no collector (only the tests of that case), then with the collector,
 # loaded from Apps (--load=base,web) and server-wide
-# (--load=base,web,mit_network_audit).
+# (--load=base,web,mit_network_audit), then uninstalls and reinstalls it.
 # odoo-bin can exit 0 when tests fail, so each pass's log is read: any ERROR
 # or CRITICAL line, any traceback (printed or logged, a thread's included),
 # or a test summary other than "0 failed, 0 error(s)", fails the run.
@@ -157,6 +157,21 @@ echo "== pass 2: server-wide (--load=base,web,mit_network_audit)"
 odoo -u mit_network_audit --load=base,web,mit_network_audit --test-enable \
     --test-tags="${ODOO_TEST_TAGS:-/mit_network_audit}" --log-level=test >"$work/server_wide.log" 2>&1 || true
 check_log "$work/server_wide.log" "Odoo $version, server-wide" || status=1
+
+# Pass 3: a real uninstall from Apps and a reinstall, in one Odoo process
+# (tests/odoo/uninstall_check.py): capture stops without a restart, the
+# collector no longer holds the addon's settings, group members come back.
+echo "== pass 3: uninstall from Apps, then reinstall"
+if "$python" "$odoo_bin" shell -d "$db" -r "$role" --db_host "$pghost" --db_port "$pgport" \
+    --addons-path "$addons" --http-port "$http_port" --load=base,web --log-level=warn \
+    <"$root/tests/odoo/uninstall_check.py" >"$work/uninstall.log" 2>&1 \
+    && grep -q "UNINSTALL CHECK PASSED" "$work/uninstall.log"; then
+    echo "passed (Odoo $version, uninstall and reinstall)"
+else
+    tail -n 40 "$work/uninstall.log"
+    echo "FAILED (Odoo $version, uninstall and reinstall) (log: $work/uninstall.log)"
+    status=1
+fi
 
 echo "== the chain after both passes"
 "$bin/egress-collector" verify --database-url "host=$pghost port=$pgport user=egress_collector dbname=$db" \
