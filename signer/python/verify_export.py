@@ -493,7 +493,7 @@ def verify(doc, rows, hmac_key, keyring, witness):
         if witness["database"] != db:
             incomplete.append(f"the witness is for database {json.dumps(witness['database'])}, "
                               f"not {json.dumps(db)}: keep one witness file per database")
-        elif witness["public_key"] != key:
+        elif witness["public_key"] != key and not (keyring and witness["public_key"] in keyring):
             m = (f"the witness accepted exports signed with public key "
                  f"{witness['public_key'][:8].hex()}…, this one is checked with {key[:8].hex()}…")
         elif w > last_row:

@@ -186,6 +186,19 @@ fn three_collectors_write_one_chain_that_verifies_with_their_keyring() {
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
         assert!(text(&out).contains("Export verified OK"), "{}", text(&out));
     }
+    // A witness moved by host-a's export accepts host-b's export of the
+    // same database, the keyring pinned (both verifiers).
+    let file_b = dir.join("export-b.json");
+    let out = collectors[1].cli(&["export", "--db", db.name(), "-o", file_b.to_str().unwrap()]);
+    assert!(out.status.success(), "export: {}", text(&out));
+    for (i, verify) in [egress_verify, verify_export_py].into_iter().enumerate() {
+        let witness = dir.join(&format!("witness-{i}.json"));
+        let w = witness.to_str().unwrap();
+        for f in [&file, &file_b] {
+            let out = verify(f, &["--keyring", ring, "--witness", w]);
+            assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        }
+    }
     for out in [
         egress_verify(&file, &without_b),
         verify_export_py(&file, &without_b),
