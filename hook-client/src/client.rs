@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use egress_proto::{Call, ConfigChange, Hello, StackFrame};
 
+use crate::body::CapturedBody;
 use crate::fit;
 use crate::forks;
 use crate::sender::{Outbox, Queued};
@@ -351,20 +352,6 @@ fn now_us() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
-}
-
-/// One body copied by forensic capture, capped by the interceptor.
-#[derive(Debug, Clone, Default)]
-pub struct CapturedBody {
-    /// `request` or `response`.
-    pub part: String,
-    /// Length of the whole body.
-    pub total_len: u64,
-    /// `data` is only the beginning of the body.
-    pub truncated: bool,
-    /// SHA-256 of the whole body.
-    pub sha256: [u8; 32],
-    pub data: Vec<u8>,
 }
 
 /// A random, non-zero worker id. The fallback mixes in the pid and the clock

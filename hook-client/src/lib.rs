@@ -6,6 +6,7 @@
 //! Layout:
 //! - `client`: `HookClient`, its options and statistics, and fork detection
 //!   (a forked child gets a fresh worker without touching its parent's lock).
+//! - `body`: a body copied by forensic capture (`CapturedBody`).
 //! - `state`: one worker's sending state: socket, per-database sequence
 //!   numbers, drop counts and their reports.
 //! - `sender`: the outbox around that state, and the sender thread that
@@ -16,6 +17,7 @@
 //!
 //! The bytes on the wire are specified in `docs/WIRE_FORMAT.md`.
 
+mod body;
 mod client;
 mod fit;
 mod forks;
@@ -23,7 +25,8 @@ mod reason;
 mod sender;
 mod state;
 
-pub use client::{CapturedBody, HookClient, HookOptions, HookStats};
+pub use body::CapturedBody;
+pub use client::{HookClient, HookOptions, HookStats};
 pub use egress_proto::{Call, ConfigChange, Hello, StackFrame, Trigger, MAX_DATAGRAM_SIZE};
 pub use reason::DropReason;
 

@@ -17,7 +17,7 @@ use egress_proto::{
 };
 use nix::sys::socket::{setsockopt, sockopt};
 
-use crate::client::CapturedBody;
+use crate::body::CapturedBody;
 use crate::fit;
 use crate::reason::DropReason;
 

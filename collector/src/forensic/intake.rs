@@ -7,7 +7,7 @@
 //! never in a log.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use crate::forensic::seal::Position;
-use crate::forensic::service::Forensic;
+use crate::forensic::service::{Forensic, IntakeStats};
 use crate::forensic::sql::{self, NewBody};
 use crate::pipeline::stage::Sender;
 
@@ -33,15 +33,6 @@ const ROW_POLL: Duration = Duration::from_millis(200);
 
 /// What ingest holds: `try_send` only.
 pub type IntakeSender = mpsc::Sender<(Sender, ForensicBody)>;
-
-/// What the intake did, for `forensic status`.
-#[derive(Debug, Default)]
-pub struct IntakeStats {
-    pub chunks: AtomicU64,
-    pub stored: AtomicU64,
-    /// Chunks or bodies given up, by any reason below.
-    pub refused: AtomicU64,
-}
 
 type BodyKey = (u64, String, u64, String);
 

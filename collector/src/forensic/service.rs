@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,7 +19,6 @@ use crate::config::ForensicConfig;
 use crate::db::databases::{valid_database_name, Databases};
 use crate::db::store::to_micros;
 use crate::error::{Error, Result};
-use crate::forensic::intake::IntakeStats;
 use crate::forensic::scope::{self, Scope, StateFile};
 use crate::forensic::seal::{Key, Position};
 use crate::forensic::sql::{self, StateRow};
@@ -57,6 +57,15 @@ impl Actor {
             "cli"
         }
     }
+}
+
+/// What the intake did, for `forensic status`.
+#[derive(Debug, Default)]
+pub struct IntakeStats {
+    pub chunks: AtomicU64,
+    pub stored: AtomicU64,
+    /// Chunks or bodies given up, by any of the intake's reasons.
+    pub refused: AtomicU64,
 }
 
 /// Forensic capture of this collector: shared by the control socket, the
