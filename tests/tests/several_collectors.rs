@@ -136,6 +136,10 @@ fn three_collectors_write_one_chain_that_verifies_with_their_keyring() {
     let all: Vec<&str> = keys.iter().flat_map(|k| ["--pubkey", k.as_str()]).collect();
     let v = verify_with(&url, &all);
     assert!(v.verified(), "{v}");
+    for (id, key) in IDS.iter().zip(&keys) {
+        let signer = format!("{id} (key {}): ", &key[..16]);
+        assert!(v.stdout.contains(&signer), "names {signer}: {v}");
+    }
     let dir = Scratch::new("keyring");
     let keyring = dir.join("keyring");
     let listed = collectors[0].cli(&["keys", "--db", db.name(), "--keyring"]);

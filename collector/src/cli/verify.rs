@@ -340,6 +340,15 @@ fn report(check: &ChainCheck) -> ExitCode {
                 check.head_seq(),
                 super::count(check.heads_checked as u64, "signed head", "signed heads")
             );
+            // Who signed: worth saying with several signers, or a keyring pinned.
+            if check.signers.len() > 1 || check.keyring_pinned() {
+                let signers: Vec<String> = check
+                    .signers
+                    .iter()
+                    .map(|((collector, key), n)| format!("{collector} (key {key}): {n}"))
+                    .collect();
+                println!("Signed by: {}.", signers.join(", "));
+            }
             if let Some(anchor) = &check.anchor {
                 println!(
                     "Started from the anchor {} (prev_hash of seq {}): rows 1 to {} were removed \

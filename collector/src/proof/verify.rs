@@ -39,6 +39,8 @@ pub struct ChainCheck {
     /// keyring (one key per collector that signs this database).
     keyring: Option<Keyring>,
     pub heads_checked: usize,
+    /// Heads checked per signer: (collector, key id) → heads.
+    pub signers: BTreeMap<(String, String), usize>,
     /// The first row's seq.
     pub first_seq: Option<i64>,
     /// Set when the journal starts after seq 1: where, and from what hash.
@@ -80,6 +82,7 @@ impl ChainCheck {
             heads: BTreeMap::new(),
             keyring: None,
             heads_checked: 0,
+            signers: BTreeMap::new(),
             first_seq: None,
             anchor: None,
             vacuum_ends: Vec::new(),
@@ -166,7 +169,14 @@ impl ChainCheck {
             .flatten()
             .find_map(|head| self.head_problem(head, row));
         if problem.is_none() {
-            self.heads_checked += self.heads.get(&seq).map_or(0, Vec::len);
+            for head in self.heads.get(&seq).into_iter().flatten() {
+                self.heads_checked += 1;
+                let signer = (
+                    head.collector.clone().unwrap_or_default(),
+                    egress_signer::key_id(&head.public_key),
+                );
+                *self.signers.entry(signer).or_default() += 1;
+            }
         }
         problem
     }
@@ -183,6 +193,11 @@ impl ChainCheck {
                 headcheck::head_problem(database, &HeadView::of(head), &head.public_key, None, row)
             })
             .map(|problem| format!("the head signed at seq {}: {problem}", head.seq))
+    }
+
+    /// Whether a keyring was pinned.
+    pub fn keyring_pinned(&self) -> bool {
+        self.keyring.is_some()
     }
 
     /// Signed heads below the anchor: their rows were pruned, so they can no
