@@ -727,6 +727,20 @@ pub async fn collectors_seen(
     client: &tokio_postgres::Client,
     alive_secs: u32,
 ) -> Result<Vec<CollectorSeen>> {
+    let migrated: bool = client
+        .query_one(
+            "SELECT pg_catalog.to_regclass('egress.collector_seen') IS NOT NULL",
+            &[],
+        )
+        .await
+        .map_err(db_err("look for egress.collector_seen"))?
+        .get(0);
+    if !migrated {
+        return Err(Error::Control(
+            "this database has no egress.collector_seen yet: run `egress-collector setup` on it (migration 0022)"
+                .into(),
+        ));
+    }
     let rows = client
         .query(
             "WITH appended AS (
