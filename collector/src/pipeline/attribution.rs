@@ -9,14 +9,14 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Instant;
 
-use actix::{Actor, AsyncContext, Context, Handler, Message, Recipient, ResponseFuture};
+use actix::{Actor, Context, Handler, Message, Recipient, ResponseFuture};
 
 use crate::pipeline::catalogue::{Catalogue, Class, Classified};
 use crate::pipeline::origin::{origin_of, Layout, Origin};
 use crate::pipeline::policy::{Policy, PolicyMap};
 use crate::pipeline::policy_watcher::{PolicyReady, ReportedChanges, WatchDatabase};
 
-use crate::pipeline::link::Link;
+use crate::pipeline::link::{HandsOn, Link};
 use crate::pipeline::peers::PeerTable;
 use crate::pipeline::stage::{AttributedCall, Batch, Drain, Item, RawCall};
 use crate::stats::Stats;
@@ -48,6 +48,8 @@ pub struct Attribution {
     /// per uid, forgotten when silent: `peers`).
     layouts: PeerTable<Layout>,
     next: Link<AttributedCall>,
+    /// A retry of what `next` holds is scheduled (`HandsOn`).
+    retry_scheduled: bool,
     stats: Arc<Stats>,
     policies: PolicyMap,
     reported: ReportedChanges,
@@ -114,6 +116,7 @@ impl Attribution {
         Attribution {
             layouts: PeerTable::default(),
             next,
+            retry_scheduled: false,
             stats,
             policies,
             reported,
@@ -209,12 +212,19 @@ fn databases_of(item: &Item<RawCall>) -> Vec<&str> {
 
 impl Actor for Attribution {
     type Context = Context<Self>;
+}
 
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        // Hand on what the next stage could not take yet.
-        ctx.run_interval(crate::pipeline::link::RETRY_EVERY, |act, _| {
-            act.next.flush()
-        });
+impl HandsOn for Attribution {
+    fn flush_links(&mut self) {
+        self.next.flush();
+    }
+
+    fn links_holding(&self) -> bool {
+        self.next.is_holding()
+    }
+
+    fn retry_scheduled(&mut self) -> &mut bool {
+        &mut self.retry_scheduled
     }
 }
 
@@ -226,19 +236,20 @@ pub struct UseWatcher(pub Recipient<WatchDatabase>);
 impl Handler<UseWatcher> for Attribution {
     type Result = ();
 
-    fn handle(&mut self, UseWatcher(watcher): UseWatcher, _: &mut Context<Self>) {
+    fn handle(&mut self, UseWatcher(watcher): UseWatcher, ctx: &mut Context<Self>) {
         self.watcher = Some(watcher);
         self.requested.clear();
         let mut out = Vec::new();
         self.release(&mut out);
         self.next.send(out);
+        self.retry_while_holding(ctx);
     }
 }
 
 impl Handler<Batch<RawCall>> for Attribution {
     type Result = ();
 
-    fn handle(&mut self, Batch(items, _ticket): Batch<RawCall>, _: &mut Context<Self>) {
+    fn handle(&mut self, Batch(items, _ticket): Batch<RawCall>, ctx: &mut Context<Self>) {
         let mut out = Vec::with_capacity(items.len());
         for item in items {
             if self.held.is_empty() && !self.missing_policy(&item) {
@@ -248,16 +259,18 @@ impl Handler<Batch<RawCall>> for Attribution {
             }
         }
         self.next.send(out);
+        self.retry_while_holding(ctx);
     }
 }
 
 impl Handler<PolicyReady> for Attribution {
     type Result = ();
 
-    fn handle(&mut self, _: PolicyReady, _: &mut Context<Self>) {
+    fn handle(&mut self, _: PolicyReady, ctx: &mut Context<Self>) {
         let mut out = Vec::new();
         self.release(&mut out);
         self.next.send(out);
+        self.retry_while_holding(ctx);
     }
 }
 

@@ -11,10 +11,10 @@ use std::borrow::Cow;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use actix::{Actor, AsyncContext, Context, Handler, ResponseFuture};
+use actix::{Actor, Context, Handler, ResponseFuture};
 use egress_proto::{JournalRow, StackFrame};
 
-use crate::pipeline::link::Link;
+use crate::pipeline::link::{HandsOn, Link};
 use crate::pipeline::policy::{Policy, PolicyMap, Settings};
 use crate::pipeline::salts::Salts;
 use crate::pipeline::scrub;
@@ -30,6 +30,8 @@ const MAX_PLAUSIBLE_US: i64 = 7_258_118_400_000_000;
 
 pub struct Redaction {
     next: Link<RedactedEntry>,
+    /// A retry of what `next` holds is scheduled (`HandsOn`).
+    retry_scheduled: bool,
     stats: Arc<Stats>,
     policies: PolicyMap,
     salts: Arc<Salts>,
@@ -44,6 +46,7 @@ impl Redaction {
     ) -> Self {
         Redaction {
             next,
+            retry_scheduled: false,
             stats,
             policies,
             salts,
@@ -53,19 +56,26 @@ impl Redaction {
 
 impl Actor for Redaction {
     type Context = Context<Self>;
+}
 
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        // Hand on what the next stage could not take yet.
-        ctx.run_interval(crate::pipeline::link::RETRY_EVERY, |act, _| {
-            act.next.flush()
-        });
+impl HandsOn for Redaction {
+    fn flush_links(&mut self) {
+        self.next.flush();
+    }
+
+    fn links_holding(&self) -> bool {
+        self.next.is_holding()
+    }
+
+    fn retry_scheduled(&mut self) -> &mut bool {
+        &mut self.retry_scheduled
     }
 }
 
 impl Handler<Batch<AttributedCall>> for Redaction {
     type Result = ();
 
-    fn handle(&mut self, Batch(items, _ticket): Batch<AttributedCall>, _: &mut Context<Self>) {
+    fn handle(&mut self, Batch(items, _ticket): Batch<AttributedCall>, ctx: &mut Context<Self>) {
         let fail_closed = Settings::fail_closed();
         // Batches mostly hold one database's calls: look its policy up once.
         let mut current: Option<(String, Option<Arc<Policy>>)> = None;
@@ -108,6 +118,7 @@ impl Handler<Batch<AttributedCall>> for Redaction {
             })
             .collect();
         self.next.send(out);
+        self.retry_while_holding(ctx);
     }
 }
 

@@ -18,7 +18,7 @@ use actix::{Actor, AsyncContext, Context, Handler, Recipient, ResponseFuture};
 use egress_proto::{Drops, Hello};
 use tracing::warn;
 
-use crate::pipeline::link::Link;
+use crate::pipeline::link::{HandsOn, Link};
 use crate::pipeline::peers::PeerTable;
 use crate::pipeline::stage::{Batch, DatabaseState, Drain, Item, RedactedEntry, Sender};
 use crate::stats::Stats;
@@ -53,6 +53,8 @@ pub struct Router {
     max_databases: usize,
     mailbox: usize,
     stats: Arc<Stats>,
+    /// A retry of what the links hold is scheduled (`HandsOn`).
+    retry_scheduled: bool,
 }
 
 impl Router {
@@ -74,6 +76,7 @@ impl Router {
             max_databases,
             mailbox,
             stats,
+            retry_scheduled: false,
         }
     }
 
@@ -108,14 +111,21 @@ impl Router {
 
 impl Actor for Router {
     type Context = Context<Self>;
+}
 
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        // Hand on what appenders could not take yet.
-        ctx.run_interval(crate::pipeline::link::RETRY_EVERY, |act, _| {
-            for link in act.appenders.values_mut() {
-                link.flush();
-            }
-        });
+impl HandsOn for Router {
+    fn flush_links(&mut self) {
+        for link in self.appenders.values_mut() {
+            link.flush();
+        }
+    }
+
+    fn links_holding(&self) -> bool {
+        self.appenders.values().any(Link::is_holding)
+    }
+
+    fn retry_scheduled(&mut self) -> &mut bool {
+        &mut self.retry_scheduled
     }
 }
 
@@ -252,6 +262,7 @@ impl Handler<Batch<RedactedEntry>> for Router {
                 }
             }
         }
+        self.retry_while_holding(ctx);
     }
 }
 
