@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use actix::{
     Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Recipient, ResponseFuture,
-    WrapFuture,
+    SpawnHandle, WrapFuture,
 };
 use deadpool_postgres::Pool;
 use egress_rollup::Feed;
@@ -47,6 +47,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const SHED_HYSTERESIS: u64 = 1 << 20;
 /// Repeat a "database still down" warning at most this often.
 const WARN_EVERY: Duration = Duration::from_secs(30);
+/// How often an appender with nothing to write looks again (for the
+/// workers' rows that fall due, `workers::REFRESH`): an idle collector
+/// wakes once a second per database, not at every `flush_interval`.
+const IDLE_TICK: Duration = Duration::from_secs(1);
 
 pub struct ChainAppender {
     database: String,
@@ -81,6 +85,8 @@ pub struct ChainAppender {
     router: Option<Recipient<DatabaseState>>,
     /// The router was told the database exists.
     confirmed: bool,
+    /// The next look at what to write, and when (`schedule_tick`).
+    tick: Option<(Instant, SpawnHandle)>,
 }
 
 impl ChainAppender {
@@ -131,6 +137,7 @@ impl ChainAppender {
             missing: false,
             router: None,
             confirmed: false,
+            tick: None,
         }
     }
 
@@ -317,6 +324,40 @@ impl ChainAppender {
                 .fetch_sub(self.backlog - backlog, Relaxed);
         }
         self.backlog = backlog;
+    }
+
+    /// Whether anything waits to be written, is being written or retried.
+    fn has_work(&self) -> bool {
+        !self.buffer.is_empty()
+            || !self.overflow.is_empty()
+            || self.spool.has_pending()
+            || self.in_flight
+            || self.retry_at.is_some()
+            || !self.drain_waiters.is_empty()
+    }
+
+    /// The next look at what to write: `flush_interval` after now while
+    /// there is work (the interval gathers a batch), `IDLE_TICK` after now
+    /// when there is none. An earlier look already scheduled is kept.
+    fn schedule_tick(&mut self, ctx: &mut Context<Self>) {
+        let delay = if self.has_work() {
+            self.config.flush_interval()
+        } else {
+            IDLE_TICK
+        };
+        let at = Instant::now() + delay;
+        if let Some((due, handle)) = self.tick {
+            if due <= at {
+                return;
+            }
+            ctx.cancel_future(handle);
+        }
+        let handle = ctx.run_later(delay, |act, ctx| {
+            act.tick = None;
+            act.maybe_flush(ctx);
+            act.schedule_tick(ctx);
+        });
+        self.tick = Some((at, handle));
     }
 
     fn maybe_flush(&mut self, ctx: &mut Context<Self>) {
@@ -566,9 +607,7 @@ impl Actor for ChainAppender {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.run_interval(self.config.flush_interval(), |act, ctx| {
-            act.maybe_flush(ctx)
-        });
+        self.schedule_tick(ctx);
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
@@ -601,6 +640,7 @@ impl Handler<Batch<RedactedEntry>> for ChainAppender {
         if self.buffer.len() >= self.config.batch_max_rows {
             self.maybe_flush(ctx);
         }
+        self.schedule_tick(ctx);
     }
 }
 
@@ -618,6 +658,7 @@ impl Handler<Drain> for ChainAppender {
             self.retry_at = None;
             self.maybe_flush(ctx);
         }
+        self.schedule_tick(ctx);
         // Whatever the deadline leaves in memory goes to the spool.
         ctx.run_later(
             DRAIN_DEADLINE.saturating_sub(Duration::from_secs(1)),
