@@ -1,0 +1,98 @@
+"""Summarises scripts/bench-odoo.sh's results: per route and configuration
+the median over rounds of req/s, p50 and p99, then the paired differences
+against A in the same round (B-A, C-A), their median and spread, and the
+per-call cost the issue's acceptance names: (B-A on the one-call route) -
+(B-A on the no-call route).
+
+    python3 summarize.py RESULTS_TSV
+
+RESULTS_TSV: one line per run, tab-separated: round, config, route, rps,
+p50_us, p99_us, requests, errors, calls, journaled, gaps, odoo_cpu_ms,
+collector_cpu_ms (CPU time of Odoo's processes and of the collector during
+the run)."""
+
+import statistics
+import sys
+
+CONFIGS = {"A": "no addon", "B": "addon, native sender", "C": "addon, pure-Python sender"}
+ROUTES = ("nocall", "onecall")
+
+
+def load(path):
+    runs = {}
+    with open(path) as f:
+        for line in f:
+            if not line.strip() or line.startswith("round"):
+                continue
+            (r, config, route, rps, p50, p99, requests, errors, calls, journaled, gaps,
+             odoo_ms, collector_ms) = line.rstrip("\n").split("\t")
+            runs[(int(r), config, route)] = dict(
+                rps=float(rps), p50=int(p50) / 1000, p99=int(p99) / 1000,
+                requests=int(requests), errors=int(errors), calls=int(calls),
+                journaled=int(journaled), gaps=int(gaps),
+                odoo_us=1000 * int(odoo_ms) / max(int(requests), 1),
+                collector_us=1000 * int(collector_ms) / max(int(requests), 1))
+    return runs
+
+
+def spread(values):
+    return f"{statistics.median(values):+.3f} [{min(values):+.3f} .. {max(values):+.3f}]"
+
+
+def pct_spread(values):
+    return f"{statistics.median(values):+.1f} % [{min(values):+.1f} .. {max(values):+.1f}]"
+
+
+def main(path):
+    runs = load(path)
+    rounds = sorted({r for r, _, _ in runs})
+    print(f"{len(rounds)} rounds; medians over rounds, paired differences against A of "
+          "the same round as median [min .. max]\n")
+    print("| route | config | req/s | p50 ms | p99 ms | Odoo CPU µs/request | "
+          "collector CPU µs/request | requests | errors |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for route in ROUTES:
+        for config in CONFIGS:
+            got = [runs[(r, config, route)] for r in rounds if (r, config, route) in runs]
+            if not got:
+                continue
+            med = lambda k: statistics.median(x[k] for x in got)  # noqa: E731
+            print(f"| {route} | {config} ({CONFIGS[config]}) | {med('rps'):.1f} | "
+                  f"{med('p50'):.3f} | {med('p99'):.3f} | {med('odoo_us'):.0f} | "
+                  f"{med('collector_us'):.1f} | {sum(x['requests'] for x in got)} | "
+                  f"{sum(x['errors'] for x in got)} |")
+    print("\n| route | difference | p50 ms | p99 ms | req/s |")
+    print("|---|---|---|---|---|")
+    diffs = {}
+    for route in ROUTES:
+        for config in ("B", "C"):
+            pairs = [(runs[(r, config, route)], runs[(r, "A", route)]) for r in rounds
+                     if (r, config, route) in runs and (r, "A", route) in runs]
+            if not pairs:
+                continue
+            p50 = [x["p50"] - a["p50"] for x, a in pairs]
+            p99 = [x["p99"] - a["p99"] for x, a in pairs]
+            rps = [100 * (x["rps"] / a["rps"] - 1) for x, a in pairs]
+            diffs[(route, config)] = p50
+            print(f"| {route} | {config}-A | {spread(p50)} | {spread(p99)} | {pct_spread(rps)} |")
+    for config in ("B", "C"):
+        if (ROUTES[0], config) in diffs and (ROUTES[1], config) in diffs:
+            per_call = [c - n for n, c in zip(diffs[(ROUTES[0], config)],
+                                              diffs[(ROUTES[1], config)])]
+            print(f"\nPer call in Odoo, ({config}-A one call) - ({config}-A no call), p50: "
+                  f"{spread(per_call)} ms")
+    lost = [(k, v) for k, v in runs.items() if k[2] == "onecall" and k[1] != "A"
+            and (v["journaled"] != v["calls"] or v["gaps"])]
+    calls = sum(v["calls"] for k, v in runs.items() if k[2] == "onecall" and k[1] != "A")
+    if lost:
+        for (r, config, route), v in lost:
+            print(f"\nLOSS: round {r} {config} {route}: {v['calls']} calls made, "
+                  f"{v['journaled']} journaled, {v['gaps']} in gaps")
+        return 1
+    print(f"\nNo loss: each of the {calls} calls made under B and C was journaled once, "
+          "attributed to egress_bench, and no gap was journaled.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
