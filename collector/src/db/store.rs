@@ -8,7 +8,9 @@ use std::time::SystemTime;
 use bytes::{BufMut, Bytes, BytesMut};
 use egress_proto::fields;
 use egress_proto::{JournalRow, CHAIN_LOCK_KEY};
+use futures_util::future::try_join;
 use futures_util::{pin_mut, SinkExt};
+use deadpool_postgres::Transaction as PooledTransaction;
 use tokio_postgres::{GenericClient, Row, Transaction};
 
 use crate::error::{Error, Result};
@@ -45,29 +47,46 @@ fn db_err(stmt: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Error {
 /// Takes the chain's lock for this transaction (the one key every writer of
 /// the chain takes: other collectors' appenders, the retention vacuum) and
 /// returns its head `(seq, row_hash)`, or `None` for an empty journal.
-pub async fn lock_and_read_head(tx: &Transaction<'_>) -> Result<Option<(i64, Vec<u8>)>> {
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CHAIN_LOCK_KEY])
-        .await
-        .map_err(db_err("lock chain"))?;
-    let row = tx
-        .query_opt(
-            "SELECT seq, row_hash FROM egress.journal ORDER BY seq DESC LIMIT 1",
-            &[],
-        )
-        .await
-        .map_err(db_err("read chain head"))?;
+///
+/// The two statements are prepared once per connection and sent together:
+/// the server runs them in order, so the head is read (its snapshot taken)
+/// once the lock is held, in one round trip instead of four.
+pub async fn lock_and_read_head(tx: &PooledTransaction<'_>) -> Result<Option<(i64, Vec<u8>)>> {
+    let (lock, head) = try_join(
+        tx.prepare_cached("SELECT pg_advisory_xact_lock($1)"),
+        tx.prepare_cached("SELECT seq, row_hash FROM egress.journal ORDER BY seq DESC LIMIT 1"),
+    )
+    .await
+    .map_err(db_err("lock chain"))?;
+    let (_, row) = try_join(
+        async {
+            tx.execute(&lock, &[&CHAIN_LOCK_KEY])
+                .await
+                .map_err(db_err("lock chain"))
+        },
+        async {
+            tx.query_opt(&head, &[])
+                .await
+                .map_err(db_err("read chain head"))
+        },
+    )
+    .await?;
     Ok(row.map(|r| (r.get(0), r.get(1))))
 }
 
 /// Appends rows with binary COPY: the fastest path PostgreSQL offers. The
 /// rows are encoded by `encode_row` straight into large chunks, each handed
 /// to the connection whole (one message, few system calls).
-pub async fn copy_rows(tx: &Transaction<'_>, rows: &[ChainedRow]) -> Result<u64> {
-    let sink = tx
-        .copy_in::<_, Bytes>(&format!(
+pub async fn copy_rows(tx: &PooledTransaction<'_>, rows: &[ChainedRow]) -> Result<u64> {
+    let copy = tx
+        .prepare_cached(&format!(
             "COPY egress.journal ({}) FROM STDIN BINARY",
             columns()
         ))
+        .await
+        .map_err(db_err("copy journal rows"))?;
+    let sink = tx
+        .copy_in::<_, Bytes>(&copy)
         .await
         .map_err(db_err("copy journal rows"))?;
     pin_mut!(sink);
@@ -310,23 +329,26 @@ pub async fn fetch_accounts(
 
 /// Stores what is now accounted, in the transaction of the rows it covers.
 pub async fn upsert_accounts(
-    tx: &Transaction<'_>,
+    tx: &PooledTransaction<'_>,
     accounts: &HashMap<u64, crate::chain::plan::Account>,
 ) -> Result<()> {
     let (ids, seqs): (Vec<i64>, Vec<i64>) = accounts
         .iter()
         .map(|(w, a)| (*w as i64, a.last_seq as i64))
         .unzip();
-    tx.execute(
-        "INSERT INTO egress.worker_cursor (worker_id, last_seq) \
-         SELECT * FROM unnest($1::bigint[], $2::bigint[]) \
-         ON CONFLICT (worker_id) DO UPDATE \
-         SET last_seq = GREATEST(egress.worker_cursor.last_seq, EXCLUDED.last_seq), \
-             updated_at = now()",
-        &[&ids, &seqs],
-    )
-    .await
-    .map_err(db_err("update worker cursors"))?;
+    let cursors = tx
+        .prepare_cached(
+            "INSERT INTO egress.worker_cursor (worker_id, last_seq) \
+             SELECT * FROM unnest($1::bigint[], $2::bigint[]) \
+             ON CONFLICT (worker_id) DO UPDATE \
+             SET last_seq = GREATEST(egress.worker_cursor.last_seq, EXCLUDED.last_seq), \
+                 updated_at = now()",
+        )
+        .await
+        .map_err(db_err("update worker cursors"))?;
+    tx.execute(&cursors, &[&ids, &seqs])
+        .await
+        .map_err(db_err("update worker cursors"))?;
     let mut ids = Vec::new();
     let mut reasons = Vec::new();
     let mut totals = Vec::new();
@@ -601,7 +623,10 @@ pub async fn read_head(client: &tokio_postgres::Client) -> Result<Option<(i64, V
 
 /// Appends one entry written outside the pipeline (the signer's alarms),
 /// under the chain lock every writer takes, after the head; returns its seq.
-pub async fn append_entry(client: &mut tokio_postgres::Client, mut row: JournalRow) -> Result<i64> {
+pub async fn append_entry(
+    client: &mut deadpool_postgres::Object,
+    mut row: JournalRow,
+) -> Result<i64> {
     let tx = client.transaction().await.map_err(db_err("begin"))?;
     let head = lock_and_read_head(&tx).await?;
     let (seq, prev) = match head {
