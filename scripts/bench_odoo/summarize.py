@@ -8,8 +8,8 @@ per-call cost the issue's acceptance names: (B-A on the one-call route) -
 
 RESULTS_TSV: one line per run, tab-separated: round, config, route, rps,
 p50_us, p99_us, requests, errors, calls, journaled, gaps, odoo_cpu_ms,
-collector_cpu_ms (CPU time of Odoo's processes and of the collector during
-the run)."""
+collector_cpu_ms, postgres_cpu_ms (CPU time of Odoo's processes, of the
+collector and of PostgreSQL's during the run)."""
 
 import statistics
 import sys
@@ -25,13 +25,14 @@ def load(path):
             if not line.strip() or line.startswith("round"):
                 continue
             (r, config, route, rps, p50, p99, requests, errors, calls, journaled, gaps,
-             odoo_ms, collector_ms) = line.rstrip("\n").split("\t")
+             odoo_ms, collector_ms, pg_ms) = line.rstrip("\n").split("\t")
             runs[(int(r), config, route)] = dict(
                 rps=float(rps), p50=int(p50) / 1000, p99=int(p99) / 1000,
                 requests=int(requests), errors=int(errors), calls=int(calls),
                 journaled=int(journaled), gaps=int(gaps),
                 odoo_us=1000 * int(odoo_ms) / max(int(requests), 1),
-                collector_us=1000 * int(collector_ms) / max(int(requests), 1))
+                collector_us=1000 * int(collector_ms) / max(int(requests), 1),
+                pg_us=1000 * int(pg_ms) / max(int(requests), 1))
     return runs
 
 
@@ -48,9 +49,9 @@ def main(path):
     rounds = sorted({r for r, _, _ in runs})
     print(f"{len(rounds)} rounds; medians over rounds, paired differences against A of "
           "the same round as median [min .. max]\n")
-    print("| route | config | req/s | p50 ms | p99 ms | Odoo CPU µs/request | "
-          "collector CPU µs/request | requests | errors |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| route | config | req/s | p50 ms | p99 ms | CPU µs/request: Odoo | collector | "
+          "PostgreSQL | requests | errors |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for route in ROUTES:
         for config in CONFIGS:
             got = [runs[(r, config, route)] for r in rounds if (r, config, route) in runs]
@@ -59,7 +60,7 @@ def main(path):
             med = lambda k: statistics.median(x[k] for x in got)  # noqa: E731
             print(f"| {route} | {config} ({CONFIGS[config]}) | {med('rps'):.1f} | "
                   f"{med('p50'):.3f} | {med('p99'):.3f} | {med('odoo_us'):.0f} | "
-                  f"{med('collector_us'):.1f} | {sum(x['requests'] for x in got)} | "
+                  f"{med('collector_us'):.1f} | {med('pg_us'):.0f} | {sum(x['requests'] for x in got)} | "
                   f"{sum(x['errors'] for x in got)} |")
     print("\n| route | difference | p50 ms | p99 ms | req/s |")
     print("|---|---|---|---|---|")
@@ -75,6 +76,29 @@ def main(path):
             rps = [100 * (x["rps"] / a["rps"] - 1) for x, a in pairs]
             diffs[(route, config)] = p50
             print(f"| {route} | {config}-A | {spread(p50)} | {spread(p99)} | {pct_spread(rps)} |")
+    print("\nCPU time per request that the audit adds (Odoo + collector + PostgreSQL, "
+          "against A of the same round), µs, median [min .. max]:\n")
+    print("| route | config | Odoo | collector | PostgreSQL | all |")
+    print("|---|---|---|---|---|---|")
+    added = {}
+    for route in ROUTES:
+        for config in ("B", "C"):
+            pairs = [(runs[(r, config, route)], runs[(r, "A", route)]) for r in rounds
+                     if (r, config, route) in runs and (r, "A", route) in runs]
+            if not pairs:
+                continue
+            cols = {k: [x[k] - a[k] for x, a in pairs] for k in ("odoo_us", "collector_us", "pg_us")}
+            total = [sum(v) for v in zip(*cols.values())]
+            added[(route, config)] = total
+            fmt = lambda v: f"{statistics.median(v):+.0f} [{min(v):+.0f} .. {max(v):+.0f}]"  # noqa: E731
+            print(f"| {route} | {config} | {fmt(cols['odoo_us'])} | {fmt(cols['collector_us'])} | "
+                  f"{fmt(cols['pg_us'])} | {fmt(total)} |")
+    for config in ("B", "C"):
+        if (ROUTES[0], config) in added and (ROUTES[1], config) in added:
+            per_call = [c - n for n, c in zip(added[(ROUTES[0], config)],
+                                              added[(ROUTES[1], config)])]
+            print(f"\nCPU per call ({config}): {statistics.median(per_call):+.0f} µs "
+                  f"[{min(per_call):+.0f} .. {max(per_call):+.0f}] of the machine's time")
     for config in ("B", "C"):
         if (ROUTES[0], config) in diffs and (ROUTES[1], config) in diffs:
             per_call = [c - n for n, c in zip(diffs[(ROUTES[0], config)],
