@@ -18,7 +18,6 @@ mod rows;
 use std::time::Instant;
 
 use egress_collector::chain::plan::chain;
-use egress_collector::db::setup::connect;
 use egress_collector::db::store::{copy_rows, record_signed_head};
 use egress_proto::GENESIS_HASH;
 use egress_signer::{sign_head, KeyStore};
@@ -44,7 +43,17 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let mut client = connect(&url).await?;
+        // A pooled connection: the collector's COPY path prepares its
+        // statement once per pooled connection.
+        let manager = deadpool_postgres::Manager::from_config(
+            config.clone(),
+            tokio_postgres::NoTls,
+            deadpool_postgres::ManagerConfig::default(),
+        );
+        let pool = deadpool_postgres::Pool::builder(manager)
+            .max_size(1)
+            .build()?;
+        let mut client = pool.get().await?;
         let t = Instant::now();
         let mut prev = GENESIS_HASH;
         let mut seq = 1;

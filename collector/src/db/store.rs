@@ -6,11 +6,11 @@ use std::sync::OnceLock;
 use std::time::SystemTime;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use deadpool_postgres::Transaction as PooledTransaction;
 use egress_proto::fields;
 use egress_proto::{JournalRow, CHAIN_LOCK_KEY};
 use futures_util::future::try_join;
 use futures_util::{pin_mut, SinkExt};
-use deadpool_postgres::Transaction as PooledTransaction;
 use tokio_postgres::{GenericClient, Row, Transaction};
 
 use crate::error::{Error, Result};

@@ -199,6 +199,34 @@ where
     }
 }
 
+/// A stage that hands batches on through links. What a link holds is
+/// retried every `RETRY_EVERY`, and only while it holds something: no timer
+/// runs for an empty link, so an idle collector sleeps (a wake-up every few
+/// milliseconds per stage cost it 2 % of a core, docs/PERFORMANCE-odoo.md).
+pub trait HandsOn: Actor<Context = Context<Self>> {
+    /// Retries what the stage's links hold.
+    fn flush_links(&mut self);
+    /// Whether any of its links holds something.
+    fn links_holding(&self) -> bool;
+    /// The stage's flag: a retry is scheduled.
+    fn retry_scheduled(&mut self) -> &mut bool;
+
+    /// Schedules a retry if a link holds something and none is scheduled;
+    /// each retry schedules the next while something is still held. Called
+    /// after every send.
+    fn retry_while_holding(&mut self, ctx: &mut Context<Self>) {
+        if *self.retry_scheduled() || !self.links_holding() {
+            return;
+        }
+        *self.retry_scheduled() = true;
+        ctx.run_later(RETRY_EVERY, |act, ctx| {
+            *act.retry_scheduled() = false;
+            act.flush_links();
+            act.retry_while_holding(ctx);
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -369,33 +397,5 @@ mod tests {
         f.link.drain().await;
         assert_eq!(received(&f.batches), [vec!["1"], vec!["2", "3", "4"]]);
         assert_eq!(dropped(&f.stats), 0);
-    }
-}
-
-/// A stage that hands batches on through links. What a link holds is
-/// retried every `RETRY_EVERY`, and only while it holds something: no timer
-/// runs for an empty link, so an idle collector sleeps (a wake-up every few
-/// milliseconds per stage cost it 2 % of a core, docs/PERFORMANCE-odoo.md).
-pub trait HandsOn: Actor<Context = Context<Self>> {
-    /// Retries what the stage's links hold.
-    fn flush_links(&mut self);
-    /// Whether any of its links holds something.
-    fn links_holding(&self) -> bool;
-    /// The stage's flag: a retry is scheduled.
-    fn retry_scheduled(&mut self) -> &mut bool;
-
-    /// Schedules a retry if a link holds something and none is scheduled;
-    /// each retry schedules the next while something is still held. Called
-    /// after every send.
-    fn retry_while_holding(&mut self, ctx: &mut Context<Self>) {
-        if *self.retry_scheduled() || !self.links_holding() {
-            return;
-        }
-        *self.retry_scheduled() = true;
-        ctx.run_later(RETRY_EVERY, |act, ctx| {
-            *act.retry_scheduled() = false;
-            act.flush_links();
-            act.retry_while_holding(ctx);
-        });
     }
 }
