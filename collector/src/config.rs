@@ -86,7 +86,9 @@ pub struct ControlConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct PolicyConfig {
     /// How often each database's audit settings and components catalogue
-    /// are re-read, in milliseconds; changes apply within this delay.
+    /// are re-read anyway, in milliseconds: the safety net behind the
+    /// change notifications, which apply a change at once. A database set
+    /// up before notifications (migration 0023) gets its changes this way.
     pub poll_interval_ms: u64,
 }
 
@@ -291,7 +293,7 @@ impl Default for ControlConfig {
 }
 
 const fn default_poll_interval_ms() -> u64 {
-    2000
+    60_000
 }
 
 impl Default for PolicyConfig {
@@ -480,8 +482,10 @@ impl Config {
         if !(1..=10_000).contains(&self.chain.flush_interval_ms) {
             return fail("chain.flush_interval_ms must be between 1 and 10000".into());
         }
-        if !(100..=5_000).contains(&self.policy.poll_interval_ms) {
-            return fail("policy.poll_interval_ms must be between 100 and 5000 (changes must apply within 5 s)".into());
+        if !(100..=3_600_000).contains(&self.policy.poll_interval_ms) {
+            return fail(
+                "policy.poll_interval_ms must be between 100 and 3600000 (at least hourly)".into(),
+            );
         }
         if !(1..=86_400).contains(&self.signer.interval_secs) {
             return fail("signer.interval_secs must be between 1 and 86400 (heads are signed at least daily)".into());

@@ -56,6 +56,13 @@ pub struct Stats {
     /// Calls attributed to the audit addon itself: should stay zero.
     pub self_egress: AtomicU64,
     pub watchers: AtomicU64,
+    /// Reads of a database's settings and catalogue (first load, notified
+    /// change, safety poll): a flood of notifications must not move it much.
+    pub policy_reloads: AtomicU64,
+    /// Change notifications heard, whoever sent them.
+    pub policy_notifications: AtomicU64,
+    /// Databases whose change notifications are being listened to now.
+    pub policy_listeners: AtomicU64,
     /// Calls held by all links together: ingest stops reading above a bound.
     pub held_in_links: std::sync::atomic::AtomicUsize,
     /// Calls in batches a link handed to the next stage's mailbox and that
@@ -168,6 +175,11 @@ impl Stats {
                 "spool_bytes": sum(|d| d.spool_bytes),
                 "replayed": sum(|d| d.replayed),
                 "shed": sum(|d| d.shed),
+            },
+            "policy": {
+                "reloads": self.policy_reloads.load(Relaxed),
+                "notifications": self.policy_notifications.load(Relaxed),
+                "listening": self.policy_listeners.load(Relaxed),
             },
             "databases": databases,
             "watchers": self.watchers.load(Relaxed),

@@ -286,6 +286,7 @@ fn start_pipeline(
         attribution.clone().recipient(),
         attribution.clone().recipient(),
         config.policy.poll_interval(),
+        shared.stats.clone(),
     )
     .start();
     attribution.do_send(UseWatcher(watcher.recipient()));

@@ -49,7 +49,7 @@ SELECT string_agg(line, E'\n' ORDER BY line) FROM (
 /// Every migration, in order: `setup` applies them all, once.
 const MIGRATIONS: &str =
     "0001_journal 0002_components 0003_signed_heads 0004_worker_drops 0005_rollups 0006_workers \
-     0007_trust_boundary 0017_forensic 0022_collectors";
+     0007_trust_boundary 0017_forensic 0022_collectors 0023_policy_notify";
 
 /// Odoo's views and their columns, as the Odoo addon reads them.
 const ODOO_VIEWS: &[(&str, &str)] = &[

@@ -71,7 +71,8 @@ pub struct RunArgs {
         value_delimiter = ','
     )]
     control_export_uids: Option<Vec<u32>>,
-    /// [policy] poll_interval_ms: how often settings and catalogue are re-read.
+    /// [policy] poll_interval_ms: how often settings and catalogue are re-read
+    /// anyway (the safety net behind change notifications).
     #[arg(long, env = "EGRESS_POLICY_POLL_MS")]
     policy_poll_ms: Option<u64>,
     /// [signer] interval_secs: how often chain heads are signed.

@@ -113,6 +113,15 @@ fn render(s: &Value) -> String {
             n(&v["removed"])
         );
     }
+    let p = &s["policy"];
+    if p.is_object() {
+        out += &format!(
+            "policy       reads {}  change notifications {}  databases listened to {}\n",
+            n(&p["reloads"]),
+            n(&p["notifications"]),
+            n(&p["listening"])
+        );
+    }
     out += &format!("watchers     {} connected\n", n(&s["watchers"]));
     out
 }

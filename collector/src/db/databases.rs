@@ -100,12 +100,7 @@ impl Databases {
         database: &str,
         application_name: &str,
     ) -> Result<tokio_postgres::Client> {
-        let mut config = config_for(&self.template, database)?;
-        config.application_name(application_name);
-        let (client, connection) = config.connect(NoTls).await.map_err(|e| Error::Pool {
-            database: database.to_owned(),
-            reason: crate::error::chain_text(&e),
-        })?;
+        let (client, connection) = self.unpooled(database, application_name).await?;
         // Ends when the client is dropped (and with it any open transaction).
         actix_rt::spawn(async move {
             if let Err(e) = connection.await {
@@ -113,6 +108,24 @@ impl Databases {
             }
         });
         Ok(client)
+    }
+
+    /// A connection outside the pool whose driving is left to the caller
+    /// (to receive its notifications with `poll_message`).
+    pub async fn unpooled(
+        &self,
+        database: &str,
+        application_name: &str,
+    ) -> Result<(
+        tokio_postgres::Client,
+        tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
+    )> {
+        let mut config = config_for(&self.template, database)?;
+        config.application_name(application_name);
+        config.connect(NoTls).await.map_err(|e| Error::Pool {
+            database: database.to_owned(),
+            reason: crate::error::chain_text(&e),
+        })
     }
 
     pub fn pool(&self, database: &str) -> Result<Pool> {

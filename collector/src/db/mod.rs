@@ -16,3 +16,8 @@ pub mod store;
 /// The role that owns the egress schema and cannot log in: `setup` creates
 /// it, and `store` checks that every egress object still belongs to it.
 pub const OWNER_ROLE: &str = "egress_owner";
+
+/// The channel that migration 0023's triggers notify when a setting is
+/// handed over or the catalogue is edited. Anybody may notify it: a
+/// notification is only a hint to re-read the egress tables.
+pub const POLICY_CHANNEL: &str = "egress_policy";

@@ -59,7 +59,16 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "collectors",
         include_str!("../../migrations/0022_collectors.sql"),
     ),
+    (
+        23,
+        "policy_notify",
+        include_str!("../../migrations/0023_policy_notify.sql"),
+    ),
 ];
+
+/// The migration that makes settings and catalogue changes notify
+/// `POLICY_CHANNEL`: a database without it gets them through the poll only.
+pub const POLICY_NOTIFY_MIGRATION: i32 = 23;
 
 /// Serialises concurrent `setup` runs on one database.
 const SETUP_LOCK_KEY: i64 = 0x6567_7365_7475; // "egsetu"
@@ -280,6 +289,16 @@ mod tests {
         let (_, _, sql) = MIGRATIONS.iter().find(|m| m.1 == "rollups").unwrap();
         let lock = format!("pg_advisory_xact_lock({})", egress_proto::CHAIN_LOCK_KEY);
         assert!(sql.contains(&lock), "0005 must lock with {lock}");
+    }
+
+    #[test]
+    fn the_policy_triggers_notify_the_channel_the_collector_listens_on() {
+        let (_, _, sql) = MIGRATIONS
+            .iter()
+            .find(|m| m.0 == POLICY_NOTIFY_MIGRATION)
+            .unwrap();
+        let notify = format!("pg_notify('{}', '')", crate::db::POLICY_CHANNEL);
+        assert!(sql.contains(&notify), "0023 must call {notify}");
     }
 
     #[test]

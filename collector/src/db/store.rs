@@ -549,6 +549,27 @@ pub async fn read_settings(
     ))
 }
 
+/// Subscribes this session to the settings and catalogue change hints.
+pub async fn listen_for_policy_changes(client: &tokio_postgres::Client) -> Result<()> {
+    client
+        .batch_execute(&format!("LISTEN {}", crate::db::POLICY_CHANNEL))
+        .await
+        .map_err(db_err("listen for settings changes"))
+}
+
+/// Whether this database's settings and catalogue notify their changes
+/// (migration 0023 applied by `setup`).
+pub async fn policy_changes_notify(client: &tokio_postgres::Client) -> Result<bool> {
+    let row = client
+        .query_opt(
+            "SELECT 1 FROM egress.schema_migrations WHERE version = $1",
+            &[&crate::db::setup::POLICY_NOTIFY_MIGRATION],
+        )
+        .await
+        .map_err(db_err("read migrations"))?;
+    Ok(row.is_some())
+}
+
 /// The Egress Components catalogue, by name.
 pub async fn read_components(
     client: &tokio_postgres::Client,

@@ -11,7 +11,8 @@
 //! - `redaction`: the single policy point before disk (actor + `redact`);
 //!   `scrub`: secret-looking text → placeholders; `salts`: fingerprint salts.
 //! - `policy`: each database's settings and catalogue; `policy_watcher`:
-//!   loads them, applies changes, journals them (actor).
+//!   loads them, applies changes, journals them (actor); `policy_listener`:
+//!   hears each database's change notifications and asks it to re-read.
 //! - `router`: one chain appender per Odoo database.
 //! - `peers`: per-worker state bounded per sender uid, forgotten when silent.
 
@@ -22,6 +23,7 @@ pub mod link;
 pub mod origin;
 pub mod peers;
 pub mod policy;
+pub mod policy_listener;
 pub mod policy_watcher;
 pub mod redaction;
 pub mod router;

@@ -1,9 +1,15 @@
 //! Policy watcher actor: loads each database's audit settings and components
-//! catalogue when the database is first seen, re-reads them every
-//! `interval`, applies changes (well within 5 s) and journals every change it
-//! detects — unless Odoo already reported that same change with its user.
+//! catalogue when the database is first seen, re-reads them when the
+//! database notifies a change (`policy_listener`) and, as a safety net,
+//! every `interval`; applies changes and journals every change it detects
+//! — unless Odoo already reported that same change with its user.
+//!
+//! Re-reads are coalesced per database: one in flight at a time, and at
+//! least `MIN_SPACING` between the starts of two, so whoever floods the
+//! notification channel (anybody may) costs a few re-reads, no more.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -18,13 +24,17 @@ use crate::db::store;
 use crate::error::{Error, Result};
 use crate::pipeline::catalogue::{Catalogue, Component};
 use crate::pipeline::policy::{Policy, PolicyMap, Settings};
+use crate::pipeline::policy_listener::{PolicyChanged, PolicyListener, RereadRequest};
 use crate::pipeline::stage::{Batch, Item, RawCall, Sender, Ticket};
+use crate::stats::Stats;
 
 /// How long the first load of a database may take before its events go on
 /// under the fail-closed policy.
 const FIRST_LOAD_TIMEOUT: Duration = Duration::from_secs(3);
 /// A change Odoo reported is not journaled again if detected within this.
 const REPORTED_WINDOW: Duration = Duration::from_secs(30);
+/// Least time between the starts of two reads of one database.
+const MIN_SPACING: Duration = Duration::from_millis(100);
 
 /// Start watching a database (sent by attribution on first sight).
 #[derive(Message)]
@@ -70,6 +80,15 @@ struct Seen {
     parameters: Option<BTreeMap<String, String>>,
     components: Option<Vec<Component>>,
     loading: bool,
+    /// A re-read was asked for while one was in flight: that one may have
+    /// started before the change was committed, so another follows.
+    read_again: bool,
+    /// A re-read is scheduled (waiting out `MIN_SPACING`).
+    scheduled: bool,
+    read_started: Option<Instant>,
+    /// The database's change notifications are listened to (from the
+    /// first successful read on: a name that is no database gets none).
+    request: Option<RereadRequest>,
     last_warned: Option<Instant>,
 }
 
@@ -80,6 +99,7 @@ pub struct PolicyWatcher {
     ready: Recipient<PolicyReady>,
     journal: Recipient<Batch<RawCall>>,
     interval: Duration,
+    stats: Arc<Stats>,
     seen: HashMap<String, Seen>,
 }
 
@@ -91,6 +111,7 @@ impl PolicyWatcher {
         ready: Recipient<PolicyReady>,
         journal: Recipient<Batch<RawCall>>,
         interval: Duration,
+        stats: Arc<Stats>,
     ) -> Self {
         PolicyWatcher {
             databases,
@@ -99,6 +120,7 @@ impl PolicyWatcher {
             ready,
             journal,
             interval,
+            stats,
             seen: HashMap::new(),
         }
     }
@@ -109,6 +131,8 @@ impl PolicyWatcher {
             return;
         }
         seen.loading = true;
+        seen.read_started = Some(Instant::now());
+        self.stats.policy_reloads.fetch_add(1, Ordering::Relaxed);
         let first = seen.parameters.is_none() && seen.components.is_none();
         let pool = self.databases.pool(&database);
         let name = database.clone();
@@ -124,9 +148,57 @@ impl PolicyWatcher {
                 Err(_) => Err(Error::Control("timed out reading settings".into())),
             }
         };
-        ctx.spawn(timed.into_actor(self).map(move |result, act, _| {
+        ctx.spawn(timed.into_actor(self).map(move |result, act, ctx| {
             act.loaded(&database, first, result);
+            act.after_read(&database, ctx);
         }));
+    }
+
+    /// Reads `database` again as soon as the coalescing rules allow.
+    fn read_soon(&mut self, database: &str, ctx: &mut Context<Self>) {
+        let Some(seen) = self.seen.get_mut(database) else {
+            return;
+        };
+        if seen.loading {
+            seen.read_again = true;
+            return;
+        }
+        if seen.scheduled {
+            return;
+        }
+        let wait = seen.read_started.map_or(Duration::ZERO, |at| {
+            MIN_SPACING.saturating_sub(at.elapsed())
+        });
+        if wait.is_zero() {
+            self.load(database.to_owned(), ctx);
+            return;
+        }
+        seen.scheduled = true;
+        let database = database.to_owned();
+        ctx.run_later(wait, move |act, ctx| {
+            if let Some(seen) = act.seen.get_mut(&database) {
+                seen.scheduled = false;
+            }
+            act.load(database, ctx);
+        });
+    }
+
+    /// After a read: listen to the database once it answered, and read
+    /// again if a change was notified meanwhile.
+    fn after_read(&mut self, database: &str, ctx: &mut Context<Self>) {
+        let Some(seen) = self.seen.get_mut(database) else {
+            return;
+        };
+        let read_again = std::mem::take(&mut seen.read_again);
+        if seen.request.is_none() && seen.parameters.is_some() {
+            let request = RereadRequest::new(database.to_owned(), ctx.address().recipient());
+            seen.request = Some(request.clone());
+            let listener = PolicyListener::new(self.databases.clone(), request, self.stats.clone());
+            ctx.spawn(listener.run().into_actor(self));
+        }
+        if read_again {
+            self.read_soon(database, ctx);
+        }
     }
 
     fn loaded(&mut self, database: &str, first: bool, result: Result<Read>) {
@@ -213,10 +285,12 @@ impl Actor for PolicyWatcher {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        // The safety net behind notifications: a database set up before
+        // them, or a notification lost with its connection.
         ctx.run_interval(self.interval, |act, ctx| {
             let databases: Vec<String> = act.seen.keys().cloned().collect();
             for database in databases {
-                act.load(database, ctx);
+                act.read_soon(&database, ctx);
             }
         });
     }
@@ -229,6 +303,17 @@ impl Handler<WatchDatabase> for PolicyWatcher {
         if !self.seen.contains_key(&database) {
             self.load(database, ctx);
         }
+    }
+}
+
+impl Handler<PolicyChanged> for PolicyWatcher {
+    type Result = ();
+
+    fn handle(&mut self, PolicyChanged(database): PolicyChanged, ctx: &mut Context<Self>) {
+        if let Some(request) = self.seen.get(&database).and_then(|s| s.request.as_ref()) {
+            request.taken();
+        }
+        self.read_soon(&database, ctx);
     }
 }
 
