@@ -35,6 +35,10 @@ const FIRST_LOAD_TIMEOUT: Duration = Duration::from_secs(3);
 const REPORTED_WINDOW: Duration = Duration::from_secs(30);
 /// Least time between the starts of two reads of one database.
 const MIN_SPACING: Duration = Duration::from_millis(100);
+/// A read that failed, or whose change could not be journaled yet, is
+/// tried again this soon, not at the next safety poll: until then the
+/// database is under the fail-closed policy or an older one.
+const RETRY_AFTER: Duration = Duration::from_secs(2);
 
 /// Start watching a database (sent by attribution on first sight).
 #[derive(Message)]
@@ -149,8 +153,8 @@ impl PolicyWatcher {
             }
         };
         ctx.spawn(timed.into_actor(self).map(move |result, act, ctx| {
-            act.loaded(&database, first, result);
-            act.after_read(&database, ctx);
+            let retry = act.loaded(&database, first, result);
+            act.after_read(&database, retry, ctx);
         }));
     }
 
@@ -173,6 +177,17 @@ impl PolicyWatcher {
             self.load(database.to_owned(), ctx);
             return;
         }
+        self.read_after(database, wait, ctx);
+    }
+
+    /// Reads `database` once `wait` has passed (one such read at a time).
+    fn read_after(&mut self, database: &str, wait: Duration, ctx: &mut Context<Self>) {
+        let Some(seen) = self.seen.get_mut(database) else {
+            return;
+        };
+        if seen.scheduled {
+            return;
+        }
         seen.scheduled = true;
         let database = database.to_owned();
         ctx.run_later(wait, move |act, ctx| {
@@ -184,8 +199,8 @@ impl PolicyWatcher {
     }
 
     /// After a read: listen to the database once it answered, and read
-    /// again if a change was notified meanwhile.
-    fn after_read(&mut self, database: &str, ctx: &mut Context<Self>) {
+    /// again if a change was notified meanwhile or the read must be retried.
+    fn after_read(&mut self, database: &str, retry: bool, ctx: &mut Context<Self>) {
         let Some(seen) = self.seen.get_mut(database) else {
             return;
         };
@@ -198,10 +213,14 @@ impl PolicyWatcher {
         }
         if read_again {
             self.read_soon(database, ctx);
+        } else if retry {
+            self.read_after(database, RETRY_AFTER, ctx);
         }
     }
 
-    fn loaded(&mut self, database: &str, first: bool, result: Result<Read>) {
+    /// Applies and journals what a read found; true when it must be tried
+    /// again (the read failed, or the pipeline could not take the change).
+    fn loaded(&mut self, database: &str, first: bool, result: Result<Read>) -> bool {
         let seen = self.seen.entry(database.to_owned()).or_default();
         seen.loading = false;
         let (parameters, components) = match result {
@@ -219,7 +238,7 @@ impl PolicyWatcher {
                     self.policies.set(database, Arc::new(Policy::fail_closed()));
                     let _ = self.ready.try_send(PolicyReady(database.to_owned()));
                 }
-                return;
+                return true;
             }
         };
         // Odoo not initialised yet: no settings to honour, the defaults apply.
@@ -262,7 +281,7 @@ impl PolicyWatcher {
                 // Not recorded yet: leave `seen` as it was so the next read
                 // detects the same change again.
                 warn!(db = %database, "Pipeline full; will journal the settings change on the next read.");
-                return;
+                return true;
             }
             info!(db = %database, "Audit settings or catalogue changed; journaled.");
         }
@@ -278,6 +297,7 @@ impl PolicyWatcher {
         if first {
             let _ = self.ready.try_send(PolicyReady(database.to_owned()));
         }
+        false
     }
 }
 
