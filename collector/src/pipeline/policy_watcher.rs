@@ -78,18 +78,80 @@ impl ReportedChanges {
     }
 }
 
+/// When one database is read again: one read in flight at a time, and
+/// `MIN_SPACING` at least between the starts of two.
+#[derive(Default)]
+struct Pacing {
+    loading: bool,
+    /// A read was asked for while one was in flight: that one may have
+    /// started before the change was committed, so another follows.
+    read_again: bool,
+    /// A read is scheduled (waiting out `MIN_SPACING`, or a retry).
+    scheduled: bool,
+    read_started: Option<Instant>,
+}
+
+/// What to do about a read asked for.
+#[derive(Debug, PartialEq)]
+enum Next {
+    Read,
+    ReadIn(Duration),
+    /// One in flight or scheduled covers it.
+    Nothing,
+}
+
+impl Pacing {
+    fn ask(&mut self, now: Instant) -> Next {
+        if self.loading {
+            self.read_again = true;
+            return Next::Nothing;
+        }
+        if self.scheduled {
+            return Next::Nothing;
+        }
+        let wait = self.read_started.map_or(Duration::ZERO, |at| {
+            MIN_SPACING.saturating_sub(now.saturating_duration_since(at))
+        });
+        if wait.is_zero() {
+            Next::Read
+        } else {
+            self.scheduled = true;
+            Next::ReadIn(wait)
+        }
+    }
+
+    /// A retry in `wait` (unless a read is already scheduled).
+    fn retry(&mut self, wait: Duration) -> Next {
+        if self.scheduled {
+            return Next::Nothing;
+        }
+        self.scheduled = true;
+        Next::ReadIn(wait)
+    }
+
+    /// A read starts, unless one is in flight.
+    fn start(&mut self, now: Instant) -> bool {
+        if self.loading {
+            return false;
+        }
+        self.loading = true;
+        self.read_started = Some(now);
+        true
+    }
+
+    /// The read ended; true when another was asked for meanwhile.
+    fn finish(&mut self) -> bool {
+        self.loading = false;
+        std::mem::take(&mut self.read_again)
+    }
+}
+
 /// What was last read from one database.
 #[derive(Default)]
 struct Seen {
     parameters: Option<BTreeMap<String, String>>,
     components: Option<Vec<Component>>,
-    loading: bool,
-    /// A re-read was asked for while one was in flight: that one may have
-    /// started before the change was committed, so another follows.
-    read_again: bool,
-    /// A re-read is scheduled (waiting out `MIN_SPACING`).
-    scheduled: bool,
-    read_started: Option<Instant>,
+    pacing: Pacing,
     /// The database's change notifications are listened to (from the
     /// first successful read on: a name that is no database gets none).
     request: Option<RereadRequest>,
@@ -131,11 +193,9 @@ impl PolicyWatcher {
 
     fn load(&mut self, database: String, ctx: &mut Context<Self>) {
         let seen = self.seen.entry(database.clone()).or_default();
-        if seen.loading {
+        if !seen.pacing.start(Instant::now()) {
             return;
         }
-        seen.loading = true;
-        seen.read_started = Some(Instant::now());
         self.stats.policy_reloads.fetch_add(1, Ordering::Relaxed);
         let first = seen.parameters.is_none() && seen.components.is_none();
         let pool = self.databases.pool(&database);
@@ -160,42 +220,26 @@ impl PolicyWatcher {
 
     /// Reads `database` again as soon as the coalescing rules allow.
     fn read_soon(&mut self, database: &str, ctx: &mut Context<Self>) {
-        let Some(seen) = self.seen.get_mut(database) else {
-            return;
-        };
-        if seen.loading {
-            seen.read_again = true;
-            return;
+        if let Some(seen) = self.seen.get_mut(database) {
+            let next = seen.pacing.ask(Instant::now());
+            self.follow(database, next, ctx);
         }
-        if seen.scheduled {
-            return;
-        }
-        let wait = seen.read_started.map_or(Duration::ZERO, |at| {
-            MIN_SPACING.saturating_sub(at.elapsed())
-        });
-        if wait.is_zero() {
-            self.load(database.to_owned(), ctx);
-            return;
-        }
-        self.read_after(database, wait, ctx);
     }
 
-    /// Reads `database` once `wait` has passed (one such read at a time).
-    fn read_after(&mut self, database: &str, wait: Duration, ctx: &mut Context<Self>) {
-        let Some(seen) = self.seen.get_mut(database) else {
-            return;
-        };
-        if seen.scheduled {
-            return;
-        }
-        seen.scheduled = true;
-        let database = database.to_owned();
-        ctx.run_later(wait, move |act, ctx| {
-            if let Some(seen) = act.seen.get_mut(&database) {
-                seen.scheduled = false;
+    fn follow(&mut self, database: &str, next: Next, ctx: &mut Context<Self>) {
+        match next {
+            Next::Read => self.load(database.to_owned(), ctx),
+            Next::ReadIn(wait) => {
+                let database = database.to_owned();
+                ctx.run_later(wait, move |act, ctx| {
+                    if let Some(seen) = act.seen.get_mut(&database) {
+                        seen.pacing.scheduled = false;
+                    }
+                    act.load(database, ctx);
+                });
             }
-            act.load(database, ctx);
-        });
+            Next::Nothing => {}
+        }
     }
 
     /// After a read: listen to the database once it answered, and read
@@ -204,25 +248,26 @@ impl PolicyWatcher {
         let Some(seen) = self.seen.get_mut(database) else {
             return;
         };
-        let read_again = std::mem::take(&mut seen.read_again);
+        let next = if seen.pacing.finish() {
+            seen.pacing.ask(Instant::now())
+        } else if retry {
+            seen.pacing.retry(RETRY_AFTER)
+        } else {
+            Next::Nothing
+        };
         if seen.request.is_none() && seen.parameters.is_some() {
             let request = RereadRequest::new(database.to_owned(), ctx.address().recipient());
             seen.request = Some(request.clone());
             let listener = PolicyListener::new(self.databases.clone(), request, self.stats.clone());
             ctx.spawn(listener.run().into_actor(self));
         }
-        if read_again {
-            self.read_soon(database, ctx);
-        } else if retry {
-            self.read_after(database, RETRY_AFTER, ctx);
-        }
+        self.follow(database, next, ctx);
     }
 
     /// Applies and journals what a read found; true when it must be tried
     /// again (the read failed, or the pipeline could not take the change).
     fn loaded(&mut self, database: &str, first: bool, result: Result<Read>) -> bool {
         let seen = self.seen.entry(database.to_owned()).or_default();
-        seen.loading = false;
         let (parameters, components) = match result {
             Ok(read) => read,
             Err(error) => {
@@ -389,6 +434,40 @@ fn catalogue_changes(old: &[Component], new: &[Component]) -> Vec<Change> {
 mod tests {
     use super::*;
     use crate::pipeline::catalogue::Class;
+
+    #[test]
+    fn a_flood_of_asks_gives_one_read_in_flight_and_one_after_it() {
+        let t0 = Instant::now();
+        let mut pacing = Pacing::default();
+        assert_eq!(pacing.ask(t0), Next::Read);
+        assert!(pacing.start(t0));
+        for _ in 0..10_000 {
+            assert_eq!(pacing.ask(t0), Next::Nothing);
+        }
+        assert!(!pacing.start(t0), "one read in flight");
+        // The read in flight may predate the change: one more, spaced.
+        assert!(pacing.finish());
+        let t1 = t0 + Duration::from_millis(30);
+        assert_eq!(pacing.ask(t1), Next::ReadIn(Duration::from_millis(70)));
+        for _ in 0..10_000 {
+            assert_eq!(pacing.ask(t1), Next::Nothing);
+        }
+        pacing.scheduled = false; // what the scheduled read does first
+        assert!(pacing.start(t0 + MIN_SPACING));
+        assert!(!pacing.finish(), "nothing asked meanwhile: no further read");
+    }
+
+    #[test]
+    fn an_ask_after_the_spacing_reads_at_once_and_a_retry_is_not_doubled() {
+        let t0 = Instant::now();
+        let mut pacing = Pacing::default();
+        assert!(pacing.start(t0));
+        assert!(!pacing.finish());
+        assert_eq!(pacing.ask(t0 + MIN_SPACING), Next::Read);
+        assert_eq!(pacing.retry(RETRY_AFTER), Next::ReadIn(RETRY_AFTER));
+        assert_eq!(pacing.retry(RETRY_AFTER), Next::Nothing);
+        assert_eq!(pacing.ask(t0 + RETRY_AFTER), Next::Nothing);
+    }
 
     #[test]
     fn reports_each_changed_setting_with_old_and_new() {
