@@ -15,9 +15,9 @@ Layout:
   file for the database says otherwise.
 
 Public API (stable, see the package README): ``install``, ``uninstall``,
-``installed``, ``settings``, ``set_context``, ``reset_context``,
-``current_context``, ``context``, ``set_worker_info``, ``config_changed``,
-``flush``, ``stats``.
+``installed``, ``settings``, ``set_context``, ``set_lazy_context``,
+``reset_context``, ``current_context``, ``current_trigger_kind``,
+``context``, ``set_worker_info``, ``config_changed``, ``flush``, ``stats``.
 """
 
 from __future__ import annotations
@@ -29,12 +29,13 @@ import threading
 import time
 
 from . import _core, _forensic, _http, _mail, _net
-from ._core import (CHANNELS, Context, current_context, reset_context,
-                    set_context, settings, state)
+from ._core import (CHANNELS, Context, LazyContext, current_context, current_trigger_kind,
+                    reset_context, set_context, set_lazy_context, settings, state)
 
-__all__ = ["CHANNELS", "Context", "config_changed", "context", "current_context",
-           "flush", "install", "installed", "reset_context", "set_context",
-           "set_worker_info", "settings", "stats", "uninstall"]
+__all__ = ["CHANNELS", "Context", "LazyContext", "config_changed", "context",
+           "current_context", "current_trigger_kind", "flush", "install", "installed",
+           "reset_context", "set_context", "set_lazy_context", "set_worker_info", "settings",
+           "stats", "uninstall"]
 
 _lock = threading.RLock()
 _fork_registered = False

@@ -112,8 +112,10 @@ class _State:
     errors = 0
     pid = os.getpid()
     hello_pid = 0
-    hello_at = 0.0
+    hello_at = 0  # time.perf_counter_ns() of the last Hello
     worker_info = ("", [], [])  # odoo_version, addons_paths, databases
+    #: ``(key, fields)`` of the last Hello (``_hello_fields``).
+    hello_cache = None
 
 
 state = _State()
@@ -154,6 +156,35 @@ class Context(tuple):
     uid = property(lambda self: self[3])
 
 
+class LazyContext:
+    """The context of work that may make no call at all (most Odoo requests):
+    its trigger kind is known at once, while its database, trigger name and
+    user are asked of ``describe(subject)`` only when a call is captured, once
+    (``set_lazy_context``). ``describe`` returns ``(database, trigger_name,
+    uid)``; if it fails, the call keeps the trigger kind alone."""
+
+    __slots__ = ("trigger_kind", "describe", "subject", "value")
+
+    def __init__(self, trigger_kind, describe, subject):
+        self.trigger_kind = trigger_kind
+        self.describe = describe
+        self.subject = subject
+        self.value = None
+
+    def resolve(self):
+        value = self.value
+        if value is None:
+            try:
+                database, trigger_name, uid = self.describe(self.subject)
+                value = Context(database, self.trigger_kind, trigger_name, uid)
+            except Exception:
+                count_error()
+                value = Context("", self.trigger_kind)
+            self.value = value
+            self.subject = None  # what it named may now be freed
+        return value
+
+
 _EMPTY = Context()
 _context = contextvars.ContextVar("egress_hook_context", default=_EMPTY)
 
@@ -165,12 +196,25 @@ def set_context(database="", trigger_kind="", trigger_name="", uid=None):
     return _context.set(Context(database, trigger_kind, trigger_name, uid))
 
 
+def set_lazy_context(trigger_kind, describe, subject):
+    """``set_context`` for work that may make no call: nothing but the
+    trigger kind is looked up until a call is captured (``LazyContext``)."""
+    return _context.set(LazyContext(trigger_kind, describe, subject))
+
+
 def reset_context(token):
     _context.reset(token)
 
 
 def current_context():
-    return _context.get()
+    ctx = _context.get()
+    return ctx if ctx.__class__ is Context else ctx.resolve()
+
+
+def current_trigger_kind():
+    """The trigger kind of the work in progress, without resolving a lazy
+    context."""
+    return _context.get().trigger_kind
 
 
 # -- records --------------------------------------------------------------
@@ -189,7 +233,8 @@ class Record:
         # The settings in force when the call starts are the call's.
         self.muted = MUTED.get(channel, False)
         self.strict = settings.strict
-        self.context = _context.get()
+        ctx = _context.get()
+        self.context = ctx if ctx.__class__ is Context else ctx.resolve()
         self.started_at_us = time.time_ns() // 1000
         self.t0 = time.perf_counter_ns()
         self.channel = channel
@@ -392,10 +437,9 @@ def emit(rec):
         if _deferred:
             drain_deferred()
         # state.pid is refreshed after a fork (os.getpid() is a system call,
-        # too dear for every event).
-        now = time.monotonic()
-        if state.hello_pid != state.pid or now - state.hello_at > 60.0:
-            send_hello(client, state.pid, now)
+        # too dear for every event); the call's own start is the clock read.
+        if state.hello_pid != state.pid or rec.t0 - state.hello_at > _HELLO_EVERY_NS:
+            send_hello(client, state.pid, rec.t0)
         if rec.forensic is not None:
             # Its bodies follow the call, from the forensic sender thread.
             _forensic.submit(client, rec.fields(), rec.forensic)
@@ -407,20 +451,38 @@ def emit(rec):
         count_error()
 
 
+#: A ``Hello`` is sent again by the first event this long after the last.
+_HELLO_EVERY_NS = 60 * 1_000_000_000
+
+
 def send_hello(client, pid=None, now=None):
     """A ``Hello`` now, and every minute after (DESIGN §3), with the drops
-    not yet reported."""
+    not yet reported. ``now``: ``time.perf_counter_ns()``, if known."""
     try:
         state.hello_pid = pid or os.getpid()
-        state.hello_at = now or time.monotonic()
-        odoo_version, addons_paths, databases = state.worker_info
-        # Where Odoo's core, addons and libraries live, so that the collector
-        # knows a frame's origin instead of guessing it from folder names.
-        client.send_hello((odoo_version, sys.version.split()[0],
-                           _layout.announced(addons_paths), list(databases)))
+        state.hello_at = now or time.perf_counter_ns()
+        client.send_hello(_hello_fields())
         client.report_drops()
     except Exception:
         count_error()
+
+
+def _hello_fields():
+    """What a ``Hello`` says, found once per worker information and module
+    path: where Odoo's core, addons and libraries live (so that the collector
+    knows a frame's origin instead of guessing it from folder names) costs
+    a ``realpath`` of every entry, 0.6 ms in an Odoo worker, which the call
+    that happens to send the minute's ``Hello`` would otherwise pay."""
+    info = state.worker_info
+    key = (info, len(sys.path), "odoo" in sys.modules)
+    cached = state.hello_cache
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    odoo_version, addons_paths, databases = info
+    fields = (odoo_version, sys.version.split()[0], _layout.announced(addons_paths),
+              list(databases))
+    state.hello_cache = (key, fields)
+    return fields
 
 
 def _wrap_exit(orig):
