@@ -167,9 +167,13 @@ def _begin_manager(manager, method, url, *args, **kwargs):
 _REC = "_egress_rec"
 #: ``(socket, src_ip, src_port, dst_ip, dst_port)`` of a kept-alive
 #: connection's last request: the next request on the same socket object
-#: starts with them instead of asking the kernel again (two system calls).
-#: Holding the socket keeps its id from being reused by another one.
+#: starts with them instead of asking the kernel again (two system calls),
+#: whether it is ``http.client``'s own call or a ``requests`` or ``urllib3``
+#: one. Holding the socket keeps its id from being reused by another one.
 _ADDR = "_egress_addr"
+#: The outer call (``requests``, ``urllib3``) whose addresses the request
+#: under way on this connection finds, to be kept as ``_ADDR``.
+_FINDS = "_egress_finds"
 
 
 def _own(conn):
@@ -189,7 +193,15 @@ def _drop(conn, rec):
 
 def _wrap_putrequest(orig):
     def putrequest(self, method, url, *args, **kwargs):
-        if not ON["http"] or active() is not None:
+        if not ON["http"]:
+            return orig(self, method, url, *args, **kwargs)
+        outer = active()
+        if outer is not None:
+            # A requests or urllib3 call: on a kept-alive connection, its
+            # addresses are those of the connection's last request; else
+            # this request finds them, and they are this connection's.
+            if not outer.dst_ip and not _known_addresses(self, outer):
+                self.__dict__[_FINDS] = outer
             return orig(self, method, url, *args, **kwargs)
         try:
             previous = self.__dict__.pop(_REC, None)
@@ -199,9 +211,7 @@ def _wrap_putrequest(orig):
             host = getattr(self, "_tunnel_host", None) or self.host
             port = getattr(self, "_tunnel_port", None) or self.port
             rec = _new(method, url, "https" if https else "http", host, port)
-            known = self.__dict__.get(_ADDR)
-            if known is not None and known[0] is self.sock:
-                _, rec.src_ip, rec.src_port, rec.dst_ip, rec.dst_port = known
+            _known_addresses(self, rec)
             self.__dict__[_REC] = rec
         except Exception:
             count_error()
@@ -209,6 +219,28 @@ def _wrap_putrequest(orig):
         return _io(self, rec, orig, (method, url) + args, kwargs)
 
     return putrequest
+
+
+def _known_addresses(conn, rec):
+    """Fills ``rec``'s addresses from ``conn``'s last request on the same
+    socket, if any (``_ADDR``); whether it did."""
+    try:
+        known = conn.__dict__.get(_ADDR)
+        if known is not None and known[0] is conn.sock:
+            _, rec.src_ip, rec.src_port, rec.dst_ip, rec.dst_port = known
+            return True
+    except Exception:
+        count_error()
+    return False
+
+
+def _keep_addresses(conn, rec):
+    try:
+        sock = conn.sock
+        if rec.dst_ip and sock is not None:
+            conn.__dict__[_ADDR] = (sock, rec.src_ip, rec.src_port, rec.dst_ip, rec.dst_port)
+    except Exception:
+        count_error()
 
 
 def _io(conn, rec, orig, args, kwargs):
@@ -272,19 +304,24 @@ def _wrap_send(orig):
 
 def _wrap_getresponse(orig):
     def getresponse(self, *args, **kwargs):
-        rec = None if active() is not None else _own(self)
+        outer = active()
+        if outer is not None:
+            response = orig(self, *args, **kwargs)
+            # Kept only if they were found on this connection (a redirect
+            # to another host keeps the first connection's in the call).
+            if self.__dict__.pop(_FINDS, None) is outer:
+                _keep_addresses(self, outer)
+            return response
+        rec = _own(self)
         if rec is None or rec.done:
             return orig(self, *args, **kwargs)
         response = _io(self, rec, orig, args, kwargs)
         try:
             rec.status = _status(response, "status")
             _drop(self, rec)
-            sock = self.sock
-            if rec.dst_ip and sock is not None:
-                self.__dict__[_ADDR] = (sock, rec.src_ip, rec.src_port, rec.dst_ip,
-                                        rec.dst_port)
         except Exception:
             count_error()
+        _keep_addresses(self, rec)
         emit(rec)
         return response
 

@@ -17,7 +17,7 @@ import ssl as _ssl
 import weakref
 
 from . import _core
-from ._core import ON, Record, active, capture_stack, count_error, emit
+from ._core import ON, Record, _local, active, capture_stack, count_error, emit
 
 _INET = (int(_socket_mod.AF_INET), int(_socket_mod.AF_INET6))
 # The C attributes: socket.socket's properties convert to enums, which costs
@@ -32,6 +32,9 @@ _NOT_ERRORS = (BlockingIOError, InterruptedError, _ssl.SSLWantReadError,
                _ssl.SSLWantWriteError)
 
 #: id(socket) → (Record, weakref to the socket) of raw connections.
+#: The I/O wrappers count bytes only while it holds one or a call is active
+#: (``_local.rec``): the sockets Odoo serves its own requests on, and every
+#: other I/O outside a call, pay two tests and nothing else.
 _tracked = {}
 
 
@@ -209,7 +212,7 @@ def _wrap_send(orig):
             if _tracked:
                 _io_failed(self, error)
             raise
-        if ON["bytes"]:
+        if ON["bytes"] and (_tracked or _local.rec is not None):
             try:
                 _count_out(self, n)
                 _hash_out(self, data, n)
@@ -228,7 +231,7 @@ def _wrap_sendall(orig):
             if _tracked:
                 _io_failed(self, error)
             raise
-        if ON["bytes"]:
+        if ON["bytes"] and (_tracked or _local.rec is not None):
             try:
                 n = memoryview(data).nbytes
                 _count_out(self, n)
@@ -287,7 +290,7 @@ def _wrap_recv(orig):
             if _tracked:
                 _io_failed(self, error)
             raise
-        if ON["bytes"]:
+        if ON["bytes"] and (_tracked or _local.rec is not None):
             try:
                 _count_in(self, len(data))
             except Exception:
@@ -305,7 +308,7 @@ def _wrap_recv_into(orig):
             if _tracked:
                 _io_failed(self, error)
             raise
-        if ON["bytes"]:
+        if ON["bytes"] and (_tracked or _local.rec is not None):
             try:
                 _count_in(self, n)
             except Exception:
@@ -395,7 +398,7 @@ def _wrap_ssl_send(orig):
     def send(self, data, *args):
         n = orig(self, data, *args)
         # Without a TLS object the call went through socket.send, which counted.
-        if self._sslobj is not None and ON["bytes"]:
+        if self._sslobj is not None and ON["bytes"] and (_tracked or _local.rec is not None):
             try:
                 _count_out(self, n)
                 _hash_out(self, data, n)
@@ -414,7 +417,7 @@ def _wrap_ssl_read(orig):
             if _tracked:
                 _io_failed(self, error)
             raise
-        if ON["bytes"]:
+        if ON["bytes"] and (_tracked or _local.rec is not None):
             try:
                 _count_in(self, result if isinstance(result, int) else len(result))
             except Exception:
