@@ -6,6 +6,10 @@ from .. import glue
 _WRAPPED = "_mit_network_audit_wrapped"
 
 
+def _job_name(job):
+    return getattr(job, "func_string", None) or getattr(job, "method_name", "") or ""
+
+
 def wrap_queue_job():
     """Wraps ``odoo.addons.queue_job.job.Job.perform``; idempotent. Returns
     whether queue_job is there."""
@@ -18,8 +22,9 @@ def wrap_queue_job():
         return True
 
     def perform(self):
-        name = getattr(self, "func_string", None) or getattr(self, "method_name", "") or ""
-        token = glue.enter(self.env, "queue_job", str(name))
+        # The job's name (its arguments' repr) is formatted only if the job
+        # makes a call.
+        token = glue.enter(self.env, "queue_job", self, _job_name)
         try:
             return original(self)
         finally:

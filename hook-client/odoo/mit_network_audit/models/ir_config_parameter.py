@@ -48,7 +48,10 @@ class IrConfigParameter(models.Model):
     @api.model_create_multi
     def create(self, vals_list):
         records = super().create(vals_list)
-        for key, value in records._audit_values().items():
+        created = records._audit_values()
+        if created:
+            glue.setting_written()
+        for key, value in created.items():
             self._check_audit_value(key, value)
             if glue.effective(key, None) != glue.effective(key, value):
                 glue.hand_over(self.env, key, value)
@@ -59,6 +62,8 @@ class IrConfigParameter(models.Model):
         before = self._audit_values()
         result = super().write(vals)
         after = self._audit_values()
+        if before or after:
+            glue.setting_written()
         for key in set(before) | set(after):
             self._check_audit_value(key, after.get(key))
             if glue.effective(key, before.get(key)) != glue.effective(key, after.get(key)):
@@ -71,6 +76,8 @@ class IrConfigParameter(models.Model):
         for key, value in removed.items():
             glue.setting_changed(self.env, key, value, None)
         result = super().unlink()
+        if removed:
+            glue.setting_written()
         for key in removed:
             glue.hand_over(self.env, key, None)
         return result

@@ -6,3 +6,4 @@ from . import test_outbound
 from . import test_without_collector
 from . import test_forensic
 from . import test_capture_settings
+from . import test_request_cost
