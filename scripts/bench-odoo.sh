@@ -9,8 +9,11 @@
 #      module: what a host without a wheel for its platform gets)
 #
 # on two routes of the fixture addon egress_bench (hook-client/odoo/
-# bench_addons): /egress_bench/nocall makes no outbound call, /egress_bench/
-# onecall makes exactly one (requests.get to a local responder). wrk drives
+# bench_addons): /egress_bench/<auth>/nocall makes no outbound call,
+# /egress_bench/<auth>/onecall makes exactly one (requests.get to a local
+# responder); <auth> is Odoo's auth of the route, `none` (the lightest
+# request on a database, where a per-request cost shows most) unless
+# --auth public (the public user's usual work) is given. wrk drives
 # each at saturation (--connections, 4 by default) against Odoo in prefork
 # (--workers, 2 by default). Each run reports req/s, p50 and p99; under B and
 # C the one-call runs check that every call the responder answered was
@@ -22,8 +25,8 @@
 #   ODOO_BIN=/path/to/odoo-bin ODOO_PYTHON=/path/to/venv/bin/python scripts/bench-odoo.sh
 #
 # Options: --rounds N (5), --seconds S per route and run (10), --warmup S (3),
-# --connections N (4), --workers N (2), --idle-seconds S (60), --idle-only
-# (only the idle collector: needs no Odoo).
+# --connections N (4), --workers N (2), --auth none|public (none),
+# --idle-seconds S (60), --idle-only (only the idle collector: needs no Odoo).
 # Environment as tests/odoo/run.sh: ODOO_BIN, ODOO_PYTHON, ODOO_ADDONS_PATH,
 # PGHOST, PGPORT, PGUSER (a superuser), and BENCH_HTTP_PORT (18300).
 # Needs wrk (Debian: apt-get install wrk) and cargo. Everything it creates
@@ -31,7 +34,7 @@
 # KEEP=1 keeps the directory with the logs and results.
 set -euo pipefail
 
-rounds=5 seconds=10 warmup=3 connections=4 workers=2 idle_seconds=60 idle_only=false
+rounds=5 seconds=10 warmup=3 connections=4 workers=2 auth=none idle_seconds=60 idle_only=false
 while [ $# -gt 0 ]; do
     case "$1" in
         --rounds) rounds=$2; shift ;;
@@ -39,12 +42,14 @@ while [ $# -gt 0 ]; do
         --warmup) warmup=$2; shift ;;
         --connections) connections=$2; shift ;;
         --workers) workers=$2; shift ;;
+        --auth) auth=$2; shift ;;
         --idle-seconds) idle_seconds=$2; shift ;;
         --idle-only) idle_only=true ;;
-        *) echo "usage: scripts/bench-odoo.sh [--rounds N] [--seconds S] [--warmup S] [--connections N] [--workers N] [--idle-seconds S] [--idle-only]" >&2; exit 2 ;;
+        *) echo "usage: scripts/bench-odoo.sh [--rounds N] [--seconds S] [--warmup S] [--connections N] [--workers N] [--auth none|public] [--idle-seconds S] [--idle-only]" >&2; exit 2 ;;
     esac
     shift
 done
+case "$auth" in none|public) ;; *) echo "--auth: none or public" >&2; exit 2 ;; esac
 if ! $idle_only; then
     if [ -z "${ODOO_BIN:-}" ]; then
         echo "SKIPPED: the benchmark needs an Odoo: set ODOO_BIN (and ODOO_PYTHON), or pass --idle-only" >&2
@@ -218,7 +223,7 @@ start_odoo() {
         >>"$work/odoo-$config.log" 2>&1 &
     odoo_pid=$!
     for _ in $(seq 300); do
-        curl -sf "http://127.0.0.1:$http_port/egress_bench/nocall" >/dev/null 2>&1 && return 0
+        curl -sf "http://127.0.0.1:$http_port/egress_bench/$auth/nocall" >/dev/null 2>&1 && return 0
         kill -0 "$odoo_pid" 2>/dev/null || break
         sleep 0.1
     done
@@ -229,7 +234,7 @@ start_odoo() {
 
 run_wrk() {
     wrk -t 2 -c "$connections" -d "${1}s" -s "$here/latency.lua" \
-        "http://127.0.0.1:$http_port/egress_bench/$2" | awk '/^RESULT/ {print}'
+        "http://127.0.0.1:$http_port/egress_bench/$auth/$2" | awk '/^RESULT/ {print}'
 }
 
 results=$work/results.tsv
@@ -279,7 +284,7 @@ for round in $(seq "$rounds"); do
 done
 
 echo
-say "summary (Odoo $version, $workers workers, $connections connections, $rounds rounds of ${seconds} s per route; $(nproc) cores; max_dgram_qlen $qlen)"
+say "summary (Odoo $version, routes with auth=$auth, $workers workers, $connections connections, $rounds rounds of ${seconds} s per route; $(nproc) cores; max_dgram_qlen $qlen)"
 status=0
 python3 "$here/summarize.py" "$results" | tee "$work/summary.md" || status=1
 measure_idle
