@@ -280,6 +280,14 @@ for round in $(seq "$rounds"); do
         done
         stop_odoo=$odoo_pid odoo_pid=
         stop_pid "$stop_odoo"
+        # A worker that crashes and is respawned (a missing package of
+        # Odoo's gevent worker, say) burns CPU in every configuration: its
+        # figures would say nothing about the audit.
+        if grep -aq 'Traceback (most recent call last)' "$work/odoo-$config.log"; then
+            grep -aB 2 -A 20 'Traceback (most recent call last)' "$work/odoo-$config.log" | head -n 40
+            echo "FAILED: Odoo ($config) logged a traceback: fix its environment first (log: $work/odoo-$config.log)" >&2
+            exit 1
+        fi
     done
 done
 
