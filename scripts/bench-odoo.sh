@@ -15,7 +15,9 @@
 # request on a database, where a per-request cost shows most) unless
 # --auth public (the public user's usual work) is given. wrk drives
 # each at saturation (--connections, 4 by default) against Odoo in prefork
-# (--workers, 2 by default). Each run reports req/s, p50 and p99; under B and
+# (--workers, 2 by default; --no-database-list, as production should, else
+# Odoo opens a connection to `postgres` to list databases on every request).
+# Each run reports req/s, p50 and p99; under B and
 # C the one-call runs check that every call the responder answered was
 # journaled once, attributed to egress_bench, with no gap. Then, with Odoo
 # stopped, the collector's CPU time over --idle-seconds of no traffic (from
@@ -218,7 +220,7 @@ start_odoo() {
         EGRESS_BENCH_TARGET=$target \
         "$python" "$odoo_bin" -d "$db" --db-filter "^$db\$" -r "$role" --db_host "$pghost" \
         --db_port "$pgport" --addons-path "$addons" --http-port "$http_port" \
-        --workers "$workers" --max-cron-threads 0 --limit-request 10000000 \
+        --workers "$workers" --max-cron-threads 0 --no-database-list --limit-request 10000000 \
         --limit-time-real 600 --limit-time-cpu 600 --load "$load" --log-level=warn \
         >>"$work/odoo-$config.log" 2>&1 &
     odoo_pid=$!
