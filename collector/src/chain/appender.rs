@@ -49,8 +49,8 @@ const SHED_HYSTERESIS: u64 = 1 << 20;
 const WARN_EVERY: Duration = Duration::from_secs(30);
 /// How often an appender with nothing to write looks again (for the
 /// workers' rows that fall due, `workers::REFRESH`): an idle collector
-/// wakes once a second per database, not at every `flush_interval`.
-const IDLE_TICK: Duration = Duration::from_secs(1);
+/// wakes every 5 s per database, not at every `flush_interval`.
+const IDLE_TICK: Duration = Duration::from_secs(5);
 
 pub struct ChainAppender {
     database: String,

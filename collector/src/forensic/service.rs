@@ -80,6 +80,8 @@ pub struct Forensic {
     /// database → its state as last written or read, for the intake's
     /// check and the sweep.
     states: Mutex<HashMap<String, StateRow>>,
+    /// A state was switched on or off: the expiry loop looks again.
+    changed: tokio::sync::Notify,
     keys: Mutex<HashMap<String, Arc<Key>>>,
     /// What the intake stored and refused.
     pub intake: Arc<IntakeStats>,
@@ -104,6 +106,7 @@ impl Forensic {
             share_dir,
             collector,
             states: Mutex::new(HashMap::new()),
+            changed: tokio::sync::Notify::new(),
             keys: Mutex::new(HashMap::new()),
             intake: Arc::new(IntakeStats::default()),
         })
@@ -164,6 +167,8 @@ impl Forensic {
             Some(state) => states.insert(database.to_owned(), state),
             None => states.remove(database),
         };
+        drop(states);
+        self.changed.notify_one();
     }
 
     fn publish(&self, database: &str, state: &StateRow) {
@@ -401,14 +406,34 @@ impl Forensic {
         }
     }
 
-    /// Runs `sweep` every second, after `restore`.
+    /// Runs `sweep` when the earliest capture ends, after `restore`, and
+    /// again whenever a capture is switched on or off: no wake-up while no
+    /// capture is on. A sweep that could not journal an end is retried
+    /// every second.
     pub async fn run_expiry(self: Arc<Self>) {
         self.restore().await;
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
-            tick.tick().await;
+            let wait = match self.next_expiry_us() {
+                Some(at) if at > now_us() => Duration::from_micros((at - now_us()) as u64),
+                Some(_) => Duration::from_secs(1),
+                None => Duration::from_secs(3600),
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.changed.notified() => {}
+            }
             self.sweep().await;
         }
+    }
+
+    /// When the first capture still on ends.
+    fn next_expiry_us(&self) -> Option<i64> {
+        let states = self.states.lock().unwrap_or_else(|p| p.into_inner());
+        states
+            .values()
+            .filter(|s| s.active)
+            .filter_map(|s| s.expires_at_us)
+            .min()
     }
 }
 
