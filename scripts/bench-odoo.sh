@@ -143,8 +143,10 @@ odoo_cpu_ns() {
 }
 
 measure_idle() {
-    say "the idle collector: $idle_seconds s with no traffic"
-    sleep 5  # what the last run left (rollups, the last flush) settles
+    say "the idle collector: $idle_seconds s with no traffic, from 35 s after the last"
+    # What the last traffic leaves is done first: the rollups' flush, and
+    # the workers' rows, written 30 s after their last call.
+    sleep 35
     local ns0 ticks0 ns1 ticks1 hz
     ns0=$(cpu_ns "$collector_pid") ticks0=$(cpu_ticks "$collector_pid")
     sleep "$idle_seconds"
@@ -159,6 +161,10 @@ if $idle_only; then
     "$bin/egress-collector" setup --database-url "host=$pghost port=$pgport user=$superuser dbname=$db_b" \
         --odoo-role "$role" >"$work/setup.log"
     start_collector
+    # A database the collector writes to and watches (its settings, its
+    # listener), as on a server between two bursts of traffic.
+    (cd "$root" && cargo build -q --release -p egress-hook --bin egress-loadgen)
+    "$bin/egress-loadgen" --socket "$work/ingest.sock" --db "$db_b" --events 20 --rate 100 >/dev/null
     measure_idle
     exit 0
 fi
