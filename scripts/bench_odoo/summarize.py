@@ -36,6 +36,12 @@ def load(path):
     return runs
 
 
+def paired(runs, rounds, config, route):
+    """(run of ``config``, run of A) of each round that has both."""
+    return [(runs[(r, config, route)], runs[(r, "A", route)]) for r in rounds
+            if (r, config, route) in runs and (r, "A", route) in runs]
+
+
 def spread(values):
     return f"{statistics.median(values):+.3f} [{min(values):+.3f} .. {max(values):+.3f}]"
 
@@ -67,8 +73,7 @@ def main(path):
     diffs = {}
     for route in ROUTES:
         for config in ("B", "C"):
-            pairs = [(runs[(r, config, route)], runs[(r, "A", route)]) for r in rounds
-                     if (r, config, route) in runs and (r, "A", route) in runs]
+            pairs = paired(runs, rounds, config, route)
             if not pairs:
                 continue
             p50 = [x["p50"] - a["p50"] for x, a in pairs]
@@ -83,8 +88,7 @@ def main(path):
     added = {}
     for route in ROUTES:
         for config in ("B", "C"):
-            pairs = [(runs[(r, config, route)], runs[(r, "A", route)]) for r in rounds
-                     if (r, config, route) in runs and (r, "A", route) in runs]
+            pairs = paired(runs, rounds, config, route)
             if not pairs:
                 continue
             cols = {k: [x[k] - a[k] for x, a in pairs] for k in ("odoo_us", "collector_us", "pg_us")}
