@@ -21,3 +21,6 @@ pub const OWNER_ROLE: &str = "egress_owner";
 /// handed over or the catalogue is edited. Anybody may notify it: a
 /// notification is only a hint to re-read the egress tables.
 pub const POLICY_CHANNEL: &str = "egress_policy";
+/// The migration that makes settings and catalogue changes notify
+/// `POLICY_CHANNEL`: a database without it gets them through the poll only.
+pub const POLICY_NOTIFY_MIGRATION: i32 = 23;

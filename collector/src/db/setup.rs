@@ -66,9 +66,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     ),
 ];
 
-/// The migration that makes settings and catalogue changes notify
-/// `POLICY_CHANNEL`: a database without it gets them through the poll only.
-pub const POLICY_NOTIFY_MIGRATION: i32 = 23;
+use crate::db::POLICY_NOTIFY_MIGRATION;
 
 /// Serialises concurrent `setup` runs on one database.
 const SETUP_LOCK_KEY: i64 = 0x6567_7365_7475; // "egsetu"

@@ -563,7 +563,7 @@ pub async fn policy_changes_notify(client: &tokio_postgres::Client) -> Result<bo
     let row = client
         .query_opt(
             "SELECT 1 FROM egress.schema_migrations WHERE version = $1",
-            &[&crate::db::setup::POLICY_NOTIFY_MIGRATION],
+            &[&crate::db::POLICY_NOTIFY_MIGRATION],
         )
         .await
         .map_err(db_err("read migrations"))?;
