@@ -66,7 +66,6 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     ),
 ];
 
-use crate::db::POLICY_NOTIFY_MIGRATION;
 
 /// Serialises concurrent `setup` runs on one database.
 const SETUP_LOCK_KEY: i64 = 0x6567_7365_7475; // "egsetu"
@@ -293,7 +292,7 @@ mod tests {
     fn the_policy_triggers_notify_the_channel_the_collector_listens_on() {
         let (_, _, sql) = MIGRATIONS
             .iter()
-            .find(|m| m.0 == POLICY_NOTIFY_MIGRATION)
+            .find(|m| m.0 == crate::db::POLICY_NOTIFY_MIGRATION)
             .unwrap();
         let notify = format!("pg_notify('{}', '')", crate::db::POLICY_CHANNEL);
         assert!(sql.contains(&notify), "0023 must call {notify}");
