@@ -66,7 +66,6 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     ),
 ];
 
-
 /// Serialises concurrent `setup` runs on one database.
 const SETUP_LOCK_KEY: i64 = 0x6567_7365_7475; // "egsetu"
 
