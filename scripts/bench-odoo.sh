@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # "Does it slow Odoo down?", measured: a real Odoo under load in three
-# configurations, alternated round by round, each run on a fresh server:
+# configurations, each round on fresh servers, driven in turn:
 #
 #   A  without the addon (a database where mit_network_audit is not installed)
 #   B  with the addon server-wide (--load=base,web,mit_network_audit) and the
@@ -17,12 +17,18 @@
 # each at saturation (--connections, 4 by default) against Odoo in prefork
 # (--workers, 2 by default; --no-database-list, as production should, else
 # Odoo opens a connection to `postgres` to list databases on every request).
-# Each run reports req/s, p50 and p99; under B and
-# C the one-call runs check that every call the responder answered was
-# journaled once, attributed to egress_bench, with no gap. Then, with Odoo
-# stopped, the collector's CPU time over --idle-seconds of no traffic (from
-# /proc). The summary gives medians over rounds and the paired differences
-# against A of the same round (docs/PERFORMANCE-odoo.md).
+#
+# A round starts the three servers side by side (each on its own ports; a
+# server not driven sleeps), warms each up, then runs each route on the
+# three back to back, the configurations' order rotating round by round
+# and reversed on the second route: the runs compared are seconds apart, so
+# the machine's drift (this is a shared VM) weighs on them alike.
+# Each run reports req/s, p50 and p99; under B and C the one-call runs
+# check that every call the responder answered was journaled once,
+# attributed to egress_bench, with no gap. Then, with Odoo stopped, the
+# collector's CPU time over --idle-seconds of no traffic (from /proc). The
+# summary gives medians over rounds and the paired differences against A
+# of the same round (docs/PERFORMANCE-odoo.md).
 #
 #   ODOO_BIN=/path/to/odoo-bin ODOO_PYTHON=/path/to/venv/bin/python scripts/bench-odoo.sh
 #
@@ -30,13 +36,15 @@
 # --connections N (4), --workers N (2), --auth none|public (none),
 # --idle-seconds S (60), --idle-only (only the idle collector: needs no Odoo).
 # Environment as tests/odoo/run.sh: ODOO_BIN, ODOO_PYTHON, ODOO_ADDONS_PATH,
-# PGHOST, PGPORT, PGUSER (a superuser), and BENCH_HTTP_PORT (18300).
+# PGHOST, PGPORT, PGUSER (a superuser), and BENCH_HTTP_PORT (18300: A, B
+# and C take it and the next two, their gevent ports 100 above).
 # Needs wrk (Debian: apt-get install wrk) and cargo. Everything it creates
 # (role, databases, directory) is uniquely named and removed at the end;
 # KEEP=1 keeps the directory with the logs and results.
 set -euo pipefail
 
 rounds=5 seconds=10 warmup=3 connections=4 workers=2 auth=none idle_seconds=60 idle_only=false
+instructions=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --rounds) rounds=$2; shift ;;
@@ -47,7 +55,8 @@ while [ $# -gt 0 ]; do
         --auth) auth=$2; shift ;;
         --idle-seconds) idle_seconds=$2; shift ;;
         --idle-only) idle_only=true ;;
-        *) echo "usage: scripts/bench-odoo.sh [--rounds N] [--seconds S] [--warmup S] [--connections N] [--workers N] [--auth none|public] [--idle-seconds S] [--idle-only]" >&2; exit 2 ;;
+        --instructions) instructions=$2; shift ;;
+        *) echo "usage: scripts/bench-odoo.sh [--rounds N] [--seconds S] [--warmup S] [--connections N] [--workers N] [--auth none|public] [--idle-seconds S] [--idle-only] [--instructions N]" >&2; exit 2 ;;
     esac
     shift
 done
@@ -57,7 +66,12 @@ if ! $idle_only; then
         echo "SKIPPED: the benchmark needs an Odoo: set ODOO_BIN (and ODOO_PYTHON), or pass --idle-only" >&2
         exit 2
     fi
-    command -v wrk >/dev/null || { echo "scripts/bench-odoo.sh needs wrk (Debian: apt-get install wrk)" >&2; exit 2; }
+    if [ "$instructions" -gt 0 ]; then
+        command -v callgrind_control >/dev/null \
+            || { echo "scripts/bench-odoo.sh --instructions needs valgrind (Debian: apt-get install valgrind)" >&2; exit 2; }
+    else
+        command -v wrk >/dev/null || { echo "scripts/bench-odoo.sh needs wrk (Debian: apt-get install wrk)" >&2; exit 2; }
+    fi
 fi
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -77,7 +91,8 @@ role=egress_bench_odoo_$tag
 db_a=egress_bench_a_$tag
 db_b=egress_bench_b_$tag
 work=$(mktemp -d /tmp/egress-bench-odoo.XXXXXX)
-collector_pid= responder_pid= odoo_pid=
+collector_pid= responder_pid=
+declare -A odoo_pids=()
 
 psql_su() { psql -X -q -v ON_ERROR_STOP=1 "host=$pghost port=$pgport user=$superuser dbname=${1}" "${@:2}"; }
 say() { printf '== %s\n' "$*"; }
@@ -90,7 +105,8 @@ stop_pid() {
 }
 
 cleanup() {
-    stop_pid "$odoo_pid"
+    local config
+    for config in "${!odoo_pids[@]}"; do stop_pid "${odoo_pids[$config]}"; done
     stop_pid "$responder_pid"
     stop_pid "$collector_pid"
     psql_su postgres -c "DROP DATABASE IF EXISTS $db_a WITH (FORCE)" \
@@ -215,8 +231,18 @@ journal() {
         (SELECT coalesce(sum(gap_count), 0) FROM egress.journal WHERE kind = 'gap')"
 }
 
+# How Odoo runs: in prefork under wrk; threaded and under callgrind for
+# --instructions (count_round).
+odoo_wrapper=() odoo_workers=$workers start_tries=300
+
+# A, B and C listen side by side: each its HTTP port and its gevent port.
+port_of() {
+    case "$1" in A) echo "$http_port" ;; B) echo $((http_port + 1)) ;; C) echo $((http_port + 2)) ;; esac
+}
+
 start_odoo() {
-    local config=$1 db load hook=
+    local config=$1 db load hook= port
+    port=$(port_of "$config")
     case "$config" in
         A) db=$db_a load=base,web ;;
         B) db=$db_b load=base,web,mit_network_audit hook=$work/hook-native ;;
@@ -224,15 +250,21 @@ start_odoo() {
     esac
     PYTHONPATH=$hook EGRESS_SOCKET=$work/ingest.sock EGRESS_CONTROL=$work/control.sock \
         EGRESS_BENCH_TARGET=$target \
-        "$python" "$odoo_bin" -d "$db" --db-filter "^$db\$" -r "$role" --db_host "$pghost" \
-        --db_port "$pgport" --addons-path "$addons" --http-port "$http_port" \
-        --workers "$workers" --max-cron-threads 0 --no-database-list --limit-request 10000000 \
+        "${odoo_wrapper[@]}" "$python" "$odoo_bin" -d "$db" --db-filter "^$db\$" -r "$role" --db_host "$pghost" \
+        --db_port "$pgport" --addons-path "$addons" --http-port "$port" \
+        --gevent-port $((port + 100)) \
+        --workers "$odoo_workers" --max-cron-threads 0 --no-database-list --limit-request 10000000 \
         --limit-time-real 600 --limit-time-cpu 600 --load "$load" --log-level=warn \
         >>"$work/odoo-$config.log" 2>&1 &
-    odoo_pid=$!
-    for _ in $(seq 300); do
-        curl -sf "http://127.0.0.1:$http_port/egress_bench/$auth/nocall" >/dev/null 2>&1 && return 0
-        kill -0 "$odoo_pid" 2>/dev/null || break
+    odoo_pids[$config]=$!
+}
+
+wait_odoo() {
+    local config=$1 port
+    port=$(port_of "$config")
+    for _ in $(seq "$start_tries"); do
+        curl -sf "http://127.0.0.1:$port/egress_bench/$auth/nocall" >/dev/null 2>&1 && return 0
+        kill -0 "${odoo_pids[$config]}" 2>/dev/null || break
         sleep 0.1
     done
     tail -n 40 "$work/odoo-$config.log"
@@ -240,63 +272,201 @@ start_odoo() {
     exit 1
 }
 
+stop_odoo() {
+    local config=$1
+    stop_pid "${odoo_pids[$config]}"
+    unset "odoo_pids[$config]"
+    # A worker that crashes and is respawned (a missing package of Odoo's
+    # gevent worker, say) burns CPU in every configuration: its figures
+    # would say nothing about the audit.
+    if grep -aq 'Traceback (most recent call last)' "$work/odoo-$config.log"; then
+        grep -aB 2 -A 20 'Traceback (most recent call last)' "$work/odoo-$config.log" | head -n 40
+        echo "FAILED: Odoo ($config) logged a traceback: fix its environment first (log: $work/odoo-$config.log)" >&2
+        exit 1
+    fi
+}
+
 run_wrk() {
     wrk -t 2 -c "$connections" -d "${1}s" -s "$here/latency.lua" \
-        "http://127.0.0.1:$http_port/egress_bench/$auth/$2" | awk '/^RESULT/ {print}'
+        "http://127.0.0.1:$(port_of "$2")/egress_bench/$auth/$3" | awk '/^RESULT/ {print}'
 }
+
+# What the responder and the journal hold before a run (snapshot), and after
+# it, how many calls it made and how many of them were journaled (settle).
+snapshot() {
+    calls0=$(responder_count)
+    IFS='|' read -r journaled0 gaps0 <<<"$(journal)"
+}
+
+settle() {
+    local config=$1 journaled1 gaps1
+    # Requests still in Odoo when the client stopped finish first.
+    sleep 1
+    calls=$(( $(responder_count) - calls0 ))
+    journaled=0 gaps=0
+    # Only B and C journal their calls as egress_bench's.
+    if [ "$config" = B ] || [ "$config" = C ]; then
+        for _ in $(seq 100); do
+            IFS='|' read -r journaled1 gaps1 <<<"$(journal)"
+            journaled=$((journaled1 - journaled0)) gaps=$((gaps1 - gaps0))
+            [ "$journaled" -ge "$calls" ] && break
+            sleep 0.2
+        done
+    fi
+}
+
+# One measured run of a route on a configuration's server, a line of results.
+measure_run() {
+    local round=$1 config=$2 route=$3 pid=${odoo_pids[$2]}
+    local odoo0 coll0 pg0 line odoo_ms coll_ms pg_ms
+    snapshot
+    odoo0=$(odoo_cpu_ns "$pid") coll0=$(cpu_ns "$collector_pid") pg0=$(pg_cpu_ns)
+    line=$(run_wrk "$seconds" "$config" "$route")
+    odoo_ms=$(( ($(odoo_cpu_ns "$pid") - odoo0) / 1000000 ))
+    coll_ms=$(( ($(cpu_ns "$collector_pid") - coll0) / 1000000 ))
+    pg_ms=$(( ($(pg_cpu_ns) - pg0) / 1000000 ))
+    [ -n "$line" ] || { echo "FAILED: wrk reported nothing ($config, $route)" >&2; exit 1; }
+    settle "$config"
+    local rps p50_us p99_us requests errors
+    eval "${line#RESULT }"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$config" "$route" \
+        "$rps" "$p50_us" "$p99_us" "$requests" "$errors" "$calls" "$journaled" "$gaps" \
+        "$odoo_ms" "$coll_ms" "$pg_ms" \
+        | tee -a "$results"
+}
+
+# -- --instructions N: instructions per request, counted by callgrind -------
+# The machine's speed varies from run to run by more than the audit's
+# per-request cost; the instructions a request executes do not. Each
+# configuration's Odoo runs threaded under callgrind, uninstrumented until
+# a measured stretch of N requests of a route (sent one after the other),
+# which counts every instruction of the process. The reference: the
+# one-call route's call in a plain Python process (plain_call.py),
+# unpatched and captured by each sender.
+cg_dir=$work/callgrind
+
+# Run in the background only: it becomes the process ($!) callgrind_control
+# talks to.
+under_callgrind() {
+    exec valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$cg_dir/callgrind.%p" "$@"
+}
+
+count_begin() {
+    callgrind_control -z "$1" >/dev/null
+    callgrind_control -i on "$1" >/dev/null
+}
+
+# PID: the instructions it executed since count_begin.
+count_end() {
+    local dump=
+    callgrind_control -i off "$1" >/dev/null
+    callgrind_control -d "$1" >/dev/null
+    for _ in $(seq 100); do
+        dump=$(ls "$cg_dir/callgrind.$1".*[0-9] 2>/dev/null || true)
+        [ -n "$dump" ] && grep -q '^totals:' "$dump" && break
+        sleep 0.1
+    done
+    awk '/^totals:/ {print $2}' "$dump"
+    mv "$dump" "$dump.read"
+}
+
+# CONFIG ROUTE N: N requests, one after the other.
+drive() {
+    python3 -c 'import sys, urllib.request as u
+for _ in range(int(sys.argv[2])):
+    u.urlopen(sys.argv[1], timeout=600).read()' \
+        "http://127.0.0.1:$(port_of "$1")/egress_bench/$auth/$2" "$3"
+}
+
+count_line() {
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" | tee -a "$results"
+}
+
+# ROUND MODE: the plain process's call, N times, counted.
+count_plain() {
+    local round=$1 mode=$2 hook=$work/hook-native pid to from line ir
+    [ "$mode" = python ] && hook=$work/hook-python
+    rm -f "$work/plain.in" "$work/plain.out"
+    mkfifo "$work/plain.in" "$work/plain.out"
+    PYTHONPATH=$hook under_callgrind "$python_exe" "$here/plain_call.py" "$mode" "$target" \
+        "$work/ingest.sock" "$db_b" "$instructions" <"$work/plain.in" >"$work/plain.out" \
+        2>>"$work/plain.log" &
+    pid=$!
+    exec {to}>"$work/plain.in" {from}<"$work/plain.out"
+    read -r line <&"$from"
+    [ "$line" = ready ] || { cat "$work/plain.log"; echo "FAILED: plain_call.py $mode" >&2; exit 1; }
+    sleep 1
+    snapshot
+    count_begin "$pid"
+    echo go >&"$to"
+    read -r line <&"$from"
+    ir=$(count_end "$pid")
+    exec {to}>&- {from}<&-
+    wait "$pid"
+    settle "plain-$mode"
+    count_line "$round" "plain-$mode" call "$instructions" "$ir" "$calls" "$journaled" "$gaps"
+}
+
+count_round() {
+    local round=$1 config route pid ir
+    shift
+    for config in "$@"; do start_odoo "$config"; done
+    for config in "$@"; do wait_odoo "$config"; done
+    for config in "$@"; do
+        for route in nocall onecall; do drive "$config" "$route" 20; done
+    done
+    sleep 1
+    for route in nocall onecall; do
+        for config in "$@"; do
+            pid=${odoo_pids[$config]}
+            snapshot
+            count_begin "$pid"
+            drive "$config" "$route" "$instructions"
+            ir=$(count_end "$pid")
+            settle "$config"
+            count_line "$round" "$config" "$route" "$instructions" "$ir" "$calls" "$journaled" "$gaps"
+        done
+    done
+    for config in "$@"; do stop_odoo "$config"; done
+    for mode in unpatched native python; do count_plain "$round" "$mode"; done
+}
+
+configs=(A B C)
+if [ "$instructions" -gt 0 ]; then
+    mkdir -p "$cg_dir"
+    python_exe=$("$python" -c 'import sys; print(sys.executable)')
+    python=$python_exe odoo_wrapper=(under_callgrind) odoo_workers=0 start_tries=3000
+    results=$work/instructions.tsv
+    printf 'round\tconfig\troute\trequests\tinstructions\tcalls\tjournaled\tgaps\n' >"$results"
+    for round in $(seq "$rounds"); do
+        count_round "$round" "${configs[@]:$(( (round - 1) % 3 ))}" "${configs[@]:0:$(( (round - 1) % 3 ))}"
+    done
+    echo
+    say "summary (Odoo $version, routes with auth=$auth, threaded under callgrind, $rounds rounds of $instructions requests per route)"
+    python3 "$here/summarize.py" --instructions "$results" | tee "$work/summary.md"
+    exit "${PIPESTATUS[0]}"
+fi
 
 results=$work/results.tsv
 printf 'round\tconfig\troute\trps\tp50_us\tp99_us\trequests\terrors\tcalls\tjournaled\tgaps\todoo_cpu_ms\tcollector_cpu_ms\tpostgres_cpu_ms\n' >"$results"
-configs=(A B C)
 for round in $(seq "$rounds"); do
-    # Each round starts with another configuration, and the routes swap
-    # order every round, so neither order nor drift favours one.
+    # Each round starts with another configuration and runs the second
+    # route in the reverse order, and the routes swap every round, so
+    # neither order nor drift favours one.
     order=("${configs[@]:$(( (round - 1) % 3 ))}" "${configs[@]:0:$(( (round - 1) % 3 ))}")
+    reverse=("${order[2]}" "${order[1]}" "${order[0]}")
     routes=(nocall onecall)
     [ $((round % 2)) = 0 ] && routes=(onecall nocall)
+    for config in "${order[@]}"; do start_odoo "$config"; done
+    for config in "${order[@]}"; do wait_odoo "$config"; done
     for config in "${order[@]}"; do
-        start_odoo "$config"
-        for route in "${routes[@]}"; do run_wrk "$warmup" "$route" >/dev/null; done
-        # What the warm-up's calls left to journal is done before a run starts.
-        sleep 1
-        for route in "${routes[@]}"; do
-            calls0=$(responder_count)
-            IFS='|' read -r journaled0 gaps0 <<<"$(journal)"
-            odoo0=$(odoo_cpu_ns "$odoo_pid") coll0=$(cpu_ns "$collector_pid") pg0=$(pg_cpu_ns)
-            line=$(run_wrk "$seconds" "$route")
-            odoo_ms=$(( ($(odoo_cpu_ns "$odoo_pid") - odoo0) / 1000000 ))
-            coll_ms=$(( ($(cpu_ns "$collector_pid") - coll0) / 1000000 ))
-            pg_ms=$(( ($(pg_cpu_ns) - pg0) / 1000000 ))
-            [ -n "$line" ] || { echo "FAILED: wrk reported nothing ($config, $route)" >&2; exit 1; }
-            # Requests still in Odoo when wrk stopped finish first.
-            sleep 1
-            calls=$(( $(responder_count) - calls0 ))
-            journaled=0 gaps=0
-            if [ "$config" != A ]; then
-                for _ in $(seq 100); do
-                    IFS='|' read -r journaled1 gaps1 <<<"$(journal)"
-                    journaled=$((journaled1 - journaled0)) gaps=$((gaps1 - gaps0))
-                    [ "$journaled" -ge "$calls" ] && break
-                    sleep 0.2
-                done
-            fi
-            eval "${line#RESULT }"
-            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$config" "$route" \
-                "$rps" "$p50_us" "$p99_us" "$requests" "$errors" "$calls" "$journaled" "$gaps" \
-                "$odoo_ms" "$coll_ms" "$pg_ms" \
-                | tee -a "$results"
-        done
-        stop_odoo=$odoo_pid odoo_pid=
-        stop_pid "$stop_odoo"
-        # A worker that crashes and is respawned (a missing package of
-        # Odoo's gevent worker, say) burns CPU in every configuration: its
-        # figures would say nothing about the audit.
-        if grep -aq 'Traceback (most recent call last)' "$work/odoo-$config.log"; then
-            grep -aB 2 -A 20 'Traceback (most recent call last)' "$work/odoo-$config.log" | head -n 40
-            echo "FAILED: Odoo ($config) logged a traceback: fix its environment first (log: $work/odoo-$config.log)" >&2
-            exit 1
-        fi
+        for route in "${routes[@]}"; do run_wrk "$warmup" "$config" "$route" >/dev/null; done
     done
+    # What the warm-up's calls left to journal is done before a run starts.
+    sleep 1
+    for config in "${order[@]}"; do measure_run "$round" "$config" "${routes[0]}"; done
+    for config in "${reverse[@]}"; do measure_run "$round" "$config" "${routes[1]}"; done
+    for config in "${order[@]}"; do stop_odoo "$config"; done
 done
 
 echo

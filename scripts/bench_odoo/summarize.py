@@ -5,11 +5,19 @@ per-call cost the issue's acceptance names: (B-A on the one-call route) -
 (B-A on the no-call route).
 
     python3 summarize.py RESULTS_TSV
+    python3 summarize.py --instructions INSTRUCTIONS_TSV
 
 RESULTS_TSV: one line per run, tab-separated: round, config, route, rps,
 p50_us, p99_us, requests, errors, calls, journaled, gaps, odoo_cpu_ms,
 collector_cpu_ms, postgres_cpu_ms (CPU time of Odoo's processes, of the
-collector and of PostgreSQL's during the run)."""
+collector and of PostgreSQL's during the run).
+
+INSTRUCTIONS_TSV (--instructions): round, config (A, B, C, or plain-MODE for
+the plain process's call), route (nocall, onecall, call), requests,
+instructions (counted by callgrind over those requests), calls, journaled,
+gaps. It gives the instructions per request of each configuration, what the
+addon adds to a request against A of the same round, and what a captured
+call adds inside Odoo against the same call captured in a plain process."""
 
 import statistics
 import sys
@@ -81,6 +89,16 @@ def main(path):
             rps = [100 * (x["rps"] / a["rps"] - 1) for x, a in pairs]
             diffs[(route, config)] = p50
             print(f"| {route} | {config}-A | {spread(p50)} | {spread(p99)} | {pct_spread(rps)} |")
+    # B and C run the same code on a request that makes no call (no sender
+    # runs): their difference is what this machine's noise alone gives.
+    pairs = [(runs[(r, "B", "nocall")], runs[(r, "C", "nocall")]) for r in rounds
+             if (r, "B", "nocall") in runs and (r, "C", "nocall") in runs]
+    if pairs:
+        p50 = [b["p50"] - c["p50"] for b, c in pairs]
+        p99 = [b["p99"] - c["p99"] for b, c in pairs]
+        rps = [100 * (b["rps"] / c["rps"] - 1) for b, c in pairs]
+        print(f"| nocall | B-C (the same code: the noise) | {spread(p50)} | {spread(p99)} | "
+              f"{pct_spread(rps)} |")
     print("\nCPU time per request that the audit adds (Odoo + collector + PostgreSQL, "
           "against A of the same round), µs, median [min .. max]:\n")
     print("| route | config | Odoo | collector | PostgreSQL | all |")
@@ -122,5 +140,97 @@ def main(path):
     return 0
 
 
+def load_instructions(path):
+    runs = {}
+    with open(path) as f:
+        for line in f:
+            if not line.strip() or line.startswith("round"):
+                continue
+            r, config, route, requests, instructions, calls, journaled, gaps = \
+                line.rstrip("\n").split("\t")
+            runs[(int(r), config, route)] = dict(
+                per=int(instructions) / int(requests), requests=int(requests), calls=int(calls),
+                journaled=int(journaled), gaps=int(gaps))
+    return runs
+
+
+def main_instructions(path):
+    runs = load_instructions(path)
+    rounds = sorted({r for r, _, _ in runs})
+
+    def per_round(f):
+        """f(round) of each round that has every run f reads."""
+        out = []
+        for r in rounds:
+            try:
+                out.append(f(lambda config, route: runs[(r, config, route)]["per"]))
+            except KeyError:
+                pass
+        return out
+
+    def fmt(values):
+        return (f"{statistics.median(values):+,.0f} [{min(values):+,.0f} .. "
+                f"{max(values):+,.0f}]")
+
+    print(f"{len(rounds)} rounds; instructions per request (callgrind), median over rounds; "
+          "differences against A of the same round as median [min .. max]\n")
+    print("| route | config | instructions per request | rounds |")
+    print("|---|---|---|---|")
+    for route in ROUTES:
+        for config in CONFIGS:
+            got = [runs[(r, config, route)]["per"] for r in rounds if (r, config, route) in runs]
+            if got:
+                print(f"| {route} | {config} ({CONFIGS[config]}) | {statistics.median(got):,.0f} | "
+                      f"{len(got)} |")
+    for mode in ("unpatched", "native", "python"):
+        got = [runs[(r, f"plain-{mode}", "call")]["per"] for r in rounds
+               if (r, f"plain-{mode}", "call") in runs]
+        if got:
+            print(f"| plain process, requests.get | {mode} | {statistics.median(got):,.0f} | "
+                  f"{len(got)} |")
+    print("\n| what | instructions | of A's request |")
+    print("|---|---|---|")
+    for config in ("B", "C"):
+        added = per_round(lambda at: at(config, "nocall") - at("A", "nocall"))
+        share = per_round(lambda at: 100 * (at(config, "nocall") / at("A", "nocall") - 1))
+        if added:
+            print(f"| no call, {config}-A per request | {fmt(added)} | "
+                  f"{statistics.median(share):+.3f} % [{min(share):+.3f} .. {max(share):+.3f}] |")
+    noise = per_round(lambda at: at("B", "nocall") - at("C", "nocall"))
+    if noise:
+        print(f"| no call, B-C (the same code) | {fmt(noise)} | |")
+    unpatched_odoo = per_round(lambda at: at("A", "onecall") - at("A", "nocall"))
+    if unpatched_odoo:
+        print(f"| the unpatched call in Odoo, A one call - A no call | {fmt(unpatched_odoo)} | |")
+    print("\n| sender | a captured call adds, inside Odoo: (X-A one call) - (X-A no call) | "
+          "in a plain process: captured - unpatched | inside / plain |")
+    print("|---|---|---|---|")
+    for config, mode in (("B", "native"), ("C", "python")):
+        inside = per_round(lambda at: (at(config, "onecall") - at("A", "onecall"))
+                           - (at(config, "nocall") - at("A", "nocall")))
+        plain = per_round(lambda at: at(f"plain-{mode}", "call") - at("plain-unpatched", "call"))
+        if inside and plain:
+            print(f"| {config} ({mode}) | {fmt(inside)} | {fmt(plain)} | "
+                  f"{statistics.median(inside) / statistics.median(plain):.2f} |")
+    lost = [(k, v) for k, v in runs.items() if k[1] in ("B", "C") and k[2] == "onecall"
+            and (v["journaled"] != v["calls"] or v["gaps"])]
+    short = [(k, v) for k, v in runs.items() if k[2] in ("onecall", "call")
+             and v["calls"] != v["requests"]]
+    for (r, config, route), v in lost:
+        print(f"\nLOSS: round {r} {config} {route}: {v['calls']} calls made, "
+              f"{v['journaled']} journaled, {v['gaps']} in gaps")
+    for (r, config, route), v in short:
+        print(f"\nMISSING CALLS: round {r} {config} {route}: {v['requests']} requests, "
+              f"{v['calls']} calls reached the responder")
+    if lost or short:
+        return 1
+    calls = sum(v["calls"] for k, v in runs.items() if k[1] in ("B", "C") and k[2] == "onecall")
+    print(f"\nNo loss: each of the {calls} calls made under B and C was journaled once, "
+          "attributed to egress_bench, and no gap was journaled.")
+    return 0
+
+
 if __name__ == "__main__":
+    if sys.argv[1] == "--instructions":
+        sys.exit(main_instructions(sys.argv[2]))
     sys.exit(main(sys.argv[1]))
