@@ -1,5 +1,5 @@
 from odoo import models
-from odoo.http import request
+from odoo.http import _request_stack
 
 from .. import glue
 
@@ -14,8 +14,13 @@ class IrHttp(models.AbstractModel):
     @classmethod
     def _dispatch(cls, endpoint):
         # Calls made while serving this request are the route's. Its path is
-        # read only if a call is captured (glue.enter).
-        token = glue.enter(request.env, "http", request.httprequest, _path)
+        # read only if a call is captured (glue.enter). The request is taken
+        # from Odoo's stack once: each use of the ``request`` proxy resolves
+        # it anew, through five calls of werkzeug's.
+        current = _request_stack.top
+        if current is None:
+            return super()._dispatch(endpoint)
+        token = glue.enter(current.env, "http", current.httprequest, _path)
         try:
             return super()._dispatch(endpoint)
         finally:
