@@ -34,7 +34,10 @@
 #
 # Options: --rounds N (5), --seconds S per route and run (10), --warmup S (3),
 # --connections N (4), --workers N (2), --auth none|public (none),
-# --idle-seconds S (60), --idle-only (only the idle collector: needs no Odoo).
+# --idle-seconds S (60), --idle-only (only the idle collector: needs no Odoo),
+# --instructions N (count instructions per request over N requests per route
+# instead, under callgrind: needs valgrind), --idle-window S (10: with
+# --instructions, how long each process is counted with nothing to do).
 # Environment as tests/odoo/run.sh: ODOO_BIN, ODOO_PYTHON, ODOO_ADDONS_PATH,
 # PGHOST, PGPORT, PGUSER (a superuser), and BENCH_HTTP_PORT (18300: A, B
 # and C take it and the next two, their gevent ports 100 above).
@@ -44,7 +47,7 @@
 set -euo pipefail
 
 rounds=5 seconds=10 warmup=3 connections=4 workers=2 auth=none idle_seconds=60 idle_only=false
-instructions=0
+instructions=0 idle_window=10
 while [ $# -gt 0 ]; do
     case "$1" in
         --rounds) rounds=$2; shift ;;
@@ -56,7 +59,8 @@ while [ $# -gt 0 ]; do
         --idle-seconds) idle_seconds=$2; shift ;;
         --idle-only) idle_only=true ;;
         --instructions) instructions=$2; shift ;;
-        *) echo "usage: scripts/bench-odoo.sh [--rounds N] [--seconds S] [--warmup S] [--connections N] [--workers N] [--auth none|public] [--idle-seconds S] [--idle-only] [--instructions N]" >&2; exit 2 ;;
+        --idle-window) idle_window=$2; shift ;;
+        *) echo "usage: scripts/bench-odoo.sh [--rounds N] [--seconds S] [--warmup S] [--connections N] [--workers N] [--auth none|public] [--idle-seconds S] [--idle-only] [--instructions N] [--idle-window S]" >&2; exit 2 ;;
     esac
     shift
 done
@@ -379,12 +383,25 @@ for _ in range(int(sys.argv[2])):
 }
 
 count_line() {
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" | tee -a "$results"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" | tee -a "$results"
+}
+
+# ROUND CONFIG PID: the instructions of a process with nothing to do (its
+# threads' timers), over --idle-window seconds. Under callgrind a request
+# lasts hundreds of times longer than it does natively, and so would their
+# share of it: the summary takes it out of the measured stretches, at this
+# rate per second of their duration.
+count_idle() {
+    local ir
+    count_begin "$3"
+    sleep "$idle_window"
+    ir=$(count_end "$3")
+    count_line "$1" "$2" idle 0 "$ir" $((idle_window * 1000000000)) 0 0 0
 }
 
 # ROUND MODE: the plain process's call, N times, counted.
 count_plain() {
-    local round=$1 mode=$2 hook=$work/hook-native pid to from line ir
+    local round=$1 mode=$2 hook=$work/hook-native pid to from line ir t0 t1
     [ "$mode" = python ] && hook=$work/hook-python
     rm -f "$work/plain.in" "$work/plain.out"
     mkfifo "$work/plain.in" "$work/plain.out"
@@ -396,35 +413,46 @@ count_plain() {
     read -r line <&"$from"
     [ "$line" = ready ] || { cat "$work/plain.log"; echo "FAILED: plain_call.py $mode" >&2; exit 1; }
     sleep 1
+    count_idle "$round" "plain-$mode" "$pid"
     snapshot
     count_begin "$pid"
+    t0=$(date +%s%N)
     echo go >&"$to"
     read -r line <&"$from"
+    t1=$(date +%s%N)
     ir=$(count_end "$pid")
     exec {to}>&- {from}<&-
     wait "$pid"
     settle "plain-$mode"
-    count_line "$round" "plain-$mode" call "$instructions" "$ir" "$calls" "$journaled" "$gaps"
+    count_line "$round" "plain-$mode" call "$instructions" "$ir" $((t1 - t0)) "$calls" "$journaled" "$gaps"
 }
 
 count_round() {
-    local round=$1 config route pid ir
+    local round=$1 config route pid ir t0 t1
     shift
+    # How long a dict look-up probes depends on the hash seed: one seed per
+    # round, the same for every process of it, else that alone tells two
+    # servers of the same code apart by 0.5 %.
+    export PYTHONHASHSEED=$round
     for config in "$@"; do start_odoo "$config"; done
     for config in "$@"; do wait_odoo "$config"; done
     for config in "$@"; do
         for route in nocall onecall; do drive "$config" "$route" 20; done
     done
     sleep 1
+    for config in "$@"; do count_idle "$round" "$config" "${odoo_pids[$config]}"; done
     for route in nocall onecall; do
         for config in "$@"; do
             pid=${odoo_pids[$config]}
             snapshot
             count_begin "$pid"
+            t0=$(date +%s%N)
             drive "$config" "$route" "$instructions"
+            t1=$(date +%s%N)
             ir=$(count_end "$pid")
             settle "$config"
-            count_line "$round" "$config" "$route" "$instructions" "$ir" "$calls" "$journaled" "$gaps"
+            count_line "$round" "$config" "$route" "$instructions" "$ir" $((t1 - t0)) "$calls" \
+                "$journaled" "$gaps"
         done
     done
     for config in "$@"; do stop_odoo "$config"; done
@@ -437,7 +465,7 @@ if [ "$instructions" -gt 0 ]; then
     python_exe=$("$python" -c 'import sys; print(sys.executable)')
     python=$python_exe odoo_wrapper=(under_callgrind) odoo_workers=0 start_tries=3000
     results=$work/instructions.tsv
-    printf 'round\tconfig\troute\trequests\tinstructions\tcalls\tjournaled\tgaps\n' >"$results"
+    printf 'round\tconfig\troute\trequests\tinstructions\twall_ns\tcalls\tjournaled\tgaps\n' >"$results"
     for round in $(seq "$rounds"); do
         count_round "$round" "${configs[@]:$(( (round - 1) % 3 ))}" "${configs[@]:0:$(( (round - 1) % 3 ))}"
     done

@@ -13,8 +13,9 @@ collector_cpu_ms, postgres_cpu_ms (CPU time of Odoo's processes, of the
 collector and of PostgreSQL's during the run).
 
 INSTRUCTIONS_TSV (--instructions): round, config (A, B, C, or plain-MODE for
-the plain process's call), route (nocall, onecall, call), requests,
-instructions (counted by callgrind over those requests), calls, journaled,
+the plain process's call), route (nocall, onecall, call, or idle: the
+process with nothing to do), requests, instructions (counted by callgrind
+over those requests), wall_ns (the stretch's duration), calls, journaled,
 gaps. It gives the instructions per request of each configuration, what the
 addon adds to a request against A of the same round, and what a captured
 call adds inside Odoo against the same call captured in a plain process."""
@@ -141,16 +142,25 @@ def main(path):
 
 
 def load_instructions(path):
-    runs = {}
+    """The instructions per request of each measured stretch, less what the
+    process's threads execute with nothing to do over the stretch's
+    duration (the ``idle`` line of the same round and configuration)."""
+    lines = []
     with open(path) as f:
         for line in f:
-            if not line.strip() or line.startswith("round"):
-                continue
-            r, config, route, requests, instructions, calls, journaled, gaps = \
-                line.rstrip("\n").split("\t")
-            runs[(int(r), config, route)] = dict(
-                per=int(instructions) / int(requests), requests=int(requests), calls=int(calls),
-                journaled=int(journaled), gaps=int(gaps))
+            if line.strip() and not line.startswith("round"):
+                lines.append(line.rstrip("\n").split("\t"))
+    idle = {(int(r), config): int(ir) / int(wall_ns)
+            for r, config, route, _, ir, wall_ns, *_ in lines if route == "idle"}
+    runs = {}
+    for r, config, route, requests, ir, wall_ns, calls, journaled, gaps in lines:
+        if route == "idle":
+            continue
+        background = idle.get((int(r), config), 0) * int(wall_ns)
+        runs[(int(r), config, route)] = dict(
+            per=(int(ir) - background) / int(requests), requests=int(requests),
+            background=background / int(ir), calls=int(calls), journaled=int(journaled),
+            gaps=int(gaps))
     return runs
 
 
@@ -172,22 +182,23 @@ def main_instructions(path):
         return (f"{statistics.median(values):+,.0f} [{min(values):+,.0f} .. "
                 f"{max(values):+,.0f}]")
 
-    print(f"{len(rounds)} rounds; instructions per request (callgrind), median over rounds; "
-          "differences against A of the same round as median [min .. max]\n")
-    print("| route | config | instructions per request | rounds |")
-    print("|---|---|---|---|")
+    print(f"{len(rounds)} rounds; instructions per request (callgrind, less the idle threads' "
+          "over the same time), median over rounds; differences against A of the same round "
+          "as median [min .. max]\n")
+    print("| route | config | instructions per request | idle threads' share, taken out | rounds |")
+    print("|---|---|---|---|---|")
+
+    def row(label, config, route):
+        got = [runs[(r, config, route)] for r in rounds if (r, config, route) in runs]
+        if got:
+            print(f"| {label} | {statistics.median(x['per'] for x in got):,.0f} | "
+                  f"{100 * statistics.median(x['background'] for x in got):.3f} % | {len(got)} |")
+
     for route in ROUTES:
         for config in CONFIGS:
-            got = [runs[(r, config, route)]["per"] for r in rounds if (r, config, route) in runs]
-            if got:
-                print(f"| {route} | {config} ({CONFIGS[config]}) | {statistics.median(got):,.0f} | "
-                      f"{len(got)} |")
+            row(f"{route} | {config} ({CONFIGS[config]})", config, route)
     for mode in ("unpatched", "native", "python"):
-        got = [runs[(r, f"plain-{mode}", "call")]["per"] for r in rounds
-               if (r, f"plain-{mode}", "call") in runs]
-        if got:
-            print(f"| plain process, requests.get | {mode} | {statistics.median(got):,.0f} | "
-                  f"{len(got)} |")
+        row(f"plain process, requests.get | {mode}", f"plain-{mode}", "call")
     print("\n| what | instructions | of A's request |")
     print("|---|---|---|")
     for config in ("B", "C"):
