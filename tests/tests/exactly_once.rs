@@ -49,6 +49,45 @@ fn a_second_run_on_the_same_paths_exits_at_once_naming_the_first() {
     assert_eq!(calls, 2);
 }
 
+#[test]
+fn calls_that_name_no_database_are_not_refused_behind_the_default_databases() {
+    // A worker numbers its calls per database it names: a thread without
+    // context (no database) and its requests on the default database both
+    // start at 1. Both go to the default database, and neither may be
+    // refused as a duplicate of the other, before or after a restart.
+    let _serial = serial();
+    let db = TestDb::new("unnamed_db");
+    let mut collector = Collector::start(db.name());
+    let mut tx = DatagramSender::new(collector.socket());
+    for seq in 1..=3 {
+        tx.send(&call_frame(db.name(), WORKER, seq));
+        tx.send(&call_frame("", WORKER, seq));
+    }
+    let calls = wait_until(Duration::from_secs(30), || db.call_rows(), |n| *n >= 6);
+    assert_eq!(calls, 6);
+    collector.restart();
+    let mut tx = DatagramSender::new(collector.socket());
+    // Replays of either stream are still refused; the next numbers are not.
+    for (database, seq) in [("", 3), (db.name(), 3), ("", 4), (db.name(), 4)] {
+        tx.send(&call_frame(database, WORKER, seq));
+    }
+    let dups = wait_until(
+        Duration::from_secs(30),
+        || kind_sum(&db, "duplicate", "duplicate_seq"),
+        |n| *n >= 2,
+    );
+    let calls = wait_until(Duration::from_secs(30), || db.call_rows(), |n| *n >= 8);
+    assert_eq!((calls, dups), (8, 2));
+    assert_eq!(db.gap_sum_for("sequence_jump"), 0);
+    assert_eq!(
+        db.sql()
+            .int("SELECT count(DISTINCT worker_id) FROM egress.journal WHERE kind = 'call'"),
+        2,
+        "two streams of one worker"
+    );
+    assert!(verify(&db.superuser_url()).verified(), "the chain verifies");
+}
+
 fn kind_sum(db: &TestDb, kind: &str, reason: &str) -> i64 {
     db.sql().int(&format!(
         "SELECT coalesce(sum(gap_count), 0)::bigint FROM egress.journal \

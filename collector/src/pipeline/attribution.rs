@@ -19,6 +19,7 @@ use crate::pipeline::policy_watcher::{PolicyReady, ReportedChanges, WatchDatabas
 use crate::pipeline::link::{HandsOn, Link};
 use crate::pipeline::peers::PeerTable;
 use crate::pipeline::stage::{AttributedCall, Batch, Drain, Item, RawCall};
+use crate::pipeline::streams::announcing_workers;
 use crate::stats::Stats;
 use egress_proto::StackFrame;
 
@@ -159,7 +160,9 @@ impl Attribution {
                 out.push(Item::Hello(sender, hello));
             }
             Item::Call(raw) => {
-                let layout = self.layouts.get(raw.call.worker_id);
+                let layout = announcing_workers(raw.call.worker_id)
+                    .into_iter()
+                    .find_map(|worker| self.layouts.get(worker));
                 let policy = self.policies.get(&raw.call.database);
                 let catalogue = policy.as_deref().map(|p| &p.catalogue);
                 let origins = self

@@ -25,6 +25,7 @@ use crate::db::databases::valid_database_name;
 use crate::error::{Error, Result};
 use crate::pipeline::link::Link;
 use crate::pipeline::stage::{Item, RawCall, Sender};
+use crate::pipeline::streams::unnamed_database_stream;
 use crate::stats::Stats;
 
 /// Datagrams handed on together; bounds latency and batch memory.
@@ -240,9 +241,9 @@ impl Buffers {
                     {
                         stats.datagrams.fetch_add(1, Relaxed);
                         match accept(&buf[..len.min(buf.len())], truncated, sender, settings) {
-                            Ok(item) => {
+                            Ok(accepted) => {
                                 stats.accepted.fetch_add(1, Relaxed);
-                                items.extend(item);
+                                items.extend(accepted.into_iter().flatten());
                             }
                             Err(reason) => {
                                 debug!(reason, "Datagram rejected.");
@@ -316,15 +317,22 @@ fn receive(
     Ok(())
 }
 
+/// What one datagram hands the pipeline: an item, none (a forensic chunk),
+/// or two (a drops report that names the default database and none, split
+/// by stream).
+type Accepted = [Option<Item<RawCall>>; 2];
+
 /// Checks and decodes one datagram; the error is the reject reason. A
 /// forensic chunk is handed to the forensic intake here (`None`), never to
-/// the pipeline: it has no place in the spool or the journal.
+/// the pipeline: it has no place in the spool or the journal. What names no
+/// database goes to the default one, under the worker's stream for that
+/// (`streams`).
 fn accept(
     bytes: &[u8],
     truncated: bool,
     sender: Option<Sender>,
     settings: &IngestSettings,
-) -> Result<Option<Item<RawCall>>, &'static str> {
+) -> Result<Accepted, &'static str> {
     let sender = sender.ok_or("no_credentials")?;
     if !settings.allow_uids.contains(&(sender.uid as u32)) {
         return Err("uid_not_allowed");
@@ -344,38 +352,67 @@ fn accept(
     };
     match decode(bytes).map_err(|e| e.reason())? {
         Message::Call(mut call) => {
+            if call.database.is_empty() {
+                call.worker_id = unnamed_database_stream(call.worker_id);
+            }
             normalise(&mut call.database)?;
-            Ok(Some(Item::Call(RawCall { call, sender })))
+            Ok([Some(Item::Call(RawCall { call, sender })), None])
         }
         Message::Hello(mut hello) => {
             // Cut at once: a flood of large Hellos must not be carried on.
             crate::pipeline::peers::bound_hello(&mut hello);
-            Ok(Some(Item::Hello(sender, hello)))
+            Ok([Some(Item::Hello(sender, hello)), None])
         }
         Message::Drops(mut drops) => {
+            let mut unnamed = split_unnamed(&mut drops);
             // One bad entry must not cost the others: the sender cleared its
             // counts once the kernel took the datagram.
-            drops
-                .counts
-                .retain_mut(|count| normalise(&mut count.database).is_ok());
-            drops
-                .cursors
-                .retain_mut(|cursor| normalise(&mut cursor.database).is_ok());
-            Ok(Some(Item::Drops(sender, drops)))
+            for part in std::iter::once(&mut drops).chain(unnamed.as_mut()) {
+                part.counts
+                    .retain_mut(|count| normalise(&mut count.database).is_ok());
+                part.cursors
+                    .retain_mut(|cursor| normalise(&mut cursor.database).is_ok());
+            }
+            // A report left empty by the split says nothing the other does not.
+            let keep = unnamed.is_none() || !drops.counts.is_empty() || !drops.cursors.is_empty();
+            let named = keep.then_some(Item::Drops(sender, drops));
+            Ok([named, unnamed.map(|part| Item::Drops(sender, part))])
         }
         Message::ConfigChange(mut change) => {
             normalise(&mut change.database)?;
-            Ok(Some(Item::ConfigChange(sender, change)))
+            Ok([Some(Item::ConfigChange(sender, change)), None])
         }
         Message::ForensicBody(mut body) => {
+            if body.database.is_empty() {
+                body.worker_id = unnamed_database_stream(body.worker_id);
+            }
             normalise(&mut body.database)?;
             let intake = settings.forensic.as_ref().ok_or("forensic_off")?;
             intake
                 .try_send((sender, body))
                 .map_err(|_| "forensic_full")?;
-            Ok(None)
+            Ok([None, None])
         }
     }
+}
+
+/// The entries of a drops report that name no database, as a report of the
+/// worker's stream for them (`streams`); none if there are none.
+fn split_unnamed(drops: &mut egress_proto::Drops) -> Option<egress_proto::Drops> {
+    let (counts, named) = std::mem::take(&mut drops.counts)
+        .into_iter()
+        .partition(|count| count.database.is_empty());
+    drops.counts = named;
+    let (cursors, named) = std::mem::take(&mut drops.cursors)
+        .into_iter()
+        .partition(|cursor| cursor.database.is_empty());
+    drops.cursors = named;
+    let unnamed = egress_proto::Drops {
+        worker_id: unnamed_database_stream(drops.worker_id),
+        counts,
+        cursors,
+    };
+    (!unnamed.counts.is_empty() || !unnamed.cursors.is_empty()).then_some(unnamed)
 }
 
 #[cfg(test)]
@@ -422,11 +459,8 @@ mod tests {
     #[test]
     fn fills_the_default_database_and_refuses_bad_names() {
         let frame = encode(&Message::Call(Call::default())).unwrap();
-        match accept(&frame, false, ALLOWED, &settings())
-            .unwrap()
-            .unwrap()
-        {
-            Item::Call(raw) => assert_eq!(raw.call.database, "odoo"),
+        match accept(&frame, false, ALLOWED, &settings()).unwrap() {
+            [Some(Item::Call(raw)), None] => assert_eq!(raw.call.database, "odoo"),
             other => panic!("unexpected {other:?}"),
         }
         let bad = Call {
@@ -438,6 +472,77 @@ mod tests {
             accept(&frame, false, ALLOWED, &settings()).unwrap_err(),
             "invalid_database"
         );
+    }
+
+    #[test]
+    fn what_names_no_database_is_the_workers_stream_for_that() {
+        let call = |database: &str| Call {
+            worker_id: 42,
+            database: database.into(),
+            ..Call::default()
+        };
+        let worker_of = |call: Call| {
+            let frame = encode(&Message::Call(call)).unwrap();
+            match accept(&frame, false, ALLOWED, &settings()).unwrap() {
+                [Some(Item::Call(raw)), None] => (raw.call.database, raw.call.worker_id),
+                other => panic!("unexpected {other:?}"),
+            }
+        };
+        assert_eq!(worker_of(call("odoo")), ("odoo".into(), 42));
+        assert_eq!(
+            worker_of(call("")),
+            ("odoo".into(), unnamed_database_stream(42))
+        );
+    }
+
+    #[test]
+    fn a_drops_report_naming_the_default_database_and_none_is_split_by_stream() {
+        use egress_proto::{DropCount, Drops, SeqCursor};
+        let count = |db: &str| DropCount {
+            database: db.into(),
+            reason: "buffer_full".into(),
+            count: 2,
+        };
+        let cursor = |db: &str, last_seq| SeqCursor {
+            database: db.into(),
+            last_seq,
+        };
+        let drops = Drops {
+            worker_id: 42,
+            counts: vec![count("odoo"), count("")],
+            cursors: vec![cursor("", 5), cursor("odoo", 9)],
+        };
+        let frame = encode(&Message::Drops(drops)).unwrap();
+        match accept(&frame, false, ALLOWED, &settings()).unwrap() {
+            [Some(Item::Drops(_, named)), Some(Item::Drops(_, unnamed))] => {
+                assert_eq!(
+                    (named.worker_id, named.counts, named.cursors),
+                    (42, vec![count("odoo")], vec![cursor("odoo", 9)])
+                );
+                assert_eq!(
+                    (unnamed.worker_id, unnamed.counts, unnamed.cursors),
+                    (
+                        unnamed_database_stream(42),
+                        vec![count("odoo")],
+                        vec![cursor("odoo", 5)]
+                    )
+                );
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        // Only unnamed entries: one report, of the unnamed stream.
+        let drops = Drops {
+            worker_id: 42,
+            counts: vec![count("")],
+            cursors: vec![],
+        };
+        let frame = encode(&Message::Drops(drops)).unwrap();
+        match accept(&frame, false, ALLOWED, &settings()).unwrap() {
+            [None, Some(Item::Drops(_, unnamed))] => {
+                assert_eq!(unnamed.worker_id, unnamed_database_stream(42));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
     }
 
     #[test]
@@ -454,11 +559,8 @@ mod tests {
             cursors: vec![],
         };
         let frame = encode(&Message::Drops(drops)).unwrap();
-        match accept(&frame, false, ALLOWED, &settings())
-            .unwrap()
-            .unwrap()
-        {
-            Item::Drops(_, kept) => assert_eq!(kept.counts, vec![entry("good")]),
+        match accept(&frame, false, ALLOWED, &settings()).unwrap() {
+            [Some(Item::Drops(_, kept)), None] => assert_eq!(kept.counts, vec![entry("good")]),
             other => panic!("unexpected {other:?}"),
         }
     }

@@ -30,3 +30,4 @@ pub mod router;
 pub mod salts;
 pub mod scrub;
 pub mod stage;
+pub mod streams;

@@ -21,6 +21,7 @@ use tracing::warn;
 use crate::pipeline::link::{HandsOn, Link};
 use crate::pipeline::peers::PeerTable;
 use crate::pipeline::stage::{Batch, DatabaseState, Drain, Item, RedactedEntry, Sender};
+use crate::pipeline::streams::announcing_workers;
 use crate::stats::Stats;
 
 /// How long a database found missing is not tried again.
@@ -359,6 +360,9 @@ impl Hellos {
 
     /// The worker's latest `Hello`, if `database` has not had it yet.
     fn before_event(&mut self, worker: u64, database: &str) -> Option<Item<RedactedEntry>> {
+        let worker = announcing_workers(worker)
+            .into_iter()
+            .find(|worker| self.workers.get(*worker).is_some())?;
         let known = self.workers.get_mut(worker)?;
         if known.delivered.contains(database) {
             return None;
@@ -406,6 +410,15 @@ mod tests {
         hellos.heard(SENDER, hello(1, &[]), |_| true, now);
         assert!(is_hello(hellos.before_event(1, "a")));
         assert!(hellos.before_event(1, "a").is_none());
+    }
+
+    #[test]
+    fn a_workers_stream_for_no_database_brings_its_hello_too() {
+        let mut hellos = Hellos::default();
+        hellos.heard(SENDER, hello(1, &[]), |_| false, Instant::now());
+        let unnamed = crate::pipeline::streams::unnamed_database_stream(1);
+        assert!(is_hello(hellos.before_event(unnamed, "a")));
+        assert!(hellos.before_event(1, "a").is_none(), "once per database");
     }
 
     #[test]
