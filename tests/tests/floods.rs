@@ -1,6 +1,6 @@
 //! Hostile floods against the real collector: made-up database names do not
 //! lock a real database out (their slots are given back and their losses
-//! counted per name), and a Hello flood with fresh worker ids and huge
+//! counted per name) nor keep the collector knocking at PostgreSQL, and a Hello flood with fresh worker ids and huge
 //! addons path lists stays under the documented memory bound.
 
 use std::time::Duration;
@@ -49,6 +49,16 @@ fn a_flood_of_unknown_databases_does_not_lock_out_a_real_one() {
         collector.log_text().contains("do not exist"),
         "the log names the problem:\n{}",
         collector.log_text()
+    );
+    // Nor are their settings read again and again: each made-up name cost
+    // PostgreSQL a connection attempt every 2 s, for good.
+    let reloads = || collector.status().0["policy"]["reloads"].as_i64().unwrap();
+    let before = reloads();
+    std::thread::sleep(Duration::from_secs(6));
+    let reads = reloads() - before;
+    assert!(
+        reads <= 2,
+        "{reads} reads of settings in 6 s after the flood"
     );
 }
 

@@ -17,7 +17,7 @@ use actix::{
     Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient, WrapFuture,
 };
 use egress_proto::ConfigChange;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::db::databases::Databases;
 use crate::db::store;
@@ -156,6 +156,13 @@ struct Seen {
     /// first successful read on: a name that is no database gets none).
     request: Option<RereadRequest>,
     last_warned: Option<Instant>,
+    /// The server said there is no such database: not read again, on a
+    /// timer or by the safety net. Names come from the senders, so a flood
+    /// of made-up ones would otherwise cost PostgreSQL a connection attempt
+    /// per name every `RETRY_AFTER`, for good. (The router probes such a
+    /// name again when a call names it; its policy here stays the
+    /// fail-closed one.)
+    missing: bool,
 }
 
 pub struct PolicyWatcher {
@@ -271,7 +278,11 @@ impl PolicyWatcher {
         let (parameters, components) = match result {
             Ok(read) => read,
             Err(error) => {
-                if seen
+                seen.missing = matches!(error, Error::NoSuchDatabase { .. });
+                if seen.missing {
+                    // The router says so, rate-limited, for every such name.
+                    debug!(db = %database, "No such database: its settings are not read again.");
+                } else if seen
                     .last_warned
                     .is_none_or(|at| at.elapsed() > Duration::from_secs(60))
                 {
@@ -283,9 +294,10 @@ impl PolicyWatcher {
                     self.policies.set(database, Arc::new(Policy::fail_closed()));
                     let _ = self.ready.try_send(PolicyReady(database.to_owned()));
                 }
-                return true;
+                return !seen.missing;
             }
         };
+        seen.missing = false;
         // Odoo not initialised yet: no settings to honour, the defaults apply.
         let parameters = parameters.unwrap_or_default();
         let mut changes = Vec::new();
@@ -353,7 +365,12 @@ impl Actor for PolicyWatcher {
         // The safety net behind notifications: a database set up before
         // them, or a notification lost with its connection.
         ctx.run_interval(self.interval, |act, ctx| {
-            let databases: Vec<String> = act.seen.keys().cloned().collect();
+            let databases: Vec<String> = act
+                .seen
+                .iter()
+                .filter(|(_, seen)| !seen.missing)
+                .map(|(name, _)| name.clone())
+                .collect();
             for database in databases {
                 act.read_soon(&database, ctx);
             }
