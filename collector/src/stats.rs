@@ -59,6 +59,9 @@ pub struct Stats {
     /// Reads of a database's settings and catalogue (first load, notified
     /// change, safety poll): a flood of notifications must not move it much.
     pub policy_reloads: AtomicU64,
+    /// Names the server said are no database, as the policy watcher
+    /// remembers them (at most `MISSING_REMEMBERED`).
+    pub policy_missing_names: AtomicU64,
     /// Change notifications heard, whoever sent them.
     pub policy_notifications: AtomicU64,
     /// Databases whose change notifications are being listened to now.
@@ -178,6 +181,7 @@ impl Stats {
             },
             "policy": {
                 "reloads": self.policy_reloads.load(Relaxed),
+                "missing_names": self.policy_missing_names.load(Relaxed),
                 "notifications": self.policy_notifications.load(Relaxed),
                 "listening": self.policy_listeners.load(Relaxed),
             },

@@ -62,6 +62,46 @@ fn a_flood_of_unknown_databases_does_not_lock_out_a_real_one() {
     );
 }
 
+#[test]
+fn made_up_names_are_remembered_within_a_bound() {
+    // More made-up names than the policy watcher remembers: the oldest are
+    // forgotten (their policy and pool too), a call naming one again is
+    // asked about anew, and nothing stalls behind it.
+    let _serial = serial();
+    let db = TestDb::new("names_bound");
+    let collector = Collector::start(db.name());
+    let mut tx = DatagramSender::new(collector.socket());
+    let prefix = format!("egress_nb_{}", std::process::id());
+    const NAMES: u64 = 1_200;
+    for i in 0..NAMES {
+        tx.send(&call_frame(&format!("{prefix}_{i}"), 10_000 + i, 1));
+    }
+    let policy = |counter: &str| collector.status().0["policy"][counter].as_i64().unwrap();
+    let reads = wait_until(
+        Duration::from_secs(180),
+        || policy("reloads"),
+        |n| *n >= NAMES as i64,
+    );
+    assert!(reads >= NAMES as i64, "every name read once: {reads}");
+    let remembered = policy("missing_names");
+    assert!(
+        (1_000..=1_024).contains(&remembered),
+        "at most 1,024 made-up names remembered: {remembered}"
+    );
+    tx.send(&call_frame(&format!("{prefix}_0"), 10_000, 2));
+    for seq in 1..=50 {
+        tx.send(&call_frame(db.name(), 7, seq));
+    }
+    let calls = wait_until(Duration::from_secs(60), || db.call_rows(), |n| *n >= 50);
+    assert_eq!(calls, 50, "status: {}", collector.status());
+    let again = wait_until(
+        Duration::from_secs(30),
+        || policy("reloads"),
+        |n| *n > reads,
+    );
+    assert!(again > reads, "a forgotten name is asked about anew");
+}
+
 fn rss_kib(pid: u32) -> u64 {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let line = text.lines().find(|l| l.starts_with("VmRSS:")).unwrap();

@@ -155,6 +155,17 @@ impl Databases {
     }
 }
 
+impl Databases {
+    /// Drops the pool of a name that is no database (those who hold a
+    /// clone keep it until they are done).
+    pub fn forget(&self, database: &str) {
+        self.pools
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(database);
+    }
+}
+
 /// A connection from `pool` (taken before a future that must own it).
 pub async fn connect(pool: Result<Pool>, database: &str) -> Result<Object> {
     pool?.get().await.map_err(|e| match &e {

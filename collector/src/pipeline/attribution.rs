@@ -269,7 +269,10 @@ impl Handler<Batch<RawCall>> for Attribution {
 impl Handler<PolicyReady> for Attribution {
     type Result = ();
 
-    fn handle(&mut self, _: PolicyReady, ctx: &mut Context<Self>) {
+    fn handle(&mut self, PolicyReady(database): PolicyReady, ctx: &mut Context<Self>) {
+        // Answered: asked again if its policy is ever forgotten (a made-up
+        // name, `policy_watcher`), and not remembered here meanwhile.
+        self.requested.remove(&database);
         let mut out = Vec::new();
         self.release(&mut out);
         self.next.send(out);

@@ -112,6 +112,13 @@ impl PolicyMap {
             .unwrap_or_else(|p| p.into_inner())
             .insert(database.to_owned(), policy);
     }
+
+    pub fn remove(&self, database: &str) {
+        self.0
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(database);
+    }
 }
 
 #[cfg(test)]

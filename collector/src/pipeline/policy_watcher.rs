@@ -8,7 +8,7 @@
 //! least `MIN_SPACING` between the starts of two, so whoever floods the
 //! notification channel (anybody may) costs a few re-reads, no more.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -39,6 +39,10 @@ const MIN_SPACING: Duration = Duration::from_millis(100);
 /// tried again this soon, not at the next safety poll: until then the
 /// database is under the fail-closed policy or an older one.
 const RETRY_AFTER: Duration = Duration::from_secs(2);
+/// Names the server said are no database, remembered at most (the oldest
+/// is forgotten: its policy and pool too, so a call naming it again asks
+/// anew). Names come from the senders; real databases are never forgotten.
+const MISSING_REMEMBERED: usize = 1024;
 
 /// Start watching a database (sent by attribution on first sight).
 #[derive(Message)]
@@ -174,6 +178,8 @@ pub struct PolicyWatcher {
     interval: Duration,
     stats: Arc<Stats>,
     seen: HashMap<String, Seen>,
+    /// The names marked missing, oldest first (`MISSING_REMEMBERED`).
+    missing: VecDeque<String>,
 }
 
 impl PolicyWatcher {
@@ -195,7 +201,28 @@ impl PolicyWatcher {
             interval,
             stats,
             seen: HashMap::new(),
+            missing: VecDeque::new(),
         }
+    }
+
+    /// Remembers `database` as missing, forgetting the oldest such name
+    /// beyond `MISSING_REMEMBERED`.
+    fn remember_missing(&mut self, database: &str) {
+        self.missing.push_back(database.to_owned());
+        while self.missing.len() > MISSING_REMEMBERED {
+            let Some(oldest) = self.missing.pop_front() else {
+                break;
+            };
+            if self.seen.get(&oldest).is_some_and(|seen| seen.missing) {
+                self.seen.remove(&oldest);
+                self.policies.remove(&oldest);
+                self.databases.forget(&oldest);
+            }
+        }
+        let remembered = self.seen.values().filter(|seen| seen.missing).count();
+        self.stats
+            .policy_missing_names
+            .store(remembered as u64, Ordering::Relaxed);
     }
 
     fn load(&mut self, database: String, ctx: &mut Context<Self>) {
@@ -278,6 +305,7 @@ impl PolicyWatcher {
         let (parameters, components) = match result {
             Ok(read) => read,
             Err(error) => {
+                let was_missing = seen.missing;
                 seen.missing = matches!(error, Error::NoSuchDatabase { .. });
                 if seen.missing {
                     // The router says so, rate-limited, for every such name.
@@ -290,11 +318,15 @@ impl PolicyWatcher {
                     warn!(db = %database, error = %error,
                         "Cannot read the audit settings; applying strict redaction until they can be read.");
                 }
+                let missing = seen.missing;
                 if first && self.policies.get(database).is_none() {
                     self.policies.set(database, Arc::new(Policy::fail_closed()));
                     let _ = self.ready.try_send(PolicyReady(database.to_owned()));
                 }
-                return !seen.missing;
+                if missing && !was_missing {
+                    self.remember_missing(database);
+                }
+                return !missing;
             }
         };
         seen.missing = false;
