@@ -399,9 +399,33 @@ count_idle() {
     count_line "$1" "$2" idle 0 "$ir" $((idle_window * 1000000000)) 0 0 0
 }
 
+# ROUND CONFIG ROUTE PID COMMAND...: one measured stretch, COMMAND sending
+# the N requests or calls of PID, and its line of results.
+count_stretch() {
+    local round=$1 config=$2 route=$3 pid=$4 ir t0 t1
+    shift 4
+    snapshot
+    count_begin "$pid"
+    t0=$(date +%s%N)
+    "$@"
+    t1=$(date +%s%N)
+    ir=$(count_end "$pid")
+    settle "$config"
+    count_line "$round" "$config" "$route" "$instructions" "$ir" $((t1 - t0)) "$calls" \
+        "$journaled" "$gaps"
+}
+
+# The plain process's N calls: asked for on its standard input, answered
+# when done (plain_call.py).
+plain_go() {
+    local line
+    echo go >&"$plain_to"
+    read -r line <&"$plain_from"
+}
+
 # ROUND MODE: the plain process's call, N times, counted.
 count_plain() {
-    local round=$1 mode=$2 hook=$work/hook-native pid to from line ir t0 t1
+    local round=$1 mode=$2 hook=$work/hook-native pid line
     [ "$mode" = python ] && hook=$work/hook-python
     rm -f "$work/plain.in" "$work/plain.out"
     mkfifo "$work/plain.in" "$work/plain.out"
@@ -409,26 +433,18 @@ count_plain() {
         "$work/ingest.sock" "$db_b" "$instructions" <"$work/plain.in" >"$work/plain.out" \
         2>>"$work/plain.log" &
     pid=$!
-    exec {to}>"$work/plain.in" {from}<"$work/plain.out"
-    read -r line <&"$from"
+    exec {plain_to}>"$work/plain.in" {plain_from}<"$work/plain.out"
+    read -r line <&"$plain_from"
     [ "$line" = ready ] || { cat "$work/plain.log"; echo "FAILED: plain_call.py $mode" >&2; exit 1; }
     sleep 1
     count_idle "$round" "plain-$mode" "$pid"
-    snapshot
-    count_begin "$pid"
-    t0=$(date +%s%N)
-    echo go >&"$to"
-    read -r line <&"$from"
-    t1=$(date +%s%N)
-    ir=$(count_end "$pid")
-    exec {to}>&- {from}<&-
+    count_stretch "$round" "plain-$mode" call "$pid" plain_go
+    exec {plain_to}>&- {plain_from}<&-
     wait "$pid"
-    settle "plain-$mode"
-    count_line "$round" "plain-$mode" call "$instructions" "$ir" $((t1 - t0)) "$calls" "$journaled" "$gaps"
 }
 
 count_round() {
-    local round=$1 config route pid ir t0 t1
+    local round=$1 config route
     shift
     # How long a dict look-up probes depends on the hash seed: one seed per
     # round, the same for every process of it, else that alone tells two
@@ -443,16 +459,8 @@ count_round() {
     for config in "$@"; do count_idle "$round" "$config" "${odoo_pids[$config]}"; done
     for route in nocall onecall; do
         for config in "$@"; do
-            pid=${odoo_pids[$config]}
-            snapshot
-            count_begin "$pid"
-            t0=$(date +%s%N)
-            drive "$config" "$route" "$instructions"
-            t1=$(date +%s%N)
-            ir=$(count_end "$pid")
-            settle "$config"
-            count_line "$round" "$config" "$route" "$instructions" "$ir" $((t1 - t0)) "$calls" \
-                "$journaled" "$gaps"
+            count_stretch "$round" "$config" "$route" "${odoo_pids[$config]}" \
+                drive "$config" "$route" "$instructions"
         done
     done
     for config in "$@"; do stop_odoo "$config"; done
