@@ -30,9 +30,11 @@ pub struct HookOptions {
     /// Least time between two automatic `Drops` reports, so a flapping
     /// collector is not flooded with them.
     pub drops_report_interval: Duration,
-    /// How long calls given to `queue_call` gather before the sender thread
-    /// sends them as one batch: the most a call waits, and what a process
-    /// killed outright (SIGKILL) can lose with no trace.
+    /// How long calls given to `queue_call` close together (within this of
+    /// the sender thread's last round) gather before it sends them as one
+    /// batch; a call after a quiet spell leaves at once. The most a call
+    /// waits, and what a process killed outright (SIGKILL) can lose with no
+    /// trace.
     pub send_delay: Duration,
 }
 
@@ -158,8 +160,9 @@ impl HookClient {
     }
 
     /// Like `send_call`, but the call is sent by this worker's sender thread
-    /// (started on first use) within `send_delay`, batched with others, so
-    /// that the caller never pays for the system call. A full queue is a
+    /// (started on first use): at once if it comes alone, else within
+    /// `send_delay`, batched with the calls around it, so that the caller
+    /// never pays for the system call. A full queue is a
     /// counted `buffer_full` drop; `send_call`, `report_drops`, `stats` and
     /// `flush` send the queue first.
     pub fn queue_call(&self, call: Call) {

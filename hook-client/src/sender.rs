@@ -4,8 +4,8 @@
 //! Why a thread: on a loaded or virtualised host the `sendto` of a datagram
 //! costs the caller far more than building the event, because it wakes the
 //! collector's reader (an inter-processor interrupt, often a preemption of
-//! the caller itself). Queued calls leave in batches, one wake-up per batch,
-//! from a thread that holds no Python lock.
+//! the caller itself). Queued calls leave from a thread that holds no Python
+//! lock: a lone call at once, calls close together in batches (`run`).
 //!
 //! What keeps the promises (DESIGN §1):
 //! - the queue is bounded; a call that does not fit is a counted
@@ -32,7 +32,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use egress_proto::{Call, StackFrame};
 
@@ -71,7 +71,8 @@ pub(crate) struct Outbox {
     path: PathBuf,
     /// `HookOptions::drops_report_interval`.
     every: Duration,
-    /// `HookOptions::send_delay`: how long a batch gathers.
+    /// `HookOptions::send_delay`: how long calls that come close together
+    /// gather before they leave.
     delay: Duration,
 }
 
@@ -161,8 +162,12 @@ impl Outbox {
         queue.calls.push_back(queued);
         if queue.idle {
             queue.idle = false;
-            if let Some(sender) = &queue.sender {
-                sender.thread().unpark();
+            let sender = queue.sender.as_ref().map(|s| s.thread().clone());
+            // Woken after the lock is released: woken under it, the thread
+            // would find it held and sleep again at once.
+            drop(queue);
+            if let Some(sender) = sender {
+                sender.unpark();
             }
         }
     }
@@ -220,23 +225,35 @@ impl Outbox {
         calls
     }
 
-    /// The sender thread: it lets a batch gather for `delay`, sends it, and
-    /// goes on doing so until a round finds nothing, so that a steady stream
-    /// of calls never has to wake it; then it parks until the next call.
+    /// The sender thread. A call that comes after a quiet spell is sent at
+    /// once, and the thread goes back to sleep until the next one: one
+    /// wake-up per call. Calls that come while it sends, or within `delay`
+    /// of its last round, gather for `delay` and leave together, as does
+    /// what a full socket buffer refused. Waking a thread costs tens of µs
+    /// of CPU on a virtualised host, far more than sending: a thread that
+    /// always waited `delay` for company, then `delay` again to find the
+    /// queue empty, woke three times for each of an Odoo worker's scattered
+    /// calls.
     fn run(&self) {
         let mut refusals = 0;
+        // When the last round that had calls to send ran.
+        let mut last_round: Option<Instant> = None;
         let ran = catch_unwind(AssertUnwindSafe(|| loop {
             loop {
-                if !lock(&self.queue).stop {
+                let busy = last_round.is_some_and(|at| at.elapsed() < self.delay);
+                if busy && !lock(&self.queue).stop {
                     thread::park_timeout(self.delay);
                 }
-                let (sent, stop) = {
+                let stop = {
                     let mut state = self.lock();
                     let (calls, stop) = {
                         let mut queue = lock(&self.queue);
                         (mem::take(&mut queue.calls), queue.stop)
                     };
                     let sent = !calls.is_empty();
+                    if sent {
+                        last_round = Some(Instant::now());
+                    }
                     let before = calls.len();
                     let patient = !stop && refusals < PATIENCE;
                     let mut unsent = self.send_all(&mut state, calls, patient);
@@ -253,17 +270,15 @@ impl Outbox {
                         unsent.append(&mut queue.calls);
                         queue.calls = unsent;
                     }
-                    (sent, stop)
+                    stop
                 };
                 if stop {
                     return;
                 }
-                if !sent {
-                    let mut queue = lock(&self.queue);
-                    if queue.calls.is_empty() {
-                        queue.idle = true;
-                        break;
-                    }
+                let mut queue = lock(&self.queue);
+                if queue.calls.is_empty() {
+                    queue.idle = true;
+                    break;
                 }
             }
             // A spurious wake-up only costs an empty round.

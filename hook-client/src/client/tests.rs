@@ -601,7 +601,8 @@ fn a_stopped_sender_has_sent_everything_and_restarts_on_the_next_call() {
     let dir = TempDir::new();
     let receiver = bind(&dir.socket());
     let options = HookOptions {
-        // Long enough that only `stop_sender` can have sent them.
+        // The thread sends the first call at once; what it did not take in
+        // that round gathers for this long: only `stop_sender` sends it.
         send_delay: Duration::from_secs(30),
         ..HookOptions::default()
     };
