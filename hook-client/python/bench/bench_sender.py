@@ -1,0 +1,128 @@
+"""What the native sender's thread costs the host per captured call, at an
+Odoo worker's pace: calls that come alone, a few milliseconds apart
+(docs/PERFORMANCE-python.md, "The sender thread's wake-ups").
+
+    python3 hook-client/python/bench/bench_sender.py
+
+Each round makes ``BENCH_CALLS`` (300) ``requests.get`` calls to a loopback
+server in another process, ``BENCH_GAP_MS`` (10) apart, first unpatched, then
+captured with the native sender (the interceptor stays installed and is
+switched off and on: ``interceptor.settings.update(enabled=...)``), for
+``BENCH_ROUNDS`` (5) rounds. Read from ``/proc/self/task``: the CPU time
+(``schedstat``) and voluntary context switches (each a sleep and a wake-up)
+of the calling thread and of the sender thread, per call. The reference,
+in the same run: the unpatched call's own CPU time on the calling thread.
+Events go to a datagram socket drained by another process (the collector
+is not measured here). ``BENCH_JSON=1`` prints the medians as JSON.
+"""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import requests
+
+import egress_hook
+from egress_hook import interceptor
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_odoo import _DRAIN, _SERVER  # noqa: E402
+
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", 5))
+CALLS = int(os.environ.get("BENCH_CALLS", 300))
+GAP_S = float(os.environ.get("BENCH_GAP_MS", 10)) / 1000
+
+
+def threads():
+    """name → (CPU ns, voluntary context switches) of this process's threads."""
+    out = {}
+    base = f"/proc/{os.getpid()}/task"
+    for tid in os.listdir(base):
+        try:
+            with open(f"{base}/{tid}/comm") as f:
+                name = f.read().strip()
+            with open(f"{base}/{tid}/schedstat") as f:
+                cpu = int(f.read().split()[0])
+            with open(f"{base}/{tid}/status") as f:
+                switches = next(int(line.split()[1]) for line in f
+                                if line.startswith("voluntary_ctxt_switches"))
+        except (OSError, StopIteration, ValueError):
+            continue  # a thread that ended meanwhile
+        out[name if tid != str(os.getpid()) else "caller"] = (cpu, switches)
+    return out
+
+
+def run(call, n):
+    """Per call: {thread: (CPU µs, wake-ups)} over ``n`` paced calls."""
+    before = threads()
+    for _ in range(n):
+        call()
+        time.sleep(GAP_S)
+    after = threads()
+    return {name: ((after[name][0] - before.get(name, (0, 0))[0]) / n / 1000,
+                   (after[name][1] - before.get(name, (0, 0))[1]) / n)
+            for name in after}
+
+
+def main():
+    if not egress_hook.native_available():
+        print("SKIPPED: egress_hook's native module is not available", file=sys.stderr)
+        return 2
+    directory = tempfile.mkdtemp(prefix="eh-sender-bench-")
+    ingest = os.path.join(directory, "ingest.sock")
+    drain = subprocess.Popen([sys.executable, "-c", _DRAIN, ingest], stdin=subprocess.DEVNULL)
+    server = subprocess.Popen([sys.executable, "-c", _SERVER], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        while not os.path.exists(ingest):
+            time.sleep(0.01)
+        url = f"http://127.0.0.1:{int(server.stdout.readline())}/bench"
+        session = requests.Session()
+
+        def call():
+            session.get(url).content
+
+        interceptor.install(ingest, "bench", transport="native")
+        interceptor.set_context("bench", "http", "/bench", 1)
+        for _ in range(50):
+            call()
+        samples = {"unpatched caller": [], "native caller": [], "sender": []}
+        wakeups = {"native caller": [], "sender": []}
+        for _ in range(ROUNDS):
+            interceptor.settings.update(enabled=False)
+            plain = run(call, CALLS)
+            interceptor.settings.update(enabled=True)
+            captured = run(call, CALLS)
+            samples["unpatched caller"].append(plain["caller"][0])
+            samples["native caller"].append(captured["caller"][0])
+            sender = captured.get("egress-hook-sen", (0.0, 0.0))
+            samples["sender"].append(sender[0])
+            wakeups["native caller"].append(captured["caller"][1])
+            wakeups["sender"].append(sender[1])
+        sent = interceptor.stats().get("sent", 0)
+    finally:
+        interceptor.uninstall()
+        for process in (drain, server):
+            process.kill()
+            process.wait()
+    medians = {name: round(statistics.median(v), 1) for name, v in samples.items()}
+    reference = medians["unpatched caller"]
+    print(f"{ROUNDS} rounds of {CALLS} calls {GAP_S * 1000:g} ms apart; "
+          f"{sent} events sent; CPU µs per call, median [min .. max]:")
+    for name, values in samples.items():
+        share = f" = {medians[name] / reference:.3f} of the unpatched call" if reference else ""
+        print(f"  {name:17s} {medians[name]:8.1f} [{min(values):.1f} .. {max(values):.1f}]{share}")
+    for name, values in wakeups.items():
+        print(f"  wake-ups per call, {name}: {statistics.median(values):.2f}")
+    if os.environ.get("BENCH_JSON"):
+        print(json.dumps({"cpu_us": medians,
+                          "wakeups": {n: statistics.median(v) for n, v in wakeups.items()}}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
