@@ -22,6 +22,7 @@ a tight loop, settings unchanged (the common request), a median of blocks,
 minus the empty loop.
 """
 
+import contextlib
 import json
 import os
 import statistics
@@ -113,9 +114,13 @@ def glue_cost(env, glue, blocks=15):
     return {name: round(statistics.median(v) - zero, 1) for name, v in out.items()}
 
 
-def call_cost(enter=None, leave=None):
-    """Added µs per captured requests.get (median), per sender."""
-    directory = tempfile.mkdtemp(prefix="eh-odoo-bench-")
+@contextlib.contextmanager
+def loopback_call(target="/bench"):
+    """Yields ``(ingest, call)``: the path of a datagram socket drained by
+    another process (the collector's stand-in) and ``call``, one
+    ``requests.get`` of ``target`` on a kept-alive session to a loopback HTTP
+    server in a third process."""
+    directory = tempfile.mkdtemp(prefix="eh-bench-")
     ingest = os.path.join(directory, "ingest.sock")
     python = os.environ.get("BENCH_PYTHON", sys.executable)
     drain = subprocess.Popen([python, "-c", _DRAIN, ingest], stdin=subprocess.DEVNULL)
@@ -124,12 +129,22 @@ def call_cost(enter=None, leave=None):
     try:
         while not os.path.exists(ingest):
             time.sleep(0.01)
-        url = f"http://127.0.0.1:{int(server.stdout.readline())}/bench?q=1"
+        url = f"http://127.0.0.1:{int(server.stdout.readline())}{target}"
         session = requests.Session()
 
         def call():
             session.get(url).content
 
+        yield ingest, call
+    finally:
+        for child in (drain, server):
+            child.kill()
+            child.wait()
+
+
+def call_cost(enter=None, leave=None):
+    """Added µs per captured requests.get (median), per sender."""
+    with loopback_call("/bench?q=1") as (ingest, call):
         modes = ["unpatched", "python"]
         if egress_hook.native_available():
             modes.insert(1, "native")
@@ -150,15 +165,11 @@ def call_cost(enter=None, leave=None):
                 if leave:
                     leave(token)
                 interceptor.uninstall()
-        base = statistics.median(samples["unpatched"]) / 1000
-        out = {"unpatched median": round(base, 1)}
-        for mode in modes[1:]:
-            out[f"added, {mode}"] = round(statistics.median(samples[mode]) / 1000 - base, 1)
-        return out
-    finally:
-        for child in (drain, server):
-            child.kill()
-            child.wait()
+    base = statistics.median(samples["unpatched"]) / 1000
+    out = {"unpatched median": round(base, 1)}
+    for mode in modes[1:]:
+        out[f"added, {mode}"] = round(statistics.median(samples[mode]) / 1000 - base, 1)
+    return out
 
 
 def main(env=None):

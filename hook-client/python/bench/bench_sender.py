@@ -19,18 +19,14 @@ is not measured here). ``BENCH_JSON=1`` prints the medians as JSON.
 import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-
-import requests
 
 import egress_hook
 from egress_hook import interceptor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_odoo import _DRAIN, _SERVER  # noqa: E402
+from bench_odoo import loopback_call  # noqa: E402
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", 5))
 CALLS = int(os.environ.get("BENCH_CALLS", 300))
@@ -72,43 +68,28 @@ def main():
     if not egress_hook.native_available():
         print("SKIPPED: egress_hook's native module is not available", file=sys.stderr)
         return 2
-    directory = tempfile.mkdtemp(prefix="eh-sender-bench-")
-    ingest = os.path.join(directory, "ingest.sock")
-    drain = subprocess.Popen([sys.executable, "-c", _DRAIN, ingest], stdin=subprocess.DEVNULL)
-    server = subprocess.Popen([sys.executable, "-c", _SERVER], stdin=subprocess.DEVNULL,
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        while not os.path.exists(ingest):
-            time.sleep(0.01)
-        url = f"http://127.0.0.1:{int(server.stdout.readline())}/bench"
-        session = requests.Session()
-
-        def call():
-            session.get(url).content
-
+    with loopback_call() as (ingest, call):
         interceptor.install(ingest, "bench", transport="native")
         interceptor.set_context("bench", "http", "/bench", 1)
-        for _ in range(50):
-            call()
-        samples = {"unpatched caller": [], "native caller": [], "sender": []}
-        wakeups = {"native caller": [], "sender": []}
-        for _ in range(ROUNDS):
-            interceptor.settings.update(enabled=False)
-            plain = run(call, CALLS)
-            interceptor.settings.update(enabled=True)
-            captured = run(call, CALLS)
-            samples["unpatched caller"].append(plain["caller"][0])
-            samples["native caller"].append(captured["caller"][0])
-            sender = captured.get("egress-hook-sen", (0.0, 0.0))
-            samples["sender"].append(sender[0])
-            wakeups["native caller"].append(captured["caller"][1])
-            wakeups["sender"].append(sender[1])
-        sent = interceptor.stats().get("sent", 0)
-    finally:
-        interceptor.uninstall()
-        for process in (drain, server):
-            process.kill()
-            process.wait()
+        try:
+            for _ in range(50):
+                call()
+            samples = {"unpatched caller": [], "native caller": [], "sender": []}
+            wakeups = {"native caller": [], "sender": []}
+            for _ in range(ROUNDS):
+                interceptor.settings.update(enabled=False)
+                plain = run(call, CALLS)
+                interceptor.settings.update(enabled=True)
+                captured = run(call, CALLS)
+                samples["unpatched caller"].append(plain["caller"][0])
+                samples["native caller"].append(captured["caller"][0])
+                sender = captured.get("egress-hook-sen", (0.0, 0.0))
+                samples["sender"].append(sender[0])
+                wakeups["native caller"].append(captured["caller"][1])
+                wakeups["sender"].append(sender[1])
+            sent = interceptor.stats().get("sent", 0)
+        finally:
+            interceptor.uninstall()
     medians = {name: round(statistics.median(v), 1) for name, v in samples.items()}
     reference = medians["unpatched caller"]
     print(f"{ROUNDS} rounds of {CALLS} calls {GAP_S * 1000:g} ms apart; "
