@@ -4,8 +4,11 @@
 //! Why a thread: on a loaded or virtualised host the `sendto` of a datagram
 //! costs the caller far more than building the event, because it wakes the
 //! collector's reader (an inter-processor interrupt, often a preemption of
-//! the caller itself). Queued calls leave from a thread that holds no Python
-//! lock: a lone call at once, calls close together in batches (`run`).
+//! the caller itself). Calls that come close together (within `send_delay`
+//! of the last send) are queued and leave in batches from a thread that holds
+//! no Python lock, one wake-up per batch (`run`). Why not always: waking the
+//! thread costs the host more than one `sendto`, so a call that comes alone,
+//! as an Odoo worker's usually do, is sent by its caller (`send_alone`).
 //!
 //! What keeps the promises (DESIGN §1):
 //! - the queue is bounded; a call that does not fit is a counted
@@ -18,7 +21,8 @@
 //!   in the queue, and sends it first, on the caller's thread;
 //! - where the caller would drop a call for a full buffer, the thread waits
 //!   and tries again (up to `PATIENCE` rounds), so batching loses no more
-//!   than sending one by one;
+//!   than sending one by one; a call sent alone that the buffer refused is
+//!   handed to the thread for the same patience;
 //! - `stop` (before a fork, on drop) sends what is queued and ends the thread,
 //!   so a forked child inherits no thread and no queued call of its parent;
 //! - if the thread cannot be started, calls are sent on the caller's thread.
@@ -87,6 +91,21 @@ struct Queue {
     stop: bool,
     /// The thread could not be started: send on the caller's thread.
     no_thread: bool,
+    /// When calls were last sent, by the thread or by a caller (`push`).
+    last_round: Option<Instant>,
+}
+
+impl Queue {
+    /// Whether a call now would come alone: nothing waits, the thread is
+    /// asleep or not started, and nothing was sent within `delay`.
+    fn alone(&self, delay: Duration) -> bool {
+        self.calls.is_empty()
+            && (self.idle || self.sender.is_none())
+            && match self.last_round {
+                Some(at) => at.elapsed() >= delay,
+                None => true,
+            }
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -127,7 +146,8 @@ impl Outbox {
         self.send_all(&mut state, VecDeque::from([queued]), false);
     }
 
-    /// Queues a call for the sender thread (started on first use).
+    /// Queues a call for the sender thread (started on first use), or sends
+    /// it on the caller's thread when it comes alone (`send_alone`).
     pub fn push(self: &Arc<Self>, queued: Queued) {
         let mut queue = lock(&self.queue);
         // While `stop` runs, a new thread would end at once: send here.
@@ -140,6 +160,48 @@ impl Outbox {
             let database = queued.call.database;
             self.lock()
                 .count_call_drop(database, DropReason::BufferFull);
+            return;
+        }
+        if queue.alone(self.delay) {
+            // Set first: a call of another thread that comes meanwhile is
+            // queued, not sent beside this one.
+            queue.last_round = Some(Instant::now());
+            drop(queue);
+            return self.send_alone(queued);
+        }
+        queue.calls.push_back(queued);
+        self.wake(queue);
+    }
+
+    /// Sends a call that came alone on the caller's thread. When calls come
+    /// milliseconds apart, as an Odoo worker's do, waking the sender thread
+    /// for each costs the host several times what the send costs (docs/
+    /// PERFORMANCE-python.md, "The sender thread's wake-ups"); the caller
+    /// pays the `sendto` instead. A call that a full socket buffer refused
+    /// goes to the thread, which tries again with its patience.
+    fn send_alone(self: &Arc<Self>, queued: Queued) {
+        let mut state = self.drained();
+        let unsent = self.send_all(&mut state, VecDeque::from([queued]), true);
+        if unsent.is_empty() {
+            return;
+        }
+        // In front of what came meanwhile, before the state lock is released:
+        // nothing is ever in flight outside the queue and the state.
+        let mut queue = lock(&self.queue);
+        for call in unsent.into_iter().rev() {
+            queue.calls.push_front(call);
+        }
+        drop(state);
+        self.wake(queue);
+    }
+
+    /// Gets the queued calls sent: starts the sender thread if there is
+    /// none and wakes it if it sleeps; where no thread can run, sends them
+    /// here.
+    fn wake(self: &Arc<Self>, mut queue: MutexGuard<'_, Queue>) {
+        if queue.no_thread || queue.stop {
+            drop(queue);
+            drop(self.drained());
             return;
         }
         if queue.sender.is_none() {
@@ -155,11 +217,11 @@ impl Outbox {
                 Err(_) => {
                     queue.no_thread = true;
                     drop(queue);
-                    return self.send_now(queued);
+                    drop(self.drained());
                 }
             }
+            return;
         }
-        queue.calls.push_back(queued);
         if queue.idle {
             queue.idle = false;
             let sender = queue.sender.as_ref().map(|s| s.thread().clone());
@@ -225,35 +287,34 @@ impl Outbox {
         calls
     }
 
-    /// The sender thread. A call that comes after a quiet spell is sent at
-    /// once, and the thread goes back to sleep until the next one: one
-    /// wake-up per call. Calls that come while it sends, or within `delay`
-    /// of its last round, gather for `delay` and leave together, as does
-    /// what a full socket buffer refused. Waking a thread costs tens of µs
-    /// of CPU on a virtualised host, far more than sending: a thread that
-    /// always waited `delay` for company, then `delay` again to find the
-    /// queue empty, woke three times for each of an Odoo worker's scattered
-    /// calls.
+    /// The sender thread: it sends the calls that came close together (one
+    /// that comes alone is sent by its caller, `push`). Calls within
+    /// `delay` of the last round gather for `delay` and leave together, as
+    /// does what a full socket buffer refused; when a round leaves the queue
+    /// empty, the thread sleeps until a call needs it. A thread that always
+    /// waited `delay` for company, then `delay` again to find the queue
+    /// empty, woke three times for each of an Odoo worker's scattered calls.
     fn run(&self) {
         let mut refusals = 0;
-        // When the last round that had calls to send ran.
-        let mut last_round: Option<Instant> = None;
         let ran = catch_unwind(AssertUnwindSafe(|| loop {
             loop {
-                let busy = last_round.is_some_and(|at| at.elapsed() < self.delay);
-                if busy && !lock(&self.queue).stop {
+                let wait = {
+                    let queue = lock(&self.queue);
+                    !queue.stop && queue.last_round.is_some_and(|at| at.elapsed() < self.delay)
+                };
+                if wait {
                     thread::park_timeout(self.delay);
                 }
                 let stop = {
                     let mut state = self.lock();
                     let (calls, stop) = {
                         let mut queue = lock(&self.queue);
+                        if !queue.calls.is_empty() {
+                            queue.last_round = Some(Instant::now());
+                        }
                         (mem::take(&mut queue.calls), queue.stop)
                     };
                     let sent = !calls.is_empty();
-                    if sent {
-                        last_round = Some(Instant::now());
-                    }
                     let before = calls.len();
                     let patient = !stop && refusals < PATIENCE;
                     let mut unsent = self.send_all(&mut state, calls, patient);

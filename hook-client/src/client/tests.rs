@@ -540,7 +540,8 @@ fn queued_calls_leave_in_order_from_the_sender_thread() {
     for database in ["a", "a", "b", "a", "b"] {
         client.queue_call(call(database));
     }
-    // Not flushed: the sender thread sends them within `send_delay`.
+    // Not flushed: the first came alone and left at once, the others leave
+    // from the sender thread within `send_delay`.
     let got: Vec<(String, u64)> = (0..5)
         .map(|_| recv_call(&receiver))
         .map(|c| (c.database, c.seq))
@@ -557,6 +558,65 @@ fn queued_calls_leave_in_order_from_the_sender_thread() {
     assert_queue_empty(&receiver);
     let stats = client.stats();
     assert_eq!((stats.sent, stats.dropped), (7, 0));
+}
+
+#[test]
+fn a_call_that_comes_alone_is_sent_by_its_caller() {
+    let dir = TempDir::new();
+    let receiver = bind(&dir.socket());
+    let options = HookOptions {
+        send_delay: Duration::from_millis(20),
+        ..HookOptions::default()
+    };
+    let client = HookClient::with_options(dir.socket(), options);
+    for seq in 1..=3 {
+        // Well apart: each comes alone, and is in the socket when
+        // `queue_call` returns, with no thread to wake.
+        std::thread::sleep(Duration::from_millis(30));
+        client.queue_call(call("a"));
+        receiver.set_nonblocking(true).unwrap();
+        assert_eq!(recv_call(&receiver).seq, seq);
+        receiver.set_nonblocking(false).unwrap();
+    }
+    assert_queue_empty(&receiver);
+    assert_eq!((client.stats().sent, client.stats().dropped), (3, 0));
+}
+
+#[test]
+fn a_call_sent_alone_into_a_full_buffer_waits_for_the_sender_thread() {
+    let dir = TempDir::new();
+    let receiver = bind(&dir.socket());
+    // The receiver's queue filled by other senders first: each fills until
+    // its own send buffer or the receiver's queue refuses, and a new one
+    // refused at once means the queue is full.
+    let mut fillers = Vec::new();
+    let mut filled = 0;
+    loop {
+        let filler = UnixDatagram::unbound().unwrap();
+        filler.set_nonblocking(true).unwrap();
+        let before = filled;
+        while filler.send_to(b"x", dir.socket()).is_ok() {
+            filled += 1;
+        }
+        fillers.push(filler);
+        if filled == before {
+            break;
+        }
+    }
+    assert!(filled > 0);
+    let options = HookOptions {
+        send_delay: Duration::from_millis(20),
+        ..HookOptions::default()
+    };
+    let client = HookClient::with_options(dir.socket(), options);
+    client.queue_call(call("a"));
+    // Refused, not dropped: the thread tries again once there is room.
+    let mut buf = [0u8; 16];
+    for _ in 0..filled {
+        receiver.recv(&mut buf).unwrap();
+    }
+    assert_eq!(recv_call(&receiver).seq, 1);
+    assert_eq!((client.stats().sent, client.stats().dropped), (1, 0));
 }
 
 #[test]
