@@ -1,19 +1,23 @@
-"""What the native sender's thread costs the host per captured call, at an
-Odoo worker's pace: calls that come alone, a few milliseconds apart
+"""What the native sender costs the host per captured call, at an Odoo
+worker's pace: calls that come alone, a few milliseconds apart
 (docs/PERFORMANCE-python.md, "The sender thread's wake-ups").
 
     python3 hook-client/python/bench/bench_sender.py
 
-Each round makes ``BENCH_CALLS`` (300) ``requests.get`` calls to a loopback
-server in another process, ``BENCH_GAP_MS`` (10) apart, first unpatched, then
+``requests.get`` calls on a kept-alive session to a loopback server in
+another process, ``BENCH_GAP_MS`` (10) apart, alternately unpatched and
 captured with the native sender (the interceptor stays installed and is
-switched off and on: ``interceptor.settings.update(enabled=...)``), for
-``BENCH_ROUNDS`` (5) rounds. Read from ``/proc/self/task``: the CPU time
-(``schedstat``) and voluntary context switches (each a sleep and a wake-up)
-of the calling thread and of the sender thread, per call. The reference,
-in the same run: the unpatched call's own CPU time on the calling thread.
-Events go to a datagram socket drained by another process (the collector
-is not measured here). ``BENCH_JSON=1`` prints the medians as JSON.
+switched off and on between calls, outside the timed part), for
+``BENCH_ROUNDS`` (5) rounds of ``BENCH_CALLS`` (300) calls. Each call's CPU
+time on the calling thread (``time.thread_time_ns``); per round, the sender
+thread's CPU time (``/proc/self/task/*/schedstat``) and the voluntary
+context switches (each a sleep and a wake-up), divided by the captured
+calls. "Added" is, round by round, the captured calls' median
+CPU on the calling thread minus the unpatched calls' median, plus the
+sender thread's share. The reference, in the same run: the unpatched
+call's CPU on the calling thread. Events go to a datagram socket drained
+by another process (the collector is not measured here). ``BENCH_JSON=1``
+prints the medians as JSON.
 """
 
 import json
@@ -53,15 +57,24 @@ def threads():
 
 
 def run(call, n):
-    """Per call: {thread: (CPU µs, wake-ups)} over ``n`` paced calls."""
+    """One round: ``n`` calls, unpatched and captured by turns. Returns the
+    per-call CPU µs of each mode on the calling thread, and per captured
+    call the threads' {name: (CPU µs, wake-ups)}."""
+    clock = time.thread_time_ns
+    cpu = {False: [], True: []}
     before = threads()
-    for _ in range(n):
+    for i in range(2 * n):
+        captured = bool(i % 2)
+        interceptor.settings.update(enabled=captured)
+        t0 = clock()
         call()
+        cpu[captured].append((clock() - t0) / 1000)
         time.sleep(GAP_S)
     after = threads()
-    return {name: ((after[name][0] - before.get(name, (0, 0))[0]) / n / 1000,
-                   (after[name][1] - before.get(name, (0, 0))[1]) / n)
-            for name in after}
+    per_call = {name: ((after[name][0] - before.get(name, (0, 0))[0]) / n / 1000,
+                       (after[name][1] - before.get(name, (0, 0))[1]) / n)
+                for name in after}
+    return statistics.median(cpu[False]), statistics.median(cpu[True]), per_call
 
 
 def main():
@@ -74,31 +87,30 @@ def main():
         try:
             for _ in range(50):
                 call()
-            samples = {"unpatched caller": [], "native caller": [], "sender": []}
-            wakeups = {"native caller": [], "sender": []}
+            samples = {"unpatched caller": [], "native caller": [], "sender": [],
+                       "added": []}
+            wakeups = {"sender": []}
             for _ in range(ROUNDS):
-                interceptor.settings.update(enabled=False)
-                plain = run(call, CALLS)
-                interceptor.settings.update(enabled=True)
-                captured = run(call, CALLS)
-                samples["unpatched caller"].append(plain["caller"][0])
-                samples["native caller"].append(captured["caller"][0])
-                sender = captured.get("egress-hook-sen", (0.0, 0.0))
+                plain, native, threads_ = run(call, CALLS)
+                sender = threads_.get("egress-hook-sen", (0.0, 0.0))
+                samples["unpatched caller"].append(plain)
+                samples["native caller"].append(native)
                 samples["sender"].append(sender[0])
-                wakeups["native caller"].append(captured["caller"][1])
+                samples["added"].append(native - plain + sender[0])
                 wakeups["sender"].append(sender[1])
             sent = interceptor.stats().get("sent", 0)
         finally:
             interceptor.uninstall()
     medians = {name: round(statistics.median(v), 1) for name, v in samples.items()}
     reference = medians["unpatched caller"]
-    print(f"{ROUNDS} rounds of {CALLS} calls {GAP_S * 1000:g} ms apart; "
-          f"{sent} events sent; CPU µs per call, median [min .. max]:")
+    print(f"{ROUNDS} rounds of {CALLS} unpatched and {CALLS} captured calls by turns, "
+          f"{GAP_S * 1000:g} ms apart; {sent} events sent; CPU µs per call, "
+          f"median over rounds [min .. max]:")
     for name, values in samples.items():
         share = f" = {medians[name] / reference:.3f} of the unpatched call" if reference else ""
         print(f"  {name:17s} {medians[name]:8.1f} [{min(values):.1f} .. {max(values):.1f}]{share}")
     for name, values in wakeups.items():
-        print(f"  wake-ups per call, {name}: {statistics.median(values):.2f}")
+        print(f"  wake-ups per captured call, {name} thread: {statistics.median(values):.2f}")
     if os.environ.get("BENCH_JSON"):
         print(json.dumps({"cpu_us": medians,
                           "wakeups": {n: statistics.median(v) for n, v in wakeups.items()}}))
