@@ -472,7 +472,7 @@ pub fn assemble(
     let capture = history(
         &data.events,
         KEY_ENABLED,
-        setting(KEY_ENABLED).map(|v| v.map_or(true, |v| truthy(&v))),
+        setting(KEY_ENABLED).map(|v| v.is_none_or(|v| truthy(&v))),
         true,
     );
     let strict_mode = history(

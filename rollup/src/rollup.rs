@@ -87,7 +87,7 @@ impl Rollup {
             || !state.waiters.is_empty()
             || state
                 .last_flush
-                .map_or(true, |at| at.elapsed() >= self.options.check_interval)
+                .is_none_or(|at| at.elapsed() >= self.options.check_interval)
     }
 
     fn flush(&mut self, database: String, ctx: &mut Context<Self>) {
@@ -172,7 +172,7 @@ impl Rollup {
                 }
                 if state
                     .last_warned
-                    .map_or(true, |at| at.elapsed() >= WARN_EVERY)
+                    .is_none_or(|at| at.elapsed() >= WARN_EVERY)
                 {
                     state.last_warned = Some(Instant::now());
                     warn!(db = %database, error = %error,

@@ -65,7 +65,7 @@ pub fn parse_bytes<const N: usize>(digits: &[u8]) -> Option<[u8; N]> {
 /// Bytes from hex digits of any even length (either case), appended to
 /// `out`; on an error `out` may hold part of them.
 pub fn decode_into(digits: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return Err(format!("an odd number of hex digits ({})", digits.len()));
     }
     for pair in digits.chunks_exact(2) {

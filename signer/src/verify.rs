@@ -292,7 +292,7 @@ fn check<R>(file: &ExportFile<R>, rows: &CheckedRows, options: &VerifyOptions) -
     let db_ok = rows
         .first_database
         .as_deref()
-        .map_or(true, |d| d == file.database);
+        .is_none_or(|d| d == file.database);
     let mut expected = from;
     let mut prev = file.anchor;
     let mut chain_problem = None;
