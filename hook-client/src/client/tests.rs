@@ -96,6 +96,16 @@ fn assert_queue_empty(receiver: &UnixDatagram) {
     receiver.set_nonblocking(false).unwrap();
 }
 
+/// A client whose sender thread lets calls that come close together gather
+/// for `send_delay`.
+fn client_with_delay(dir: &TempDir, send_delay: Duration) -> HookClient {
+    let options = HookOptions {
+        send_delay,
+        ..HookOptions::default()
+    };
+    HookClient::with_options(dir.socket(), options)
+}
+
 fn call(database: &str) -> Call {
     Call {
         database: database.into(),
@@ -564,11 +574,7 @@ fn queued_calls_leave_in_order_from_the_sender_thread() {
 fn a_call_that_comes_alone_is_sent_by_its_caller() {
     let dir = TempDir::new();
     let receiver = bind(&dir.socket());
-    let options = HookOptions {
-        send_delay: Duration::from_millis(20),
-        ..HookOptions::default()
-    };
-    let client = HookClient::with_options(dir.socket(), options);
+    let client = client_with_delay(&dir, Duration::from_millis(20));
     for seq in 1..=3 {
         // Well apart: each comes alone, and is in the socket when
         // `queue_call` returns, with no thread to wake.
@@ -604,11 +610,7 @@ fn a_call_sent_alone_into_a_full_buffer_waits_for_the_sender_thread() {
         }
     }
     assert!(filled > 0);
-    let options = HookOptions {
-        send_delay: Duration::from_millis(20),
-        ..HookOptions::default()
-    };
-    let client = HookClient::with_options(dir.socket(), options);
+    let client = client_with_delay(&dir, Duration::from_millis(20));
     client.queue_call(call("a"));
     // Refused, not dropped: the thread tries again once there is room.
     let mut buf = [0u8; 16];
@@ -660,13 +662,9 @@ fn stats_and_reports_see_every_queued_call() {
 fn a_stopped_sender_has_sent_everything_and_restarts_on_the_next_call() {
     let dir = TempDir::new();
     let receiver = bind(&dir.socket());
-    let options = HookOptions {
-        // The thread sends the first call at once; what it did not take in
-        // that round gathers for this long: only `stop_sender` sends it.
-        send_delay: Duration::from_secs(30),
-        ..HookOptions::default()
-    };
-    let client = HookClient::with_options(dir.socket(), options);
+    // The first call comes alone and leaves at once; the second is queued
+    // and gathers for this long: only `stop_sender` sends it.
+    let client = client_with_delay(&dir, Duration::from_secs(30));
     client.queue_call(call("a"));
     client.queue_call(call("a"));
     client.stop_sender();
@@ -686,12 +684,8 @@ fn a_stopped_sender_has_sent_everything_and_restarts_on_the_next_call() {
 fn a_full_receiver_makes_the_sender_wait_not_drop() {
     let dir = TempDir::new();
     let receiver = bind(&dir.socket());
-    let options = HookOptions {
-        // Patience enough for a test runner on a loaded machine.
-        send_delay: Duration::from_millis(20),
-        ..HookOptions::default()
-    };
-    let client = HookClient::with_options(dir.socket(), options);
+    // Patience enough for a test runner on a loaded machine.
+    let client = client_with_delay(&dir, Duration::from_millis(20));
     // Far more than the kernel queues for a reader that has not read yet
     // (`net.unix.max_dgram_qlen`, 10 by default).
     let total = 600;
