@@ -31,10 +31,10 @@ pub struct HookOptions {
     /// collector is not flooded with them.
     pub drops_report_interval: Duration,
     /// How long calls given to `queue_call` close together (within this of
-    /// the sender thread's last round) gather before it sends them as one
-    /// batch; a call after a quiet spell leaves at once. The most a call
-    /// waits, and what a process killed outright (SIGKILL) can lose with no
-    /// trace.
+    /// the last send) gather before the sender thread sends them as one
+    /// batch; a call after a quiet spell is sent at once by its caller. The
+    /// most a call waits, and what a process killed outright (SIGKILL) can
+    /// lose with no trace.
     pub send_delay: Duration,
 }
 
@@ -159,10 +159,12 @@ impl HookClient {
         });
     }
 
-    /// Like `send_call`, but the call is sent by this worker's sender thread
-    /// (started on first use): at once if it comes alone, else within
-    /// `send_delay`, batched with the calls around it, so that the caller
-    /// never pays for the system call. A full queue is a
+    /// Like `send_call` for a call that comes alone (nothing queued, nothing
+    /// sent within `send_delay`): sent at once, on the caller's thread,
+    /// since waking a thread would cost the host more than the system call.
+    /// Calls that come closer together are queued and this worker's sender
+    /// thread (started on first use) sends them within `send_delay`, batched,
+    /// so that a burst does not pay a system call each. A full queue is a
     /// counted `buffer_full` drop; `send_call`, `report_drops`, `stats` and
     /// `flush` send the queue first.
     pub fn queue_call(&self, call: Call) {

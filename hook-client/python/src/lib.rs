@@ -4,8 +4,9 @@
 //! Layout:
 //! - `Client`: the Python class; one per process, shared by its threads. The
 //!   Rust client under it notices a fork by its pid and starts a new worker;
-//!   `queue_call` hands calls to its sender thread, which `stop_sender`
-//!   ends before a fork (the Python side registers that).
+//!   `queue_call` sends a lone call at once and hands calls that come close
+//!   together to its sender thread, which `stop_sender` ends before a fork
+//!   (the Python side registers that).
 //! - `read_call`: a `send_call` tuple as a `Call`.
 //! - `stack`: `capture_stack`, the caller's frames as a `Stack`, cached per
 //!   call site, which `read_call` takes as it is.
@@ -269,9 +270,10 @@ impl Client {
         })
     }
 
-    /// `send_call` for the audited call's own thread: the call is only
-    /// converted and queued here; a sender thread sends it within
-    /// milliseconds, batched with others (`egress_hook::HookClient::queue_call`).
+    /// `send_call` for the audited call's own thread: a call that comes
+    /// alone is sent here at once; calls that come close together are
+    /// queued, and a sender thread sends them within milliseconds, batched
+    /// (`egress_hook::HookClient::queue_call`).
     fn queue_call(&self, fields: &Bound<'_, PyAny>) {
         shielded((), || {
             let (call, frames) = read_call(fields)?;

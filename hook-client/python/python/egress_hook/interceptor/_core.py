@@ -444,8 +444,9 @@ def emit(rec):
             # Its bodies follow the call, from the forensic sender thread.
             _forensic.submit(client, rec.fields(), rec.forensic)
             return
-        # The native sender queues the call for its sender thread: the
-        # system call (and the collector's wake-up) leaves the audited call.
+        # The native sender sends a lone call at once and queues calls that
+        # come close together for its sender thread, which sends them in
+        # batches (waking a thread per call would cost more than a send).
         state.send(rec.fields())
     except Exception:
         count_error()
