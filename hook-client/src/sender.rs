@@ -96,15 +96,15 @@ struct Queue {
 }
 
 impl Queue {
+    /// Whether calls were sent within the last `delay`.
+    fn sent_within(&self, delay: Duration) -> bool {
+        self.last_round.is_some_and(|at| at.elapsed() < delay)
+    }
+
     /// Whether a call now would come alone: nothing waits, the thread is
     /// asleep or not started, and nothing was sent within `delay`.
     fn alone(&self, delay: Duration) -> bool {
-        self.calls.is_empty()
-            && (self.idle || self.sender.is_none())
-            && match self.last_round {
-                Some(at) => at.elapsed() >= delay,
-                None => true,
-            }
+        self.calls.is_empty() && (self.idle || self.sender.is_none()) && !self.sent_within(delay)
     }
 }
 
@@ -300,7 +300,7 @@ impl Outbox {
             loop {
                 let wait = {
                     let queue = lock(&self.queue);
-                    !queue.stop && queue.last_round.is_some_and(|at| at.elapsed() < self.delay)
+                    !queue.stop && queue.sent_within(self.delay)
                 };
                 if wait {
                     thread::park_timeout(self.delay);
