@@ -59,6 +59,31 @@ def pct_spread(values):
     return f"{statistics.median(values):+.1f} % [{min(values):+.1f} .. {max(values):+.1f}]"
 
 
+# What the issue's acceptance asks the medians to tell apart from zero.
+TARGETS = (("p50", 0.05, "ms"), ("req/s", 3.0, "%"))
+
+
+def resolution(p50_noise, rps_noise):
+    """What this sitting's medians can tell apart, from B-C on the no-call
+    route (the same code on both sides, so every round's difference is
+    noise): its spread from round to round (standard deviation σ), the
+    margin of the median of this many rounds (1.96 × 1.2533 σ / √n: 95 %,
+    the median of a normal sample), and how many rounds a margin as small
+    as each target would take."""
+    n = len(p50_noise)
+    if n < 3:
+        return "\nResolution: fewer than 3 rounds, not estimated."
+    lines = [f"\nResolution of this sitting (B-C, the same code, over {n} rounds):"]
+    for (name, target, unit), values in zip(TARGETS, (p50_noise, rps_noise)):
+        sigma = statistics.stdev(values)
+        margin = 1.96 * 1.2533 * sigma / n ** 0.5
+        needed = (1.96 * 1.2533 * sigma / target) ** 2
+        lines.append(f"- {name}: σ {sigma:.3f} {unit} per round; the median of {n} rounds "
+                     f"is known to ±{margin:.3f} {unit}; ±{target:g} {unit} would take "
+                     f"about {needed:.0f} rounds")
+    return "\n".join(lines)
+
+
 def main(path):
     runs = load(path)
     rounds = sorted({r for r, _, _ in runs})
@@ -100,6 +125,9 @@ def main(path):
         rps = [100 * (b["rps"] / c["rps"] - 1) for b, c in pairs]
         print(f"| nocall | B-C (the same code: the noise) | {spread(p50)} | {spread(p99)} | "
               f"{pct_spread(rps)} |")
+        noise = (p50, rps)
+    else:
+        noise = None
     print("\nCPU time per request that the audit adds (Odoo + collector + PostgreSQL, "
           "against A of the same round), µs, median [min .. max]:\n")
     print("| route | config | Odoo | collector | PostgreSQL | all |")
@@ -128,6 +156,8 @@ def main(path):
                                               diffs[(ROUTES[1], config)])]
             print(f"\nPer call in Odoo, ({config}-A one call) - ({config}-A no call), p50: "
                   f"{spread(per_call)} ms")
+    if noise:
+        print(resolution(*noise))
     lost = [(k, v) for k, v in runs.items() if k[2] == "onecall" and k[1] != "A"
             and (v["journaled"] != v["calls"] or v["gaps"])]
     calls = sum(v["calls"] for k, v in runs.items() if k[2] == "onecall" and k[1] != "A")
