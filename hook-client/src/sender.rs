@@ -314,11 +314,10 @@ impl Outbox {
                         }
                         (mem::take(&mut queue.calls), queue.stop)
                     };
-                    let sent = !calls.is_empty();
                     let before = calls.len();
                     let patient = !stop && refusals < PATIENCE;
                     let mut unsent = self.send_all(&mut state, calls, patient);
-                    refusals = if unsent.len() == before && sent {
+                    refusals = if before > 0 && unsent.len() == before {
                         refusals + 1
                     } else {
                         0
