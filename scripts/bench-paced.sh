@@ -85,20 +85,24 @@ run_once() {
 # connection. The backend reads its own CPU time (/proc/self/schedstat).
 # Prints its CPU µs per call.
 postgres_floor() {
-    local db=$1 dir=$2 calls=$3 batch=0 xid
+    local db=$1 dir=$2 calls=$3 batches n
     # Written and read by the server: it may pass through, not list.
     chmod 0711 "$dir"
     mkdir -m 0777 "$dir/floor"
     psql -X -q -v ON_ERROR_STOP=1 "$superuser dbname=$db" \
         -c "CREATE TABLE floor_journal (LIKE egress.journal INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)"
+    # A file per transaction of the collector's, numbered in order, in one session.
+    psql -X -q -tA -v ON_ERROR_STOP=1 -v dir="$dir/floor" "$superuser dbname=$db" <<'SQL'
+SELECT format('COPY (SELECT * FROM egress.journal WHERE xmin = %L::xid ORDER BY seq) TO %L (FORMAT binary)',
+              xmin, :'dir' || '/' || n)
+FROM (SELECT xmin, row_number() OVER (ORDER BY min(seq)) AS n FROM egress.journal GROUP BY xmin) AS batch
+ORDER BY n \gexec
+SQL
+    batches=$(find "$dir/floor" -type f | wc -l)
     {
         echo "SELECT split_part(pg_read_file('/proc/self/schedstat'), ' ', 1);"
-        for xid in $(psql -X -tA "$superuser dbname=$db" -c \
-            "SELECT xmin FROM egress.journal GROUP BY xmin ORDER BY min(seq)"); do
-            batch=$((batch + 1))
-            psql -X -q "$superuser dbname=$db" -c "COPY (SELECT * FROM egress.journal
-                WHERE xmin = '$xid'::xid ORDER BY seq) TO '$dir/floor/$batch' (FORMAT binary)"
-            echo "BEGIN; COPY floor_journal FROM '$dir/floor/$batch' (FORMAT binary); COMMIT;"
+        for n in $(seq "$batches"); do
+            echo "BEGIN; COPY floor_journal FROM '$dir/floor/$n' (FORMAT binary); COMMIT;"
             echo "SELECT pg_sleep(0.2);"
         done
         echo "SELECT split_part(pg_read_file('/proc/self/schedstat'), ' ', 1);"
